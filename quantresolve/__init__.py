@@ -1,0 +1,1 @@
+"""quantresolve: how will every layer of a quantized checkpoint run?"""

@@ -1,0 +1,1 @@
+from quantresolve.cli.main import main; raise SystemExit(main())

@@ -1,0 +1,10 @@
+"""`quantresolve kernels` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("kernels", help="(not yet available)")
+    p.set_defaults(handler=lambda args: 2)

@@ -1,0 +1,10 @@
+"""`quantresolve run` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="(not yet available)")
+    p.set_defaults(handler=lambda args: 2)
