@@ -19,6 +19,7 @@ This module is torch-free; compressed-tensors schemes are converted in
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -146,6 +147,7 @@ def _modelopt_args(label: str, group_size: int | None) -> tuple[QuantArgs, Quant
     return table[label]
 
 
+@lru_cache(maxsize=256)
 def modelopt_scheme(label: str, *, group_size: int | None = None, has_zero_point: bool | None = None,
                     pre_quant_scale: bool | None = None) -> QuantScheme:
     """The :class:`QuantScheme` of a canonical ModelOpt label.
@@ -167,6 +169,7 @@ def modelopt_scheme(label: str, *, group_size: int | None = None, has_zero_point
                        input_activations=acts, options=options)
 
 
+@lru_cache(maxsize=16)
 def modelopt_kv_scheme(label: str) -> QuantScheme:
     """The KV-cache scheme of a canonical ModelOpt KV label (``FP8``, ``INT8``, ``NVFP4``, ...)."""
     args = {

@@ -1,0 +1,263 @@
+"""``load_config``: find a checkpoint's quantization config, detect its producer, normalize it.
+
+Where configs live:
+
+- ``hf_quant_config.json`` — ModelOpt's legacy file (authoritative when present);
+- ``config.json`` → ``quantization_config``, ``compression_config``, or a
+  nested ``*_config.quantization_config`` (``text_config`` of VLMs).
+
+The producer of a ``quantization_config`` dict is decided by a small ordered
+registry of detectors (:data:`DETECTORS`); formats outside scope (HF ``fp8``,
+``mxfp4`` of gpt-oss, GPTQ, AWQ, ...) are refused with
+:class:`~quantresolve.errors.UnsupportedFormatError`.
+
+    >>> cfg = load_config({"quant_method": "bitsandbytes", "load_in_4bit": True,
+    ...                    "bnb_4bit_quant_type": "nf4"})
+    >>> cfg.producer, cfg.quant_algo
+    ('bitsandbytes', 'BNB_NF4')
+
+Only the two named files inside the directory are read; symlinks that leave the
+directory are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from quantresolve.errors import (
+    ConfigError,
+    NoQuantizationConfigError,
+    ProducerConflictError,
+    UnsupportedFormatError,
+)
+from quantresolve.formats.bitsandbytes import BnbConfig
+from quantresolve.formats.modelopt import HfQuantConfigFile, ModelOptFlatConfig
+from quantresolve.formats.normalize import (
+    HF_QUANT_FILE,
+    normalize_bitsandbytes,
+    normalize_compressed_tensors,
+    normalize_modelopt,
+)
+from quantresolve.formats.normalized import NormalizedConfig
+from quantresolve.formats.validation import validate_model
+
+CONFIG_FILE = "config.json"
+#: Largest config file read (real ones are < 4 MB; MiniMax-M3's 22k-layer config is ~3 MB).
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+#: ``quant_method`` values of formats that are recognised but outside quantresolve's scope.
+OUT_OF_SCOPE_METHODS = {
+    "fp8": "HF fine-grained FP8 (transformers' FineGrainedFP8Config)",
+    "mxfp4": "gpt-oss MXFP4 (transformers' Mxfp4Config)",
+    "gptq": "GPTQ", "awq": "AutoAWQ", "aqlm": "AQLM", "hqq": "HQQ", "eetq": "EETQ", "quanto": "Quanto",
+    "torchao": "torchao", "fbgemm_fp8": "FBGEMM FP8", "bitnet": "BitNet", "higgs": "HIGGS", "vptq": "VPTQ",
+    "spqr": "SpQR", "gguf": "GGUF", "auto-round": "AutoRound", "fp_quant": "FP-Quant", "quark": "Quark",
+}
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def read_json(path: Path, *, root: Path | None = None, label: str | None = None) -> Any:
+    """Read a JSON file strictly: size cap, no duplicate keys, no escape from ``root``."""
+    name = label or path.name
+    if root is not None:
+        try:
+            path.resolve().relative_to(root.resolve())
+        except ValueError:
+            raise ConfigError(f"refusing to read a file outside the checkpoint directory ({path.resolve()})",
+                              file=name) from None
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"file is {size} bytes; configs larger than {MAX_CONFIG_BYTES} bytes are refused",
+                              file=name)
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=name) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read: {err.strerror or err}", file=name) from None
+    return parse_json_text(text, file=name)
+
+
+def parse_json_text(text: str, *, file: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}", file=file) from None
+    except ValueError as err:  # duplicate keys
+        raise ConfigError(f"invalid JSON: {err}", file=file) from None
+    except RecursionError:
+        raise ConfigError("invalid JSON: nested too deeply", file=file) from None
+
+
+# --- producer detection --------------------------------------------------------------------------
+
+def _is_bnb(d: dict[str, Any]) -> bool:
+    flags = ("load_in_4bit", "load_in_8bit", "_load_in_4bit", "_load_in_8bit")
+    # transformers routes any config with a true load_in_* flag to bitsandbytes.
+    return d.get("quant_method") == "bitsandbytes" or any(d.get(f) is True for f in flags)
+
+
+def _is_ct(d: dict[str, Any]) -> bool:
+    qm = d.get("quant_method")
+    return qm in ("compressed-tensors", "sparseml") or (qm is None and "config_groups" in d and "quant_algo" not in d)
+
+
+def _is_modelopt(d: dict[str, Any]) -> bool:
+    producer = d.get("producer")
+    by_producer = isinstance(producer, dict) and str(producer.get("name", "")).lower() == "modelopt"
+    return d.get("quant_method") == "modelopt" or by_producer or (d.get("quant_method") is None and "quant_algo" in d)
+
+
+#: Ordered: the first detector that matches decides the producer.
+DETECTORS: tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...] = (
+    ("bitsandbytes", _is_bnb),
+    ("modelopt", _is_modelopt),
+    ("compressed-tensors", _is_ct),
+)
+
+
+def detect_producer(data: dict[str, Any], *, file: str, field: str) -> str:
+    """Which producer wrote this ``quantization_config`` (or a clear refusal)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected an object, got {type(data).__name__}", file=file, field=field)
+    for name, matches in DETECTORS:
+        if matches(data):
+            return name
+    qm = data.get("quant_method")
+    if isinstance(qm, str) and qm.lower() in OUT_OF_SCOPE_METHODS:
+        raise UnsupportedFormatError(
+            f"quant_method {qm!r} is {OUT_OF_SCOPE_METHODS[qm.lower()]}, which quantresolve does not handle; "
+            "supported: modelopt, compressed-tensors, bitsandbytes", file=file, field=f"{field}.quant_method")
+    raise ConfigError(f"cannot tell the producer: quant_method is {qm!r}; supported: modelopt, compressed-tensors, "
+                      "bitsandbytes", file=file, field=f"{field}.quant_method" if qm is not None else field)
+
+
+def _normalize_section(data: dict[str, Any], *, file: str, field: str,
+                       hf: HfQuantConfigFile | None = None) -> NormalizedConfig:
+    producer = detect_producer(data, file=file, field=field)
+    if producer == "bitsandbytes":
+        return normalize_bitsandbytes(validate_model(BnbConfig, data, file=file, prefix=field), file=file, field=field)
+    if producer == "compressed-tensors":
+        return normalize_compressed_tensors(data, file=file, field=field)
+    flat = validate_model(ModelOptFlatConfig, data, file=file, prefix=field)
+    return normalize_modelopt(hf, flat, flat_file=file, flat_field=field)
+
+
+# --- locating the section in config.json ---------------------------------------------------------
+
+_TOP_KEYS = ("quantization_config", "compression_config")
+
+
+def find_quant_section(config: dict[str, Any], *, file: str) -> tuple[str, dict[str, Any]] | None:
+    """``(field path, section)`` of the quantization config inside a ``config.json``, if any.
+
+    Top-level keys win; otherwise a nested ``*_config`` (``text_config``,
+    ``llm_config``, ...) holding one. Two different nested sections are an error.
+    """
+    for key in _TOP_KEYS:
+        if key in config and config[key] is not None:
+            section = config[key]
+            if not isinstance(section, dict):
+                raise ConfigError(f"expected an object, got {type(section).__name__}", file=file, field=key)
+            return key, section
+    nested = []
+    for outer in sorted(config):
+        value = config[outer]
+        if outer.endswith("_config") and isinstance(value, dict):
+            for key in _TOP_KEYS:
+                if isinstance(value.get(key), dict):
+                    nested.append((f"{outer}.{key}", value[key]))
+    if len({json.dumps(s, sort_keys=True) for _, s in nested}) > 1:
+        raise ConfigError("several different nested quantization configs: "
+                          + ", ".join(path for path, _ in nested), file=file)
+    return nested[0] if nested else None
+
+
+def _looks_like_config_json(data: dict[str, Any]) -> bool:
+    return any(k in data for k in ("architectures", "model_type", *_TOP_KEYS)) or any(
+        k.endswith("_config") and isinstance(v, dict) for k, v in data.items())
+
+
+def _from_document(data: Any, *, file: str) -> NormalizedConfig:
+    """A single JSON document: hf_quant_config, config.json, or a bare quantization_config."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a JSON object at the top level, got {type(data).__name__}", file=file)
+    if "quantization" in data and ("producer" in data or isinstance(data.get("quantization"), dict)):
+        hf = validate_model(HfQuantConfigFile, data, file=file)
+        return normalize_modelopt(hf, None, hf_file=file)
+    if any(k in data for k in ("quant_method", "quant_algo", "config_groups", "load_in_4bit", "load_in_8bit",
+                               "_load_in_4bit", "_load_in_8bit")):
+        return _normalize_section(data, file=file, field="")
+    if _looks_like_config_json(data):
+        found = find_quant_section(data, file=file)
+        if found is None:
+            raise NoQuantizationConfigError("no quantization_config (or compression_config) in this config",
+                                            file=file)
+        field, section = found
+        return _normalize_section(section, file=file, field=field)
+    raise NoQuantizationConfigError("not a quantization config: no quant_method, quant_algo, config_groups, "
+                                    "load_in_* or quantization section", file=file)
+
+
+def _from_directory(root: Path) -> NormalizedConfig:
+    hf_path, cfg_path = root / HF_QUANT_FILE, root / CONFIG_FILE
+    hf_data = read_json(hf_path, root=root) if hf_path.is_file() else None
+    cfg_data = read_json(cfg_path, root=root) if cfg_path.is_file() else None
+    section = None
+    if cfg_data is not None:
+        if not isinstance(cfg_data, dict):
+            raise ConfigError(f"expected a JSON object at the top level, got {type(cfg_data).__name__}",
+                              file=CONFIG_FILE)
+        section = find_quant_section(cfg_data, file=CONFIG_FILE)
+    if hf_data is None:
+        if section is None:
+            raise NoQuantizationConfigError(
+                f"no quantization config found: no {HF_QUANT_FILE}, and {CONFIG_FILE} "
+                f"{'has no quantization_config' if cfg_data is not None else 'is missing'}", file=str(root))
+        return _normalize_section(section[1], file=CONFIG_FILE, field=section[0])
+    if not isinstance(hf_data, dict):
+        raise ConfigError(f"expected a JSON object at the top level, got {type(hf_data).__name__}", file=HF_QUANT_FILE)
+    hf = validate_model(HfQuantConfigFile, hf_data, file=HF_QUANT_FILE)
+    if section is None:
+        return normalize_modelopt(hf, None)
+    field, data = section
+    producer = detect_producer(data, file=CONFIG_FILE, field=field)
+    if producer != "modelopt":
+        raise ProducerConflictError(
+            f"{HF_QUANT_FILE} is a ModelOpt config but {CONFIG_FILE} {field} is {producer}; "
+            "a checkpoint has one producer", file=CONFIG_FILE, field=field)
+    flat = validate_model(ModelOptFlatConfig, data, file=CONFIG_FILE, prefix=field)
+    return normalize_modelopt(hf, flat, flat_field=field)
+
+
+def load_config(source: str | Path | dict[str, Any]) -> NormalizedConfig:
+    """Load and normalize the quantization config of a checkpoint directory, a JSON file, or a dict.
+
+        >>> load_config({"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": ["lm_head"]}).quant_algo
+        'NVFP4'
+    """
+    if isinstance(source, dict):
+        return _from_document(source, file="<dict>")
+    path = Path(source)
+    if path.is_dir():
+        return _from_directory(path)
+    if not path.exists():
+        raise ConfigError("no such file or directory", file=str(path))
+    data = read_json(path, label=str(path))
+    cfg = _from_document(data, file=path.name)
+    return cfg
+
+
+__all__ = ["DETECTORS", "detect_producer", "find_quant_section", "load_config", "read_json"]

@@ -1,0 +1,337 @@
+"""From each producer's file layout to the one :class:`NormalizedConfig`.
+
+One pure function per producer. They canonicalise algorithm spellings with the
+field path at hand (so an unknown algorithm names its exact location), turn
+name lists into :class:`NameEntry` values that keep their original spelling,
+and collect findings instead of guessing.
+
+    >>> from quantresolve.formats.modelopt import HfQuantConfigFile
+    >>> hf = HfQuantConfigFile.model_validate({"producer": {"name": "modelopt", "version": "0.31.0"},
+    ...     "quantization": {"quant_algo": "fp8", "kv_cache_quant_algo": "FP8", "exclude_modules": ["lm_head"]}})
+    >>> cfg = normalize_modelopt(hf, None)
+    >>> cfg.quant_algo, cfg.default_scheme.algo, cfg.kv_cache.algo, [e.original for e in cfg.exclude]
+    ('FP8', 'FP8', 'FP8', ['lm_head'])
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from quantresolve.errors import ConfigError, UnknownAlgorithmError
+from quantresolve.formats.algos import (
+    MIXED_PRECISION,
+    MODELOPT_LABELS,
+    canonical_modelopt_algo,
+    canonical_modelopt_kv_algo,
+)
+from quantresolve.formats.bitsandbytes import BnbConfig
+from quantresolve.formats.compressed_tensors import KNOWN_FORMATS, ct_label, ct_scheme, kv_scheme
+from quantresolve.formats.modelopt import HfQuantConfigFile, LayerQuantSpec, ModelOptFlatConfig
+from quantresolve.formats.normalized import (
+    Finding,
+    LayerEntry,
+    NameEntry,
+    NormalizedConfig,
+    SchemeGroup,
+)
+from quantresolve.formats.scheme import (
+    QuantArgs,
+    QuantScheme,
+    bnb_scheme,
+    modelopt_kv_scheme,
+    modelopt_scheme,
+)
+
+HF_QUANT_FILE = "hf_quant_config.json"
+
+
+def _algo(spelling: object, *, file: str, field: str, allow_mixed: bool = True) -> str | None:
+    try:
+        return canonical_modelopt_algo(spelling, allow_mixed=allow_mixed)
+    except UnknownAlgorithmError as err:
+        raise UnknownAlgorithmError(err.detail, file=file, field=field) from None
+
+
+def _kv_algo(spelling: object, *, file: str, field: str) -> str | None:
+    try:
+        return canonical_modelopt_kv_algo(spelling)
+    except UnknownAlgorithmError as err:
+        raise UnknownAlgorithmError(err.detail, file=file, field=field) from None
+
+
+def _entries(names: Iterable[str] | None, *, file: str, field: str, class_names: bool = False) -> tuple[NameEntry, ...]:
+    out = []
+    for i, name in enumerate(names or ()):
+        if not name.strip():
+            raise ConfigError("empty module name", file=file, field=f"{field}[{i}]")
+        out.append(NameEntry.classify(name, file=file, field=f"{field}[{i}]", class_names=class_names))
+    return tuple(out)
+
+
+# --- ModelOpt ------------------------------------------------------------------------------------
+
+def _layer_scheme(spec: LayerQuantSpec, *, group_size: int | None, file: str, field: str) -> QuantScheme | None:
+    label = _algo(spec.quant_algo, file=file, field=f"{field}.quant_algo", allow_mixed=False)
+    if label is None:
+        return None
+    return modelopt_scheme(label, group_size=spec.group_size or group_size, has_zero_point=spec.has_zero_point,
+                           pre_quant_scale=spec.pre_quant_scale)
+
+
+def _layers(layers: dict[str, LayerQuantSpec] | None, *, group_size: int | None, file: str,
+            field: str) -> tuple[tuple[LayerEntry, ...], tuple[NameEntry, ...]]:
+    """Per-layer entries; an entry whose algo is "none" becomes an exact exclusion."""
+    entries: list[LayerEntry] = []
+    excluded: list[NameEntry] = []
+    for name in sorted(layers or {}):
+        where = f"{field}[{json.dumps(name)}]"
+        if not name.strip():
+            raise ConfigError("empty module name as a quantized_layers key", file=file, field=where)
+        scheme = _layer_scheme(layers[name], group_size=group_size, file=file, field=where)  # type: ignore[index]
+        if scheme is None:
+            excluded.append(NameEntry(original=name, kind="exact", file=file, field=where))
+        else:
+            entries.append(LayerEntry(name=name, scheme=scheme, file=file, field=where))
+    return tuple(entries), tuple(excluded)
+
+
+def modelopt_label_for_group(group: dict[str, Any]) -> str | None:
+    """The ModelOpt label whose arguments a flat ``config_groups`` entry describes, if exactly one fits.
+
+    Exports write partial compressed-tensors-style arguments
+    (``{"weights": {"num_bits": 4, "type": "float", "group_size": 16}}``);
+    every field present must agree with the label's own arguments.
+    """
+    def fits(mine: QuantArgs | None, theirs: Any) -> bool:
+        if theirs is None:
+            return mine is None
+        if mine is None or not isinstance(theirs, dict):
+            return False
+        for key in ("num_bits", "type", "strategy", "group_size"):
+            if theirs.get(key) is not None and theirs[key] != getattr(mine, key):
+                return False
+        return True
+
+    matches = []
+    for label in MODELOPT_LABELS:
+        s = modelopt_scheme(label)
+        if fits(s.weights, group.get("weights")) and fits(s.input_activations, group.get("input_activations")):
+            matches.append(label)
+    return matches[0] if len(matches) == 1 else None
+
+
+def _flat_groups(flat: ModelOptFlatConfig, *, file: str, field: str) -> tuple[SchemeGroup, ...]:
+    groups = []
+    for name in sorted(flat.config_groups or {}):
+        raw = flat.config_groups[name]  # type: ignore[index]
+        where = f"{field}.config_groups[{json.dumps(name)}]"
+        label = modelopt_label_for_group(raw)
+        if label is None:
+            continue  # described by quant_algo / quantized_layers; cross-checked in findings
+        targets = raw.get("targets") or []
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise ConfigError("targets must be a list of strings", file=file, field=f"{where}.targets")
+        groups.append(SchemeGroup(name=name, scheme=modelopt_scheme(label), field=where,
+                                  targets=_entries(targets, file=file, field=f"{where}.targets", class_names=True)))
+    return tuple(groups)
+
+
+def _flat_kv(flat: ModelOptFlatConfig, *, file: str, field: str) -> QuantScheme | None:
+    kv = flat.kv_cache_scheme
+    if isinstance(kv, str):
+        label = _kv_algo(kv, file=file, field=f"{field}.kv_cache_scheme")
+    elif isinstance(kv, dict):
+        bits, typ = kv.get("num_bits"), kv.get("type")
+        label = {(8, "float"): "FP8", (8, "int"): "INT8", (4, "float"): "NVFP4"}.get((bits, typ))
+        if label is None:
+            raise ConfigError(f"unsupported KV-cache scheme {kv!r}", file=file, field=f"{field}.kv_cache_scheme")
+    else:
+        label = _kv_algo(flat.kv_cache_quant_algo, file=file, field=f"{field}.kv_cache_quant_algo")
+    return modelopt_kv_scheme(label) if label else None
+
+
+def _modelopt_from_flat(flat: ModelOptFlatConfig, *, file: str, field: str) -> NormalizedConfig:
+    label = _algo(flat.quant_algo, file=file, field=f"{field}.quant_algo")
+    excludes = flat.ignore if flat.ignore is not None else flat.exclude_modules
+    ex_field = f"{field}.ignore" if flat.ignore is not None else f"{field}.exclude_modules"
+    layers, none_layers = _layers(flat.quantized_layers, group_size=flat.group_size, file=file,
+                                  field=f"{field}.quantized_layers")
+    groups = _flat_groups(flat, file=file, field=field)
+    findings: list[Finding] = []
+    if flat.quant_method == "fp8":
+        findings.append(Finding(
+            code="base-format-fp8", severity="warning", file=file, field=f"{field}.quant_method",
+            message="quant_method 'fp8' next to ModelOpt keys: layers outside the ModelOpt scheme are stored in "
+                    "the base block-FP8 format, which quantresolve does not resolve"))
+    if label == MIXED_PRECISION and not layers and groups:
+        # Older flat exports carry the per-layer truth only as explicit group targets.
+        layers = tuple(sorted((LayerEntry(name=t.original, scheme=g.scheme, file=file, field=t.field)
+                               for g in groups for t in g.targets if t.kind == "exact"), key=lambda e: e.name))
+    if label is None and flat.moe_quant_algo:
+        label = MIXED_PRECISION
+    return NormalizedConfig(
+        producer="modelopt", producer_version=flat.producer.version if flat.producer else None, format="modelopt",
+        quant_algo=label, default_scheme=_default(label, flat.group_size, flat.has_zero_point, flat.pre_quant_scale),
+        exclude=_entries(excludes, file=file, field=ex_field) + none_layers, layers=layers,
+        kv_cache=_flat_kv(flat, file=file, field=field), findings=tuple(findings), sources=(file,),
+    )
+
+
+def _default(label: str | None, group_size: int | None, has_zp: bool | None, pqs: bool | None) -> QuantScheme | None:
+    if label is None or label == MIXED_PRECISION:
+        return None
+    return modelopt_scheme(label, group_size=group_size, has_zero_point=has_zp, pre_quant_scale=pqs)
+
+
+def _modelopt_from_hf(hf: HfQuantConfigFile, *, file: str) -> NormalizedConfig:
+    q = hf.quantization
+    label = _algo(q.quant_algo, file=file, field="quantization.quant_algo")
+    kv = _kv_algo(q.kv_cache_quant_algo, file=file, field="quantization.kv_cache_quant_algo")
+    layers, none_layers = _layers(q.quantized_layers, group_size=q.group_size, file=file,
+                                  field="quantization.quantized_layers")
+    if hf.producer is not None and hf.producer.name.lower() != "modelopt":
+        raise ConfigError(f"producer is {hf.producer.name!r}, expected 'modelopt'", file=file, field="producer.name")
+    return NormalizedConfig(
+        producer="modelopt", producer_version=hf.producer.version if hf.producer else None, format="modelopt",
+        quant_algo=label, default_scheme=_default(label, q.group_size, q.has_zero_point, q.pre_quant_scale),
+        exclude=_entries(q.exclude_modules, file=file, field="quantization.exclude_modules") + none_layers,
+        layers=layers, kv_cache=modelopt_kv_scheme(kv) if kv else None, sources=(file,),
+    )
+
+
+def _check_mixed(cfg: NormalizedConfig, file: str, field: str) -> None:
+    if cfg.is_mixed_precision and not cfg.layers:
+        raise ConfigError("quant_algo is MIXED_PRECISION but quantized_layers is empty or missing: "
+                          "every layer would be unquantized", file=file, field=field)
+    if cfg.quant_algo is None and cfg.layers:
+        raise ConfigError("quantized_layers is given but quant_algo is not MIXED_PRECISION", file=file,
+                          field=field.rsplit(".", 1)[0] + ".quant_algo" if "." in field else "quant_algo")
+
+
+def _compare(hf: NormalizedConfig, flat: NormalizedConfig) -> list[Finding]:
+    """Every way the flat config.json disagrees with the authoritative hf_quant_config.json."""
+    out: list[Finding] = []
+
+    def diff(code: str, what: str, mine: object, theirs: object, field: str) -> None:
+        if mine != theirs:
+            out.append(Finding(code=code, severity="warning", file=flat.sources[0], field=field, subject=what,
+                               message=f"{what}: {HF_QUANT_FILE} says {mine!r}, {flat.sources[0]} says {theirs!r}; "
+                                       f"{HF_QUANT_FILE} is authoritative"))
+
+    diff("files-disagree-algo", "quant_algo", hf.quant_algo, flat.quant_algo, "quantization_config.quant_algo")
+    diff("files-disagree-kv", "KV-cache algorithm", hf.kv_cache.algo if hf.kv_cache else None,
+         flat.kv_cache.algo if flat.kv_cache else None, "quantization_config.kv_cache_scheme")
+    def gs(c):
+        return (c.default_scheme.weights.group_size if c.default_scheme and c.default_scheme.weights else None)
+    diff("files-disagree-group-size", "group size", gs(hf), gs(flat), "quantization_config.group_size")
+    diff("files-disagree-producer-version", "producer version", hf.producer_version, flat.producer_version,
+         "quantization_config.producer.version")
+    hf_ex = sorted({e.original for e in hf.exclude})
+    flat_ex = sorted({e.original for e in flat.exclude})
+    if hf_ex != flat_ex:
+        only_hf = sorted(set(hf_ex) - set(flat_ex))
+        only_flat = sorted(set(flat_ex) - set(hf_ex))
+        out.append(Finding(code="files-disagree-exclude", severity="warning", file=flat.sources[0],
+                           field="quantization_config.ignore", subject="exclude set",
+                           message=f"exclude sets differ: only in {HF_QUANT_FILE}: {only_hf[:5]}"
+                                   f"{'...' if len(only_hf) > 5 else ''} ({len(only_hf)}); only in "
+                                   f"{flat.sources[0]}: {only_flat[:5]}{'...' if len(only_flat) > 5 else ''} "
+                                   f"({len(only_flat)})"))
+    hf_layers = {e.name: e.scheme.algo for e in hf.layers}
+    flat_layers = {e.name: e.scheme.algo for e in flat.layers}
+    if len(hf_layers) != len(flat_layers):
+        out.append(Finding(code="files-disagree-layers", severity="warning", file=flat.sources[0],
+                           field="quantization_config.quantized_layers", subject="quantized_layers count",
+                           message=f"{HF_QUANT_FILE} lists {len(hf_layers)} quantized layers, "
+                                   f"{flat.sources[0]} lists {len(flat_layers)}"))
+    for name in sorted(set(hf_layers) & set(flat_layers)):
+        if hf_layers[name] != flat_layers[name]:
+            out.append(Finding(code="files-disagree-layers", severity="warning", file=flat.sources[0],
+                               field=f"quantization_config.quantized_layers[{json.dumps(name)}]", subject=name,
+                               message=f"{name}: {HF_QUANT_FILE} says {hf_layers[name]}, "
+                                       f"{flat.sources[0]} says {flat_layers[name]}"))
+    return out
+
+
+def normalize_modelopt(hf: HfQuantConfigFile | None, flat: ModelOptFlatConfig | None, *,
+                       hf_file: str = HF_QUANT_FILE, flat_file: str = "config.json",
+                       flat_field: str = "quantization_config") -> NormalizedConfig:
+    """Normalize ModelOpt's legacy file, flat config, or both (legacy authoritative, differences → findings)."""
+    hf_cfg = _modelopt_from_hf(hf, file=hf_file) if hf is not None else None
+    flat_cfg = _modelopt_from_flat(flat, file=flat_file, field=flat_field) if flat is not None else None
+    if hf_cfg is not None:
+        _check_mixed(hf_cfg, hf_file, "quantization.quantized_layers")
+    if flat_cfg is not None:
+        _check_mixed(flat_cfg, flat_file, f"{flat_field}.quantized_layers")
+    if hf_cfg is None:
+        assert flat_cfg is not None
+        return flat_cfg
+    if flat_cfg is None:
+        return hf_cfg
+    findings = [*hf_cfg.findings, *flat_cfg.findings, *_compare(hf_cfg, flat_cfg)]
+    return hf_cfg.model_copy(update={"findings": tuple(findings), "sources": (hf_file, flat_file)})
+
+
+# --- compressed-tensors -------------------------------------------------------------------------
+
+def normalize_compressed_tensors(data: dict[str, Any], *, file: str = "config.json",
+                                 field: str = "quantization_config") -> NormalizedConfig:
+    """Normalize a compressed-tensors ``quantization_config`` (parsed by the library itself)."""
+    from quantresolve.formats.compressed_tensors import parse_ct_config
+
+    config = parse_ct_config(data, file=file, prefix=field)
+    version = data.get("version") if isinstance(data.get("version"), str) else None
+    top = config.format
+    findings: list[Finding] = []
+    groups = []
+    for name in sorted(config.config_groups):
+        scheme = config.config_groups[name]
+        where = f"{field}.config_groups[{json.dumps(name)}]"
+        fmt = scheme.format or (top if top not in (None, "mixed-precision") else None)
+        if fmt is None:
+            raise ConfigError("no format: the group has no 'format' and the top-level format is "
+                              f"{top!r}", file=file, field=f"{where}.format")
+        if fmt not in KNOWN_FORMATS and fmt != "fakequant":
+            raise ConfigError(f"unknown compressed-tensors format {fmt!r}; known: {', '.join(sorted(KNOWN_FORMATS))}",
+                              file=file, field=f"{where}.format")
+        targets = _entries(scheme.targets, file=file, field=f"{where}.targets", class_names=True)
+        groups.append(SchemeGroup(name=name, scheme=ct_scheme(scheme, fmt=fmt, version=version),
+                                  targets=targets, field=where))
+    if not groups:
+        raise ConfigError("config_groups is empty: nothing is quantized", file=file, field=f"{field}.config_groups")
+    labels = sorted({g.scheme.algo for g in groups})
+    kv = kv_scheme(config.kv_cache_scheme, version=version) if config.kv_cache_scheme is not None else None
+    return NormalizedConfig(
+        producer="compressed-tensors", producer_version=version, format=top,
+        quant_algo=labels[0] if len(labels) == 1 else None, groups=tuple(groups),
+        exclude=_entries(config.ignore, file=file, field=f"{field}.ignore", class_names=True),
+        kv_cache=kv, findings=tuple(findings), sources=(file,),
+    )
+
+
+# --- bitsandbytes --------------------------------------------------------------------------------
+
+def normalize_bitsandbytes(cfg: BnbConfig, *, file: str = "config.json",
+                           field: str = "quantization_config") -> NormalizedConfig:
+    """Normalize a bitsandbytes config: one default scheme plus skip entries."""
+    label = cfg.algo_label()
+    if label is None:
+        raise ConfigError("neither load_in_4bit nor load_in_8bit is true", file=file, field=field)
+    if cfg.is_4bit and cfg.is_8bit:
+        raise ConfigError("both load_in_4bit and load_in_8bit are true", file=file, field=field)
+    if label == "BNB_INT8":
+        options: dict[str, Any] = {"threshold": float(cfg.llm_int8_threshold),
+                                   "has_fp16_weight": cfg.llm_int8_has_fp16_weight}
+    else:
+        options = {"quant_type": cfg.bnb_4bit_quant_type, "double_quant": cfg.bnb_4bit_use_double_quant,
+                   "compute_dtype": cfg.bnb_4bit_compute_dtype, "quant_storage": cfg.bnb_4bit_quant_storage,
+                   "blocksize": 64}
+    skip = _entries(cfg.llm_int8_skip_modules, file=file, field=f"{field}.llm_int8_skip_modules")
+    return NormalizedConfig(producer="bitsandbytes", format="bitsandbytes", quant_algo=label,
+                            default_scheme=bnb_scheme(label, **options), exclude=skip, sources=(file,))
+
+
+__all__ = ["ct_label", "modelopt_label_for_group", "normalize_bitsandbytes", "normalize_compressed_tensors",
+           "normalize_modelopt"]

@@ -1,0 +1,136 @@
+"""The one normalized view of a quantization config, whatever its producer.
+
+Every name-bearing entry keeps its original spelling, how it matches
+(``exact`` / ``glob`` / ``regex`` / ``class``) and where it came from (file and
+field path), so reports can always point back at the line a user wrote.
+
+    >>> e = NameEntry.classify("model.layers.61*", file="hf_quant_config.json",
+    ...                        field="quantization.exclude_modules[0]")
+    >>> e.kind, e.original
+    ('glob', 'model.layers.61*')
+    >>> NameEntry.classify("re:.*visual.*", file="config.json", field="ignore[0]").kind
+    'regex'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from quantresolve.formats.algos import Producer
+from quantresolve.formats.scheme import QuantScheme
+
+Severity = Literal["error", "warning", "info"]
+EntryKind = Literal["exact", "glob", "regex", "class"]
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+class Finding(BaseModel):
+    """Something worth telling a user: a stable ``code``, a severity, a message, what it is about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    severity: Severity
+    message: str
+    subject: str | None = None
+    file: str | None = None
+    field: str | None = None
+
+
+class NameEntry(BaseModel):
+    """A module name or pattern as a config spells it (checkpoint namespace)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    original: str
+    kind: EntryKind
+    file: str
+    field: str
+
+    @classmethod
+    def classify(cls, spelling: str, *, file: str, field: str, class_names: bool = False) -> NameEntry:
+        """Decide how ``spelling`` matches.
+
+        ``re:`` prefix → regex; glob metacharacters → glob; with ``class_names``
+        (compressed-tensors targets) a dot-free CamelCase word → class name;
+        anything else → exact module path (which also covers its subtree where
+        the producer's rules say so).
+        """
+        if spelling.startswith("re:"):
+            kind: EntryKind = "regex"
+        elif any(c in _GLOB_CHARS for c in spelling):
+            kind = "glob"
+        elif class_names and "." not in spelling and spelling[:1].isupper():
+            kind = "class"
+        else:
+            kind = "exact"
+        return cls(original=spelling, kind=kind, file=file, field=field)
+
+
+class LayerEntry(BaseModel):
+    """A per-layer setting: ModelOpt ``quantized_layers`` key → scheme."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    scheme: QuantScheme
+    file: str
+    field: str
+
+
+class SchemeGroup(BaseModel):
+    """A compressed-tensors config group (or a ModelOpt flat ``config_groups`` entry)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    scheme: QuantScheme
+    targets: tuple[NameEntry, ...]
+    field: str
+
+
+class NormalizedConfig(BaseModel):
+    """What a checkpoint says about its own quantization, producer-neutral.
+
+    - ``quant_algo``: the global canonical label (ModelOpt: may be
+      ``MIXED_PRECISION``; bitsandbytes: ``BNB_*``; compressed-tensors: the
+      single group's label, or ``None`` when groups differ).
+    - ``default_scheme``: applies to every quantizable layer not excluded and
+      not listed per layer (ModelOpt non-mixed, bitsandbytes); ``None`` when
+      unlisted layers stay unquantized (MIXED_PRECISION) or groups decide (CT).
+    - ``groups``: compressed-tensors config groups, sorted by name.
+    - ``exclude``: exclude / ignore / skip entries, original spelling kept.
+    - ``layers``: per-layer entries, sorted by name.
+    - ``kv_cache``: the KV-cache scheme, if any.
+    - ``findings``: disagreements and oddities found while loading.
+    - ``sources``: the files read, relative to the checkpoint directory.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    producer: Producer
+    producer_version: str | None = None
+    format: str | None = None
+    quant_algo: str | None = None
+    default_scheme: QuantScheme | None = None
+    groups: tuple[SchemeGroup, ...] = ()
+    exclude: tuple[NameEntry, ...] = ()
+    layers: tuple[LayerEntry, ...] = ()
+    kv_cache: QuantScheme | None = None
+    findings: tuple[Finding, ...] = ()
+    sources: tuple[str, ...] = ()
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @property
+    def is_mixed_precision(self) -> bool:
+        return self.quant_algo == "MIXED_PRECISION"
+
+    def algos(self) -> list[str]:
+        """Every canonical label this config can assign, sorted."""
+        labels = {e.scheme.algo for e in self.layers} | {g.scheme.algo for g in self.groups}
+        if self.default_scheme is not None:
+            labels.add(self.default_scheme.algo)
+        return sorted(labels)
