@@ -1,0 +1,23 @@
+"""The dispatcher: resolved schemes → torch linear methods on the fastest correct backend.
+
+    >>> from quantresolve.formats.scheme import modelopt_scheme
+    >>> layer = make_linear(modelopt_scheme("W4A16_AWQ", group_size=128), 256, 64)
+    >>> layer.backend
+    'int4pack_cpu'
+"""
+
+from quantresolve.dispatch.backends import BACKENDS, Backend
+from quantresolve.dispatch.kv_cache import KVCacheScales, make_kv_cache_scales
+from quantresolve.dispatch.linear import QuantLinear, make_linear
+from quantresolve.dispatch.selection import (
+           ENV_DENY,
+           ENV_FORCE,
+           backend_verdicts,
+           device_info,
+           select_backend,
+)
+from quantresolve.dispatch.specs import DeviceInfo, Shapes, TensorSpec, Verdict
+
+__all__ = ["BACKENDS", "ENV_DENY", "ENV_FORCE", "Backend", "DeviceInfo", "KVCacheScales", "QuantLinear",
+           "Shapes", "TensorSpec", "Verdict", "backend_verdicts", "device_info", "make_kv_cache_scales",
+           "make_linear", "select_backend"]

@@ -1,0 +1,104 @@
+"""The backend interface and its registry.
+
+A backend turns one group of loaded shards (fused shards that share an input
+transform) into a state with :meth:`Backend.prepare`, and computes
+``y = x · Wᵀ`` for them with :meth:`Backend.apply`. :meth:`Backend.supports`
+answers, before anything is loaded, whether it can run a scheme at a shape on
+a device — with the reason when it cannot.
+
+    >>> [b for b in BACKENDS][:1]
+    ['scaled_mm_cuda']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from quantresolve.dispatch.activations import InputTransform
+from quantresolve.dispatch.codecs.base import Tensors, WeightCodec
+from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
+from quantresolve.formats.scheme import QuantScheme
+
+
+@dataclass
+class Shard:
+    """One loaded shard: its name, its output rows, and its checkpoint tensors."""
+
+    name: str | None
+    n: int
+    tensors: Tensors
+
+
+@dataclass
+class ShardGroup:
+    """Consecutive shards run together (one input transform); ``k`` = in_features."""
+
+    shards: list[Shard]
+    k: int
+    codec: WeightCodec
+    transform: InputTransform
+    dtype: torch.dtype
+    device: torch.device
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return sum(s.n for s in self.shards)
+
+    def dense(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The group's dequantized ``[n, k]`` weight in ``dtype`` (default: the compute dtype)."""
+        parts = [self.codec.dequantize(s.tensors, s.n, self.k).to(dtype or self.dtype) for s in self.shards]
+        return torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
+
+
+class Backend:
+    """Base of every backend. ``name`` is what users force or deny."""
+
+    name: str = ""
+    description: str = ""
+
+    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
+                 scheme: QuantScheme | None) -> Verdict:
+        raise NotImplementedError
+
+    def prepare(self, group: ShardGroup) -> Any:
+        raise NotImplementedError
+
+    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        """``x`` is ``[M, K]`` as given; the result ``[M, n]`` in any float dtype."""
+        raise NotImplementedError
+
+
+#: name → backend, in preference order (first supporting backend wins).
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(cls: type[Backend]) -> type[Backend]:
+    """Class decorator: instantiate and register in definition order (= preference order)."""
+    inst = cls()
+    BACKENDS[inst.name] = inst
+    return cls
+
+
+def needs_cuda(device: DeviceInfo) -> Verdict | None:
+    """``None`` when on CUDA, else the 'unavailable' verdict every CUDA backend reports."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return Verdict.no("unavailable: no CUDA device")
+    return None
+
+
+def needs_cpu(device: DeviceInfo) -> Verdict | None:
+    return None if device.type == "cpu" else Verdict.no(f"CPU-only kernel (device is {device.type})")
+
+
+def first_failure(*checks: Callable[[], Verdict | None]) -> Verdict:
+    """Run guard thunks in order; the first that returns a verdict decides, else ok."""
+    for check in checks:
+        verdict = check()
+        if verdict is not None:
+            return verdict
+    return Verdict.yes()

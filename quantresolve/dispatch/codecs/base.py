@@ -1,0 +1,132 @@
+"""The codec interface and registry.
+
+    >>> from quantresolve.formats.scheme import modelopt_scheme
+    >>> type(codec_for(modelopt_scheme("NVFP4"))).__name__
+    'ModelOptNVFP4'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from quantresolve.dispatch.activations import ActQuant, InputTransform
+from quantresolve.dispatch.specs import TensorSpec
+from quantresolve.errors import DispatchError
+from quantresolve.formats.scheme import QuantScheme
+
+Tensors = dict[str, torch.Tensor]
+
+
+@dataclass
+class IntWeights:
+    """Integer view of a weight for integer kernels: ``W = (q - zero) · repeat(scale, group)``.
+
+    ``q`` int8 ``[N, K]`` signed codes; ``scale`` float32 ``[N, K/group]``;
+    ``zero`` float32 integer zero points of the same shape or ``None``;
+    ``group`` = K for per-channel scales.
+    """
+
+    q: torch.Tensor
+    scale: torch.Tensor
+    zero: torch.Tensor | None
+    group: int
+    bits: int
+
+
+class WeightCodec:
+    """Base of every codec; subclasses fill in :meth:`expected` and :meth:`dequantize`."""
+
+    def __init__(self, scheme: QuantScheme) -> None:
+        self.scheme = scheme
+
+    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
+        """Checkpoint suffix → spec for one shard of ``n`` output rows."""
+        raise NotImplementedError
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        """Dense ``[n, k]`` weight, computed with the producer's arithmetic (dtype may be float32)."""
+        raise NotImplementedError
+
+    def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
+        """Integer view for int kernels, or ``None`` when the format is not integer."""
+        return None
+
+    def input_transform(self, t: Tensors) -> InputTransform:
+        """Pre-quant scale and activation quantizer of this shard."""
+        return InputTransform(pre_quant_scale=t.get("pre_quant_scale"), act=self.act_quant(t))
+
+    def act_quant(self, t: Tensors) -> ActQuant | None:
+        """Activation quantizer from the scheme and the static scale tensors (see :func:`act_from_scheme`)."""
+        return act_from_scheme(self.scheme, self.static_input_scale(t))
+
+    def static_input_scale(self, t: Tensors) -> float | None:
+        """The per-tensor input scale as a float (``input_scale`` by default)."""
+        s = t.get("input_scale")
+        return float(s.float().reshape(-1)[0]) if s is not None else None
+
+
+def act_kind(scheme: QuantScheme) -> str | None:
+    """``fp8`` | ``int8`` | ``nvfp4`` | ``mxfp4`` | ``mxfp8`` for the scheme's input activations."""
+    a = scheme.input_activations
+    if a is None:
+        return None
+    if a.type == "int":
+        return "int8"
+    microscaled = a.scale_dtype == "uint8"
+    if a.num_bits == 4:
+        return "mxfp4" if microscaled else "nvfp4"
+    return "mxfp8" if microscaled else "fp8"
+
+
+def act_from_scheme(scheme: QuantScheme, static_scale: float | None) -> ActQuant | None:
+    """Build the :class:`ActQuant` a scheme's ``input_activations`` describe.
+
+    Static schemes (``dynamic`` false) use ``static_scale``; NVFP4 uses it as the
+    per-tensor second-level scale even though its block scales are dynamic.
+    """
+    a = scheme.input_activations
+    kind = act_kind(scheme)
+    if a is None or kind is None:
+        return None
+    granularity = {"tensor": "tensor", "token": "token"}.get(a.strategy, "group")
+    keeps_static = (not a.dynamic) or kind == "nvfp4"
+    return ActQuant(kind=kind, granularity=granularity,
+                    static_scale=static_scale if keeps_static else None,
+                    group=a.group_size if granularity == "group" else None)
+
+
+CodecFactory = Callable[[QuantScheme], WeightCodec]
+#: (producer, format-or-algo) → codec class. compressed-tensors keys by ``scheme.format``,
+#: ModelOpt and bitsandbytes by ``scheme.algo``.
+CODECS: dict[tuple[str, str], type[WeightCodec]] = {}
+
+
+def register_codec(producer: str, *keys: str) -> Callable[[type[WeightCodec]], type[WeightCodec]]:
+    def deco(cls: type[WeightCodec]) -> type[WeightCodec]:
+        for key in keys:
+            CODECS[(producer, key)] = cls
+        return cls
+    return deco
+
+
+def codec_key(scheme: QuantScheme) -> tuple[str, str]:
+    return (scheme.producer, scheme.format if scheme.producer == "compressed-tensors" else scheme.algo)
+
+
+def codec_for(scheme: QuantScheme) -> WeightCodec:
+    """The codec of a scheme; a scheme with no implementation is an error naming it."""
+    cls = CODECS.get(codec_key(scheme))
+    if cls is None:
+        producer, key = codec_key(scheme)
+        raise DispatchError(f"no linear method implements {scheme.summary()} "
+                            f"({producer} {key!r}); refusing to run it as dense",
+                            field="scheme")
+    return cls(scheme)
+
+
+def flat_scalar(t: torch.Tensor) -> torch.Tensor:
+    """A one-element tensor as float32 scalar tensor."""
+    return t.float().reshape(-1)[0]

@@ -1,0 +1,187 @@
+"""ModelOpt export formats (field notes §5).
+
+    >>> from quantresolve.formats.scheme import modelopt_scheme
+    >>> sorted(codec_for(modelopt_scheme("W4A16_AWQ")).expected(4, 256))
+    ['pre_quant_scale', 'weight', 'weight_scale']
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from quantresolve.dispatch.codecs.base import (
+    IntWeights,
+    Tensors,
+    WeightCodec,
+    codec_for,
+    register_codec,
+)
+from quantresolve.dispatch.numerics import (
+    e8m0_to_float,
+    expand_blocks,
+    fp4_e2m1_values,
+    repeat_groups,
+    unpack_nibbles,
+)
+from quantresolve.dispatch.specs import ANY_FLOAT, TensorSpec
+
+__all__ = ["codec_for"]
+
+_SCALAR = TensorSpec((), "float32", flexible=True)
+_SCALAR_ANY = TensorSpec((), ANY_FLOAT, flexible=True)
+
+
+def _group(codec: WeightCodec, k: int) -> int:
+    w = codec.scheme.weights
+    return int(w.group_size) if w is not None and w.group_size else k
+
+
+@register_codec("modelopt", "FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO")
+class ModelOptFP8(WeightCodec):
+    """FP8 E4M3 weights: ``W = w · weight_scale`` with a scalar, per-row ``[N]`` or 128×128 block scale.
+
+    ``FP8`` adds a static per-tensor ``input_scale``; ``FP8_PER_CHANNEL_PER_TOKEN``
+    quantizes activations per token at run time; ``FP8_PB_WO`` is weight-only.
+    """
+
+    def _scale_spec(self, n: int, k: int) -> TensorSpec:
+        w = self.scheme.weights
+        assert w is not None
+        if w.strategy == "channel":
+            return TensorSpec((n,), ANY_FLOAT, flexible=True)
+        if w.strategy == "block":
+            bn, bk = w.block_structure or (128, 128)
+            return TensorSpec((math.ceil(n / bn), math.ceil(k / bk)), ANY_FLOAT)
+        return _SCALAR_ANY
+
+    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
+        specs = {"weight": TensorSpec((n, k), "float8_e4m3fn"), "weight_scale": self._scale_spec(n, k)}
+        a = self.scheme.input_activations
+        if a is not None and not a.dynamic:
+            specs["input_scale"] = _SCALAR_ANY
+        return specs
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        w, s = t["weight"].float(), t["weight_scale"].float()
+        strategy = self.scheme.weights.strategy  # type: ignore[union-attr]
+        if strategy == "channel":
+            return w * s.reshape(n, 1)
+        if strategy == "block":
+            bs = self.scheme.weights.block_structure or (128, 128)  # type: ignore[union-attr]
+            return w * expand_blocks(s, tuple(bs), n, k)  # type: ignore[arg-type]
+        return w * s.reshape(())
+
+
+@register_codec("modelopt", "NVFP4", "W4A16_NVFP4", "NVFP4_AWQ", "W4A8_NVFP4_FP8")
+class ModelOptNVFP4(WeightCodec):
+    """NVFP4: ``W = fp4 · repeat(weight_scale.float() · weight_scale_2, 16)`` — ModelOpt's own order.
+
+    ``input_scale`` (NVFP4, W4A8) is the activations' per-tensor scale; fused
+    q/k/v (gate/up) shards of an export carry equal ``weight_scale_2`` and
+    ``input_scale``, but each shard keeps its own here, so unequal values stay exact.
+    """
+
+    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
+        g = _group(self, k)
+        specs = {"weight": TensorSpec((n, math.ceil(k / 2)), "uint8"),
+                 "weight_scale": TensorSpec((n, math.ceil(k / g)), "float8_e4m3fn"),
+                 "weight_scale_2": _SCALAR}
+        if self.scheme.input_activations is not None:
+            specs["input_scale"] = _SCALAR
+        if self.scheme.options.get("pre_quant_scale"):
+            specs["pre_quant_scale"] = TensorSpec((k,), ANY_FLOAT)
+        return specs
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        g = _group(self, k)
+        per_block = t["weight_scale"].to(torch.float32) * t["weight_scale_2"].float().reshape(())
+        fp4 = fp4_e2m1_values(unpack_nibbles(t["weight"], low_first=True))
+        return (fp4.unflatten(-1, (-1, g)) * per_block.unsqueeze(-1)).flatten(-2)[:, :k]
+
+
+@register_codec("modelopt", "MXFP4", "W4A8_MXFP4_FP8")
+class ModelOptMXFP4(WeightCodec):
+    """MXFP4: packed E2M1 ``weight`` ``[N, K/2]`` and E8M0 ``weight_scale`` ``[N, K/32]``."""
+
+    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
+        specs = {"weight": TensorSpec((n, math.ceil(k / 2)), "uint8"),
+                 "weight_scale": TensorSpec((n, math.ceil(k / _group(self, k))), "uint8")}
+        a = self.scheme.input_activations
+        if a is not None and not a.dynamic:
+            specs["input_scale"] = _SCALAR_ANY
+        return specs
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        fp4 = fp4_e2m1_values(unpack_nibbles(t["weight"], low_first=True))[:, :k]
+        return fp4 * repeat_groups(e8m0_to_float(t["weight_scale"]), _group(self, k), k)
+
+
+@register_codec("modelopt", "MXFP8")
+class ModelOptMXFP8(WeightCodec):
+    """MXFP8: E4M3 ``weight`` ``[N, K]`` and E8M0 ``weight_scale`` ``[N, K/32]``."""
+
+    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
+        return {"weight": TensorSpec((n, k), "float8_e4m3fn"),
+                "weight_scale": TensorSpec((n, math.ceil(k / _group(self, k))), "uint8")}
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        return t["weight"].float() * repeat_groups(e8m0_to_float(t["weight_scale"]), _group(self, k), k)
+
+
+@register_codec("modelopt", "W4A16_AWQ", "W4A8_AWQ")
+class ModelOptInt4AWQ(WeightCodec):
+    """INT4 AWQ / block-wise: ``weight`` uint8 ``[N/2, K]`` — two output rows per byte, low nibble = even row.
+
+    ``W = q · repeat(weight_scale, group)``; ``y = (x · pre_quant_scale) @ Wᵀ``.
+    ``pre_quant_scale`` is optional (block-wise INT4 has none). W4A8 adds
+    ``weight_scale_2`` (belongs to the FP8 activation path; not multiplied into W)
+    and the static FP8 ``input_scale``.
+    """
+
+    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
+        specs = {"weight": TensorSpec((math.ceil(n / 2), k), "uint8"),
+                 "weight_scale": TensorSpec((n, math.ceil(k / _group(self, k))), ANY_FLOAT),
+                 "pre_quant_scale": TensorSpec((k,), ANY_FLOAT, optional=True)}
+        if self.scheme.input_activations is not None:
+            specs["weight_scale_2"] = _SCALAR_ANY
+            specs["input_scale"] = _SCALAR_ANY
+        return specs
+
+    def _codes(self, t: Tensors, n: int) -> torch.Tensor:
+        # Nibbles run along N: unpack the transposed bytes, then flip back. Two's complement.
+        codes = unpack_nibbles(t["weight"].t().contiguous(), low_first=True).t()[:n]
+        return ((codes.to(torch.int16) ^ 8) - 8).to(torch.int8)
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        scale = t["weight_scale"].float()
+        return self._codes(t, n).float() * repeat_groups(scale, _group(self, k), k)
+
+    def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
+        return IntWeights(q=self._codes(t, n), scale=t["weight_scale"].float(), zero=None,
+                          group=_group(self, k), bits=4)
+
+
+@register_codec("modelopt", "W8A8_SQ_PER_CHANNEL", "W8A16")
+class ModelOptInt8(WeightCodec):
+    """INT8 per-channel ``weight`` with ``weight_scale`` ``[N]``: ``W = w · weight_scale``.
+
+    SmoothQuant (W8A8_SQ_PER_CHANNEL) adds the static int8 ``input_scale`` and an
+    optional ``pre_quant_scale`` (absent when the export folded it into the norm).
+    """
+
+    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
+        specs = {"weight": TensorSpec((n, k), "int8"),
+                 "weight_scale": TensorSpec((n,), ANY_FLOAT, flexible=True)}
+        if self.scheme.input_activations is not None:
+            specs["input_scale"] = _SCALAR_ANY
+            specs["pre_quant_scale"] = TensorSpec((k,), ANY_FLOAT, optional=True)
+        return specs
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        return t["weight"].float() * t["weight_scale"].float().reshape(n, 1)
+
+    def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
+        return IntWeights(q=t["weight"], scale=t["weight_scale"].float().reshape(n, 1), zero=None,
+                          group=k, bits=8)

@@ -1,0 +1,222 @@
+"""``QuantLinear``: a layer that owns a checkpoint's tensors in their own format.
+
+Life cycle: :func:`make_linear` → ``load(suffix, tensor, shard)`` for every
+tensor of :meth:`QuantLinear.expected_tensors` → ``finalize()`` (checks,
+groups fused shards, repacks for the backend) → ``forward(x)``.
+
+    >>> import torch
+    >>> layer = make_linear(None, 4, 2)
+    >>> layer.load("weight", torch.eye(2, 4))
+    >>> layer.finalize()
+    >>> layer(torch.ones(1, 4, dtype=torch.bfloat16)).tolist(), layer.backend
+    ([[1.0, 1.0]], 'dense_dequant')
+
+Fused layers (``out_features=[q, k, v]`` with ``shard_names``) keep each
+shard's tensors and scales as loaded — nothing assumes ModelOpt's equal
+``weight_scale_2`` / ``input_scale`` — so a fused layer equals its shards run
+separately. Consecutive shards whose input transform (pre-quant scale,
+activation quantizer) is equal share one quantized activation and one GEMM.
+
+Tensor parallelism is not implemented yet; ``load`` takes the shard name as a
+keyword so a later ``tp_rank`` / ``tp_size`` / ``parallel`` can slice the
+incoming tensor (and its scales on group boundaries) before the shape check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from quantresolve.dispatch.backends import Backend, Shard, ShardGroup
+from quantresolve.dispatch.codecs import WeightCodec, codec_for
+from quantresolve.dispatch.codecs.base import Tensors
+from quantresolve.dispatch.selection import device_info, select_backend
+from quantresolve.dispatch.specs import ANY_DTYPE, ANY_FLOAT, Shapes, TensorSpec
+from quantresolve.errors import DispatchError, LoadError
+from quantresolve.formats.scheme import QuantScheme
+
+Key = tuple[str | None, str]
+
+
+class DenseCodec(WeightCodec):
+    """An unquantized layer: ``weight`` in any float dtype."""
+
+    def __init__(self) -> None:  # no scheme
+        self.scheme = None  # type: ignore[assignment]
+
+    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
+        return {"weight": TensorSpec((n, k), ANY_FLOAT)}
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        return t["weight"]
+
+    def act_quant(self, t: Tensors) -> None:
+        return None
+
+
+def _dtype_ok(spec: TensorSpec, tensor: torch.Tensor) -> bool:
+    if spec.dtype == ANY_DTYPE:
+        return True
+    if spec.dtype == ANY_FLOAT:
+        return tensor.is_floating_point() and tensor.element_size() >= 2
+    return str(tensor.dtype).removeprefix("torch.") == spec.dtype
+
+
+class QuantLinear(nn.Module):
+    """A (possibly fused) quantized linear layer; see the module docstring.
+
+    Attributes: ``scheme`` (``None`` = dense), ``backend`` (name of the backend in
+    use), ``in_features``, ``out_features`` (total), ``shard_names``, ``shard_sizes``.
+    """
+
+    def __init__(self, scheme: QuantScheme | None, in_features: int, out_features: int | list[int], *,
+                 bias: bool = False, shard_names: list[str] | None = None,
+                 dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu",
+                 backend: str | None = None, deny: Iterable[str] = (), batch: int | None = None,
+                 training: bool = False) -> None:
+        super().__init__()
+        fused = isinstance(out_features, list | tuple)
+        sizes = [int(n) for n in out_features] if fused else [int(out_features)]  # type: ignore[union-attr]
+        if fused and shard_names is None:
+            shard_names = [str(i) for i in range(len(sizes))]
+        names: list[str | None] = list(shard_names) if fused else [None]  # type: ignore[arg-type]
+        if len(names) != len(sizes) or len(set(names)) != len(names):
+            raise DispatchError(f"shard_names {shard_names} do not match out_features {out_features}",
+                                field="shard_names")
+        self.scheme = scheme
+        self.codec: WeightCodec = codec_for(scheme) if scheme is not None else DenseCodec()
+        self.in_features, self.out_features = int(in_features), sum(sizes)
+        self.shard_names, self.shard_sizes = names, sizes
+        self.dtype, self.device = dtype, torch.device(device)
+        self.has_bias = bias
+        self.shapes = Shapes(self.out_features, self.in_features, batch, tuple(sizes) if fused else ())
+        self._impl: Backend = select_backend(scheme, self.shapes, device_info(device, training=training),
+                                             backend=backend, deny=deny)
+        self.backend: str = self._impl.name
+        self._expected: dict[Key, TensorSpec] = {}
+        for name, n in zip(names, sizes, strict=True):
+            for suffix, spec in self.codec.expected(n, self.in_features).items():
+                self._expected[(name, suffix)] = spec
+            if bias:
+                self._expected[(name, "bias")] = TensorSpec((n,), ANY_FLOAT)
+        self._loaded: dict[Key, torch.Tensor] = {}
+        self._groups: list[tuple[ShardGroup, Any]] = []
+        self._bias: torch.Tensor | None = None
+        self._finalized = False
+
+    # -- loader protocol ---------------------------------------------------------------
+    def expected_tensors(self) -> dict[Key, tuple[tuple[int, ...] | None, str]]:
+        """``{(shard or None, suffix): (shape, dtype)}`` in the checkpoint's own names."""
+        return {key: (spec.shape, spec.dtype) for key, spec in self._expected.items()}
+
+    def _where(self, suffix: str, shard: str | None) -> str:
+        return f"{shard}.{suffix}" if shard is not None else suffix
+
+    def load(self, suffix: str, tensor: torch.Tensor, shard: str | None = None) -> None:
+        """Accept one checkpoint tensor (``shard`` names the fused shard, ``None`` when not fused)."""
+        key = (shard, suffix)
+        where = self._where(suffix, shard)
+        spec = self._expected.get(key)
+        if spec is None:
+            known = sorted({s for _, s in self._expected})
+            shards = [n for n in self.shard_names if n is not None]
+            raise LoadError(f"unexpected tensor for {self._label()}; expected suffixes {known}"
+                            + (f" on shards {shards}" if shards else ""), field=where)
+        if key in self._loaded:
+            raise LoadError("tensor loaded twice", field=where)
+        if not _dtype_ok(spec, tensor):
+            raise LoadError(f"dtype {tensor.dtype} does not match expected {spec.dtype}", field=where)
+        if spec.shape is not None:
+            shape = tuple(tensor.shape)
+            if spec.flexible and tensor.numel() == max(1, _numel(spec.shape)):
+                tensor = tensor.reshape(spec.shape)
+            elif shape != tuple(spec.shape):
+                raise LoadError(f"shape {list(shape)} does not match expected {list(spec.shape)}", field=where)
+        self._loaded[key] = tensor.detach().to(self.device)
+
+    def missing_tensors(self) -> list[str]:
+        return [self._where(s, n) for (n, s), spec in self._expected.items()
+                if not spec.optional and (n, s) not in self._loaded]
+
+    def finalize(self) -> None:
+        """Check completeness, group fused shards by input transform, prepare the backend."""
+        missing = self.missing_tensors()
+        if missing:
+            raise LoadError(f"{self._label()}: missing tensors {missing}", field="finalize")
+        shards = [Shard(name, n, {s: t for (sh, s), t in self._loaded.items() if sh == name and s != "bias"})
+                  for name, n in zip(self.shard_names, self.shard_sizes, strict=True)]
+        self._groups = []
+        current: ShardGroup | None = None
+        for shard in shards:
+            transform = self.codec.input_transform(shard.tensors)
+            if current is not None and current.transform.same_as(transform):
+                current.shards.append(shard)
+                continue
+            current = ShardGroup([shard], self.in_features, self.codec, transform, self.dtype, self.device)
+            self._groups.append((current, None))
+        self._groups = [(g, self._impl.prepare(g)) for g, _ in self._groups]
+        if self.has_bias:
+            self._bias = torch.cat([self._loaded[(n, "bias")].to(self.dtype) for n in self.shard_names])
+        self._finalized = True
+
+    # -- compute -----------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._finalized:
+            raise DispatchError(f"{self._label()}: forward before finalize()", field="forward")
+        lead = x.shape[:-1]
+        x2d = x.reshape(-1, x.shape[-1])
+        with torch.no_grad():
+            outs = [self._impl.apply(state, x2d, group).to(self.dtype) for group, state in self._groups]
+            y = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+            if self._bias is not None:
+                y = y + self._bias
+        return y.to(x.dtype).reshape(*lead, self.out_features)
+
+    def dequantize(self) -> torch.Tensor:
+        """Dense ``[out_features, in_features]`` weight in the compute dtype (bit-exact per producer)."""
+        if not self._finalized:
+            raise DispatchError(f"{self._label()}: dequantize before finalize()", field="dequantize")
+        return torch.cat([g.dense() for g, _ in self._groups], dim=0)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 ``transform(x) @ dequantize()ᵀ (+ b)`` per input group: what every backend approximates."""
+        x2d = x.reshape(-1, x.shape[-1])
+        outs = [g.transform.apply(x2d) @ g.dense().float().t() for g, _ in self._groups]
+        y = torch.cat(outs, dim=-1)
+        if self._bias is not None:
+            y = y + self._bias.float()
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def _label(self) -> str:
+        return self.scheme.summary() if self.scheme is not None else "dense linear"
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.shard_sizes}, "
+                f"scheme={self._label()}, backend={self.backend}")
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def make_linear(scheme: QuantScheme | None, in_features: int, out_features: int | list[int], *,
+                bias: bool = False, shard_names: list[str] | None = None,
+                dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu",
+                backend: str | None = None, deny: Iterable[str] = (), batch: int | None = None,
+                training: bool = False) -> QuantLinear:
+    """Build the linear method of ``scheme`` (``None`` → dense) with its backend selected.
+
+    ``batch`` (optional) is the expected number of rows per call; kernels that
+    lose to a dense matmul at large batch decline then. Raises
+    :class:`~quantresolve.errors.DispatchError` for a scheme with no implementation
+    and :class:`~quantresolve.errors.BackendUnavailableError` for a forced backend
+    that cannot run it.
+    """
+    return QuantLinear(scheme, in_features, out_features, bias=bias, shard_names=shard_names, dtype=dtype,
+                       device=device, backend=backend, deny=deny, batch=batch, training=training)
