@@ -1,0 +1,415 @@
+"""What a module's tensors say about its format, independent of any config.
+
+:func:`classify_module` runs an ordered registry of recognisers (most specific
+first); the first that accepts the module's tensor signature wins. Each
+recogniser documents the signature it expects (field-notes §5). Index-only
+catalogs carry names but no dtypes or shapes; for those a second registry
+classifies by parameter names alone and the result says
+``confidence="names-only"``::
+
+    >>> from .catalog import TensorInfo
+    >>> from .inventory import Module
+    >>> t = lambda n, d, s: TensorInfo(n, d, s, "a.safetensors", 0)
+    >>> m = Module("x.down_proj", {"weight": t("w", "U8", (7168, 1024)),
+    ...     "weight_scale": t("s", "F8_E4M3", (7168, 128)), "weight_scale_2": t("s2", "F32", ()),
+    ...     "input_scale": t("i", "F32", ())})
+    >>> e = classify_module(m)
+    >>> e.kind, e.logical_shape, e.group_size, e.groups_along_k, e.has_input_scale
+    ('nvfp4', (7168, 2048), 16, 128, True)
+
+``group_size`` is the number of K elements one scale covers (16 for NVFP4);
+``groups_along_k`` is the number of scale columns (K / group_size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from .catalog import TensorInfo
+from .dtypes import E8M0_DTYPES, FLOAT_DTYPES, FP8_DTYPES
+from .gcpause import gc_paused
+from .inventory import Inventory, Module
+from .suffixes import ROLE_OF
+
+EvidenceKind = Literal[
+    "dense",
+    "fp8",
+    "nvfp4",
+    "mxfp4",
+    "mxfp8",
+    "int4-packed",
+    "int8",
+    "int4-awq",
+    "bnb-4bit",
+    "bnb-int8",
+    "no-weight",
+    "unknown",
+]
+
+_SCALE_ROLES = frozenset(
+    {"weight_scale", "input_scale", "output_scale", "pre_quant_scale", "zero_point", "kv_scale"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The tensors' own testimony about one module.
+
+    ``weight_dtype``/``weight_shape`` describe the stored weight (``weight`` or
+    ``weight_packed``); ``logical_shape`` is ``(out, in)`` of the dequantized
+    matrix when the packed shapes determine it; ``scale_params`` lists the scale
+    parameters present; ``confidence`` is ``"headers"`` or ``"names-only"``.
+    ``kind="no-weight"`` marks modules holding no weight at all (KV-cache scale
+    holders, Mamba ``A_log``/``D``); ``"unknown"`` means tensors present but no
+    recogniser accepted them (see ``notes``).
+    """
+
+    kind: EvidenceKind
+    weight_dtype: str | None = None
+    weight_shape: tuple[int, ...] | None = None
+    logical_shape: tuple[int, int] | None = None
+    scale_params: tuple[str, ...] = ()
+    group_size: int | None = None
+    groups_along_k: int | None = None
+    has_input_scale: bool = False
+    has_kv_scales: bool = False
+    confidence: Literal["headers", "names-only"] = "headers"
+    notes: tuple[str, ...] = ()
+
+
+Params = Mapping[str, TensorInfo]
+Recogniser = Callable[[Params], Evidence | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RecogniserEntry:
+    """A registered recogniser: ``signature`` is the tensor layout it accepts, for docs and reports."""
+
+    kind: EvidenceKind
+    signature: str
+    recognise: Recogniser
+
+
+def _shape(params: Params, key: str) -> tuple[int, ...] | None:
+    info = params.get(key)
+    return None if info is None else info.shape
+
+
+def _dtype(params: Params, key: str) -> str | None:
+    info = params.get(key)
+    return None if info is None else info.dtype
+
+
+def _groups(
+    k: int | None, scale: tuple[int, ...] | None, rows: int | None
+) -> tuple[int | None, int | None]:
+    """(group_size, groups_along_k) from a 2-D ``[rows, K/g]`` scale.
+
+    ``groups_along_k`` needs only the scale (its rows must match the weight's
+    when those are known); ``group_size`` also needs K and an even division.
+    """
+    if scale is None or len(scale) != 2 or scale[1] == 0 or (rows is not None and scale[0] != rows):
+        return None, None
+    if k is None or k % scale[1]:
+        return None, scale[1]
+    return k // scale[1], scale[1]
+
+
+def _base(
+    kind: EvidenceKind, params: Params, weight_key: str, logical: tuple[int, int] | None, **kw
+) -> Evidence:
+    rows = kw.pop("rows", logical[0] if logical else None)
+    group_size, groups = _groups(
+        logical[1] if logical else None, _shape(params, "weight_scale"), rows
+    )
+    return Evidence(
+        kind=kind,
+        weight_dtype=_dtype(params, weight_key),
+        weight_shape=_shape(params, weight_key),
+        logical_shape=logical,
+        scale_params=tuple(
+            p for p in params if ROLE_OF.get(p) in _SCALE_ROLES or p.startswith("weight.")
+        ),
+        group_size=kw.pop("group_size", group_size),
+        groups_along_k=kw.pop("groups_along_k", groups),
+        has_input_scale=any(p in params for p in ("input_scale", "input_global_scale")),
+        has_kv_scales="k_scale" in params or "v_scale" in params,
+        **kw,
+    )
+
+
+def _matrix(shape: tuple[int, ...] | None) -> tuple[int, int] | None:
+    return (shape[0], shape[1]) if shape is not None and len(shape) == 2 else None
+
+
+# --- recognisers, most specific first ------------------------------------------------------
+
+
+def recognise_bnb_4bit(p: Params) -> Evidence | None:
+    """bitsandbytes nf4/fp4: ``weight`` U8 ``[N·K/2, 1]`` + ``weight.absmax`` / ``weight.quant_map`` /
+    ``weight.quant_state.bitsandbytes__*`` (+ ``weight.nested_*`` with double quant).
+    The logical shape lives in the quant_state JSON bytes, which are data: not derived."""
+    if not any(k.startswith("weight.") for k in p):
+        return None
+    state = [k for k in p if k.startswith("weight.quant_state.")]
+    notes = (f"quant_state: {state[0].rsplit('.', 1)[1]}",) if state else ()
+    return _base("bnb-4bit", p, "weight", None, notes=notes)
+
+
+def recognise_bnb_int8(p: Params) -> Evidence | None:
+    """bitsandbytes LLM.int8: ``weight`` I8 ``[N, K]`` + ``SCB`` F32 ``[N]`` (+ ``weight_format``)."""
+    if "SCB" not in p:
+        return None
+    return _base("bnb-int8", p, "weight", _matrix(_shape(p, "weight")))
+
+
+def recognise_ct_int_packed(p: Params) -> Evidence | None:
+    """compressed-tensors pack-quantized: ``weight_packed`` I32 ``[N, ceil(K·b/32)]`` + ``weight_scale``
+    ``[N, K/g]`` + ``weight_shape`` I64 ``[2]`` (asym: ``weight_zero_point``). K depends on the bit
+    width b, which only the config (or the ``weight_shape`` *data*) states, so ``logical_shape`` is
+    left unset; :func:`packed_logical_shape` computes it once b is known."""
+    if _dtype(p, "weight_packed") != "I32":
+        return None
+    matrix = _matrix(_shape(p, "weight_packed"))
+    return _base(
+        "int4-packed",
+        p,
+        "weight_packed",
+        None,
+        rows=matrix[0] if matrix else None,
+        notes=("K = columns·32/bits: needs the config's num_bits (4-bit: 8 values per int32)",),
+    )
+
+
+def packed_logical_shape(evidence: Evidence, bits: int) -> tuple[int, int] | None:
+    """``(N, K)`` of a compressed-tensors pack-quantized weight once the bit width is known.
+
+    >>> e = Evidence("int4-packed", weight_dtype="I32", weight_shape=(128, 32))
+    >>> packed_logical_shape(e, 4), packed_logical_shape(e, 8)
+    ((128, 256), (128, 128))
+    """
+    shape = evidence.weight_shape
+    if evidence.kind != "int4-packed" or shape is None or len(shape) != 2 or 32 % bits:
+        return None
+    return shape[0], shape[1] * (32 // bits)
+
+
+def recognise_nvfp4(p: Params) -> Evidence | None:
+    """NVFP4. ModelOpt: ``weight`` U8 ``[N, K/2]`` + ``weight_scale`` F8_E4M3 ``[N, K/16]`` +
+    ``weight_scale_2`` F32 ``[]`` (+ ``input_scale``). compressed-tensors: ``weight_packed`` U8 +
+    the same ``weight_scale`` + ``weight_global_scale`` (+ ``input_global_scale``)."""
+    key = "weight_packed" if "weight_packed" in p else "weight"
+    if _dtype(p, key) != "U8" or _dtype(p, "weight_scale") not in FP8_DTYPES:
+        return None
+    matrix = _matrix(_shape(p, key))
+    logical = (matrix[0], matrix[1] * 2) if matrix else None
+    notes = (
+        () if ("weight_scale_2" in p or "weight_global_scale" in p) else ("no global scale tensor",)
+    )
+    return _base("nvfp4", p, key, logical, notes=notes)
+
+
+def recognise_mxfp4(p: Params) -> Evidence | None:
+    """MXFP4: ``weight``/``weight_packed`` U8 ``[N, K/2]`` + ``weight_scale`` E8M0 (U8 or F8_E8M0)
+    ``[N, K/32]``, no ``pre_quant_scale``."""
+    key = "weight_packed" if "weight_packed" in p else "weight"
+    if (
+        _dtype(p, key) != "U8"
+        or _dtype(p, "weight_scale") not in E8M0_DTYPES
+        or "pre_quant_scale" in p
+    ):
+        return None
+    matrix = _matrix(_shape(p, key))
+    return _base("mxfp4", p, key, (matrix[0], matrix[1] * 2) if matrix else None)
+
+
+def recognise_int4_awq(p: Params) -> Evidence | None:
+    """ModelOpt INT4 AWQ / W4A8 AWQ / INT4 block-wise: ``weight`` U8 **``[N/2, K]``** + ``weight_scale``
+    float ``[N, K/128]`` + ``pre_quant_scale`` ``[K]`` (block-wise may lack it; then the scale having
+    twice the weight's rows identifies it). W4A8 adds ``weight_scale_2`` and ``input_scale``."""
+    if _dtype(p, "weight") != "U8" or _dtype(p, "weight_scale") not in FLOAT_DTYPES:
+        return None
+    matrix = _matrix(_shape(p, "weight"))
+    scale = _shape(p, "weight_scale")
+    rows_doubled = (
+        matrix is not None and scale is not None and len(scale) == 2 and scale[0] == 2 * matrix[0]
+    )
+    if "pre_quant_scale" not in p and not rows_doubled:
+        return None
+    logical = (matrix[0] * 2, matrix[1]) if matrix else None
+    return _base("int4-awq", p, "weight", logical)
+
+
+def recognise_mxfp8(p: Params) -> Evidence | None:
+    """MXFP8: ``weight`` F8_E4M3 ``[N, K]`` + ``weight_scale`` E8M0 (U8 or F8_E8M0) ``[N, K/32]``."""
+    if _dtype(p, "weight") not in FP8_DTYPES or _dtype(p, "weight_scale") not in E8M0_DTYPES:
+        return None
+    return _base("mxfp8", p, "weight", _matrix(_shape(p, "weight")))
+
+
+def recognise_fp8(p: Params) -> Evidence | None:
+    """FP8 (ModelOpt FP8/FP8_PC_PT/FP8_PB, CT float-quantized): ``weight`` F8_E4M3 ``[N, K]`` +
+    float ``weight_scale`` ``[]``/``[1]`` (tensor), ``[N]``/``[N,1]`` (channel) or
+    ``[ceil(N/128), ceil(K/128)]`` (block); ``input_scale`` when static."""
+    if _dtype(p, "weight") not in FP8_DTYPES:
+        return None
+    logical = _matrix(_shape(p, "weight"))
+    scale = _shape(p, "weight_scale")
+    if scale is None:
+        return _base("fp8", p, "weight", logical, notes=("no weight_scale",))
+    numel = 1
+    for d in scale:
+        numel *= d
+    if numel == 1:
+        granularity = "tensor"
+    elif (
+        logical
+        and len(scale) == 2
+        and scale[0] == -(-logical[0] // 128)
+        and scale[1] == -(-logical[1] // 128)
+    ):
+        granularity = "block-128x128"
+    elif logical and scale[0] == logical[0]:
+        granularity = "channel"
+    else:
+        granularity = f"scale shape {list(scale)}"
+    return _base("fp8", p, "weight", logical, notes=(f"weight scale granularity: {granularity}",))
+
+
+def recognise_int8(p: Params) -> Evidence | None:
+    """INT8 (CT int-quantized W8A8/W8A16, ModelOpt W8A8_SQ / W8A16): ``weight`` I8 ``[N, K]`` + float
+    ``weight_scale`` (CT W4A8 also stores one int4 per int8 this way)."""
+    if _dtype(p, "weight") != "I8" or "weight_scale" not in p:
+        return None
+    return _base("int8", p, "weight", _matrix(_shape(p, "weight")))
+
+
+def recognise_dense(p: Params) -> Evidence | None:
+    """Unquantized: float ``weight`` (F16/BF16/F32/F64) of any rank and no weight-scale tensor."""
+    if _dtype(p, "weight") not in FLOAT_DTYPES or any(ROLE_OF.get(k) == "weight_scale" for k in p):
+        return None
+    return _base("dense", p, "weight", _matrix(_shape(p, "weight")))
+
+
+RECOGNISERS: tuple[RecogniserEntry, ...] = tuple(
+    RecogniserEntry(kind, (fn.__doc__ or "").split("\n")[0], fn)
+    for kind, fn in (
+        ("bnb-4bit", recognise_bnb_4bit),
+        ("bnb-int8", recognise_bnb_int8),
+        ("int4-packed", recognise_ct_int_packed),
+        ("nvfp4", recognise_nvfp4),
+        ("mxfp4", recognise_mxfp4),
+        ("int4-awq", recognise_int4_awq),
+        ("mxfp8", recognise_mxfp8),
+        ("fp8", recognise_fp8),
+        ("int8", recognise_int8),
+        ("dense", recognise_dense),
+    )
+)
+
+
+# --- names-only registry (index without headers) -------------------------------------------
+
+#: (kind, parameters that must all be present, parameters that must be absent), most specific first.
+NAME_SIGNATURES: tuple[tuple[EvidenceKind, frozenset[str], frozenset[str]], ...] = (
+    ("bnb-4bit", frozenset({"weight.absmax"}), frozenset()),
+    ("bnb-4bit", frozenset({"weight.quant_map"}), frozenset()),
+    ("bnb-int8", frozenset({"SCB"}), frozenset()),
+    ("nvfp4", frozenset({"weight_packed", "weight_global_scale"}), frozenset()),
+    (
+        "int4-packed",
+        frozenset({"weight_packed", "weight_shape"}),
+        frozenset({"weight_global_scale"}),
+    ),
+    ("int4-awq", frozenset({"weight", "weight_scale", "pre_quant_scale"}), frozenset()),
+    (
+        "nvfp4",
+        frozenset({"weight", "weight_scale", "weight_scale_2"}),
+        frozenset({"pre_quant_scale"}),
+    ),
+    (
+        "dense",
+        frozenset({"weight"}),
+        frozenset(_r for _r, role in ROLE_OF.items() if role == "weight_scale"),
+    ),
+)
+
+
+def _classify_names(module: Module) -> Evidence:
+    names = module.params.keys()
+    if any(k.startswith("weight.quant_state.") for k in names):
+        return _base("bnb-4bit", module.params, "weight", None, confidence="names-only")
+    for kind, required, forbidden in NAME_SIGNATURES:
+        if required <= names and not (forbidden & names):
+            return _base(
+                kind,
+                module.params,
+                "weight_packed" if "weight_packed" in names else "weight",
+                None,
+                confidence="names-only",
+            )
+    if not ({"weight", "weight_packed"} & names):
+        return _base("no-weight", module.params, "weight", None, confidence="names-only")
+    return _base(
+        "unknown",
+        module.params,
+        "weight",
+        None,
+        confidence="names-only",
+        notes=("parameter names alone are ambiguous (fp8, int8, mx*): dtypes needed",),
+    )
+
+
+def classify_inventory(inventory: Inventory) -> dict[str, Evidence]:
+    """Classify every module; modules with identical tensor signatures share one result.
+
+    A DeepSeek-V3 export has ~46k modules but a few dozen distinct signatures
+    (dtype and shape per parameter), so memoising on the signature makes this
+    linear in module count with a tiny constant.
+    """
+    memo: dict[tuple, Evidence] = {}
+    result: dict[str, Evidence] = {}
+    with gc_paused():
+        for name, module in inventory.modules.items():
+            key = (
+                module.layout,
+                module.reason,
+                *[(p, i.dtype, i.shape) for p, i in module.params.items()],
+            )
+            evidence = memo.get(key)
+            if evidence is None:
+                evidence = memo[key] = classify_module(module)
+            result[name] = evidence
+    return result
+
+
+def classify_module(module: Module) -> Evidence:
+    """Classify one module from its tensors (headers) or, without headers, from names only."""
+    params = module.params
+    if module.layout == "unsupported":
+        only = params.get("")
+        return Evidence(
+            "unknown",
+            weight_dtype=None if only is None else only.dtype,
+            weight_shape=None if only is None else only.shape,
+            confidence="headers" if only is not None and only.dtype is not None else "names-only",
+            notes=(f"unsupported layout: {module.reason}",),
+        )
+    if any(info.dtype is None for info in params.values()):
+        return _classify_names(module)
+    for entry in RECOGNISERS:
+        evidence = entry.recognise(params)
+        if evidence is not None:
+            return evidence
+    if not ({"weight", "weight_packed"} & params.keys()):
+        return _base("no-weight", params, "weight", None)
+    weight = "weight_packed" if "weight_packed" in params else "weight"
+    return replace(
+        _base("unknown", params, weight, None),
+        notes=(
+            f"no recogniser accepts {weight} {_dtype(params, weight)} with "
+            f"{sorted(k for k in params if k != weight)}",
+        ),
+    )

@@ -1,0 +1,30 @@
+"""Run the worked examples in the checkpoint modules' docstrings."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "catalog",
+    "dtypes",
+    "evidence",
+    "gcpause",
+    "grouping",
+    "header",
+    "inventory",
+    "jsonutil",
+    "paths",
+    "reader",
+    "suffixes",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    module = importlib.import_module(f"quantresolve.checkpoint.{name}")
+    result = doctest.testmod(module)
+    assert result.failed == 0
+    assert result.attempted > 0
