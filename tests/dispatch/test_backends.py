@@ -81,7 +81,7 @@ def test_registry_order_and_listing() -> None:
 
 
 def test_force_unsupported_backend_is_clear_error() -> None:
-    with pytest.raises(BackendUnavailableError, match="int8pack_cpu.*K % 16"):
+    with pytest.raises(BackendUnavailableError, match=r"int8pack_cpu.*K % 16"):
         make_linear(W8, 200, 64, backend="int8pack_cpu")
     with pytest.raises(BackendUnavailableError, match="no CUDA device"):
         make_linear(modelopt_scheme("FP8"), 64, 64, backend="scaled_mm_cuda")
@@ -103,7 +103,7 @@ def test_force_and_deny_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unimplemented_scheme_is_error_naming_it() -> None:
     odd = QuantScheme(algo="W4A16_SPARSE", producer="compressed-tensors", format="marlin-24",
                       weights=QuantArgs(num_bits=4, type="int", strategy="group", group_size=128))
-    with pytest.raises(DispatchError, match="W4A16_SPARSE.*marlin-24"):
+    with pytest.raises(DispatchError, match=r"W4A16_SPARSE.*marlin-24"):
         make_linear(odd, 256, 64)
 
 
