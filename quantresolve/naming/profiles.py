@@ -1,0 +1,164 @@
+"""Naming profiles: one model family's mapper + packed modules + MoE expert containers.
+
+A profile file (JSON; YAML when PyYAML is installed) — every key optional::
+
+    {"name": "qwen3.5",
+     "description": "...", "architectures": ["Qwen3_5MoeForConditionalGeneration"],
+     "mapper": {"orig_to_new_prefix": {"model.language_model.": "language_model.model."}},
+     "packed_modules_mapping": {"qkv_proj": ["q_proj", "k_proj", "v_proj"]},
+     "expert_containers": ["^(?P<container>.*\\\\.mlp\\\\.experts)\\\\.(?P<expert>\\\\d+)\\\\.(?P<proj>\\\\w+)$"]}
+
+Built-in profiles live in ``quantresolve/naming/profiles/*.json``;
+:func:`load_profile` takes a built-in name or a file path;
+:func:`profile_for_architectures` picks one from ``config.json``
+``architectures`` (falling back to unfused transformers naming).
+
+    >>> p = load_profile("transformers")
+    >>> p.mapper.is_identity, p.packed_modules_mapping
+    (True, {})
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from quantresolve.errors import ProfileError
+from quantresolve.naming.mapper import WeightsMapper
+
+BUILTIN_DIR = Path(__file__).with_name("profiles")
+DEFAULT_PROFILE = "transformers"
+_KEYS = {"name", "description", "architectures", "mapper", "packed_modules_mapping", "expert_containers",
+         "expert_projections", "notes", "sources"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A model family's naming: how checkpoint names become the model's names."""
+
+    name: str
+    mapper: WeightsMapper = field(default_factory=WeightsMapper)
+    packed_modules_mapping: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    expert_containers: tuple[re.Pattern[str], ...] = ()
+    expert_projections: tuple[str, ...] = ("gate_proj", "up_proj", "down_proj")
+    architectures: tuple[str, ...] = ()
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, file: str | None = None, default_name: str = "custom") -> Profile:
+        """Validate and build a profile from the file layout."""
+        if not isinstance(data, Mapping):
+            raise ProfileError(f"expected a JSON object, got {type(data).__name__}", file=file)
+        unknown = sorted(set(data) - _KEYS)
+        if unknown:
+            raise ProfileError(f"unknown keys {unknown}; known: {sorted(_KEYS)}", file=file)
+        packed_raw = data.get("packed_modules_mapping") or {}
+        if not isinstance(packed_raw, Mapping):
+            raise ProfileError("expected an object", file=file, field="packed_modules_mapping")
+        packed: dict[str, tuple[str, ...]] = {}
+        for fused, shards in packed_raw.items():
+            if not isinstance(shards, list) or not shards or not all(isinstance(s, str) and s for s in shards):
+                raise ProfileError("expected a non-empty list of shard names", file=file,
+                                   field=f"packed_modules_mapping[{json.dumps(fused)}]")
+            packed[fused] = tuple(shards)
+        containers = []
+        for i, pattern in enumerate(data.get("expert_containers") or []):
+            try:
+                rx = re.compile(pattern)
+            except (re.error, TypeError) as err:
+                raise ProfileError(f"invalid regex: {err}", file=file, field=f"expert_containers[{i}]") from None
+            if not {"container", "expert"} <= set(rx.groupindex):
+                raise ProfileError("an expert-container regex needs named groups 'container' and 'expert'",
+                                   file=file, field=f"expert_containers[{i}]")
+            containers.append(rx)
+        projections = data.get("expert_projections") or ("gate_proj", "up_proj", "down_proj")
+        archs = data.get("architectures") or ()
+        if not all(isinstance(a, str) for a in archs):
+            raise ProfileError("expected a list of strings", file=file, field="architectures")
+        return cls(name=str(data.get("name") or default_name), mapper=WeightsMapper.from_dict(data.get("mapper"), file=file),
+                   packed_modules_mapping=packed, expert_containers=tuple(containers),
+                   expert_projections=tuple(projections), architectures=tuple(archs),
+                   description=str(data.get("description") or ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "architectures": list(self.architectures),
+                "mapper": self.mapper.to_dict(),
+                "packed_modules_mapping": {k: list(v) for k, v in self.packed_modules_mapping.items()},
+                "expert_containers": [rx.pattern for rx in self.expert_containers],
+                "expert_projections": list(self.expert_projections)}
+
+    def expert_of(self, name: str) -> tuple[str, str, str | None] | None:
+        """``(container, expert, projection)`` when ``name`` is a per-expert module, else ``None``."""
+        for rx in self.expert_containers:
+            m = rx.match(name)
+            if m:
+                gd = m.groupdict()
+                return gd["container"], gd["expert"], gd.get("proj")
+        return None
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the shipped profiles."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.json"))
+
+
+@lru_cache(maxsize=64)
+def _load_builtin(name: str) -> Profile:
+    path = BUILTIN_DIR / f"{name}.json"
+    return Profile.from_dict(json.loads(path.read_text(encoding="utf-8")), file=path.name, default_name=name)
+
+
+def _read_file(path: Path) -> Any:
+    from quantresolve.formats.loader import parse_json_text
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ProfileError(f"cannot read: {err}", file=str(path)) from None
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ProfileError("YAML profiles need PyYAML (pip install pyyaml)", file=str(path)) from None
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ProfileError(f"invalid YAML: {err}".splitlines()[0], file=str(path)) from None
+    from quantresolve.errors import ConfigError
+
+    try:
+        return parse_json_text(text, file=str(path))
+    except ConfigError as err:
+        raise ProfileError(err.detail, file=str(path)) from None
+
+
+def load_profile(name_or_path: str | Path | Profile | None = None) -> Profile:
+    """A built-in profile by name, a profile file (JSON/YAML), or the default (``transformers``)."""
+    if isinstance(name_or_path, Profile):
+        return name_or_path
+    if name_or_path is None:
+        return _load_builtin(DEFAULT_PROFILE)
+    text = str(name_or_path)
+    if text in builtin_profiles():
+        return _load_builtin(text)
+    path = Path(text)
+    if path.suffix in (".json", ".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ProfileError("no such profile file", file=str(path))
+        return Profile.from_dict(_read_file(path), file=str(path), default_name=path.stem)
+    raise ProfileError(f"unknown profile {text!r}; built-in: {', '.join(builtin_profiles())}")
+
+
+def profile_for_architectures(architectures: Sequence[str] | None) -> Profile:
+    """The built-in profile declaring one of ``architectures`` (sorted by name for determinism), else the default."""
+    wanted = set(architectures or ())
+    for name in builtin_profiles():
+        profile = _load_builtin(name)
+        if wanted & set(profile.architectures):
+            return profile
+    return _load_builtin(DEFAULT_PROFILE)

@@ -1,0 +1,69 @@
+"""What every producer's rules share: the config, the profile, the namespace, and helpers.
+
+Kept separate from the rules so each producer's file holds only its own rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from quantresolve.errors import ConflictingExpertsError, ConflictingShardsError
+from quantresolve.formats.normalized import Finding, NormalizedConfig
+from quantresolve.formats.scheme import QuantScheme
+from quantresolve.naming.profiles import Profile
+from quantresolve.resolve.namespace import Namespace
+from quantresolve.resolve.packed import shard_names
+from quantresolve.resolve.resolution import ConfigRef, Resolution
+
+
+@dataclass
+class Context:
+    """Shared state of one resolver."""
+
+    config: NormalizedConfig
+    profile: Profile
+    namespace: Namespace
+    findings: list[Finding] = field(default_factory=list)
+
+    def shards(self, prefix: str) -> list[str] | None:
+        return shard_names(prefix, self.profile.packed_modules_mapping)
+
+    def present(self, name: str) -> bool:
+        """Whether the checkpoint has ``name`` (unknown checkpoint → assume yes)."""
+        known = self.namespace.exists(name)
+        return True if known is None else known
+
+    def expert_projections(self, container: str) -> list[str]:
+        """The real per-expert projections under ``container`` (from the checkpoint when known).
+
+        Without a checkpoint, expert ``0`` with the profile's declared
+        projections stands for all experts (said so in the trail by callers).
+        """
+        if self.namespace.knows_checkpoint:
+            return [n for n in self.namespace.descendants(container)
+                    if (hit := self.profile.expert_of(n)) is not None and hit[0] == container]
+        return [f"{container}.0.{p}" for p in self.profile.expert_projections]
+
+
+def agree(prefix: str, kind: str, parts: Sequence[Resolution], *, rule: str, experts: bool = False,
+          trail: Iterable[str] = ()) -> Resolution:
+    """Combine the resolutions of shards / experts: all must have the same scheme, else a loud error.
+
+    The reported source is the first part's (sorted by name), so the answer is order-independent.
+    """
+    schemes = {p.scheme for p in parts}
+    if len(schemes) > 1:
+        detail = "; ".join(f"{p.prefix} → {p.algo or 'unquantized'} ({p.rule})" for p in sorted(parts, key=lambda p: p.prefix))
+        what = "experts of MoE container" if experts else "shards of fused layer"
+        err = ConflictingExpertsError if experts else ConflictingShardsError
+        raise err(f"{what} {prefix!r} disagree: {detail}")
+    first = sorted(parts, key=lambda p: p.prefix)[0]
+    scheme: QuantScheme | None = next(iter(schemes))
+    rules = {p.rule for p in parts}
+    chosen_rule = rule
+    if scheme is None and len(rules) == 1:
+        chosen_rule = next(iter(rules))  # e.g. every shard excluded, or every shard unlisted (default)
+    source: ConfigRef | None = first.source
+    return Resolution(prefix=prefix, kind=kind, scheme=scheme, rule=chosen_rule, source=source,
+                      trail=tuple(trail), shards=tuple((p.prefix, p.algo, p.rule) for p in sorted(parts, key=lambda p: p.prefix)))

@@ -1,0 +1,86 @@
+"""The two namespaces and the bridge between them.
+
+Config entries are spelled in **checkpoint space**; prefixes asked by a model
+constructor are in **model space**. :class:`Namespace` maps checkpoint → model
+through the profile's mapper (once per name, cached) and answers the inverse
+question — which checkpoint names map to this model name — by inverting the
+mapper's rules (verified forward) and, when the checkpoint's module list is
+known, by an exact reverse index. Patterns (globs, ``re:``) are matched
+against those checkpoint-space preimages, so they keep exactly the meaning
+their author gave them.
+
+    >>> from quantresolve.naming.mapper import WeightsMapper
+    >>> ns = Namespace(WeightsMapper(orig_to_new_prefix={"vision_tower.vision_model.": "vision_model."}),
+    ...                checkpoint_modules=["vision_tower.vision_model.encoder.layers.0.mlp.fc1"])
+    >>> ns.to_model("vision_tower.vision_model.encoder")
+    'vision_model.encoder'
+    >>> sorted(ns.preimages("vision_model.encoder.layers.0.mlp.fc1"))
+    ['vision_model.encoder.layers.0.mlp.fc1', 'vision_tower.vision_model.encoder.layers.0.mlp.fc1']
+    >>> ns.exists("vision_model.encoder.layers.0.mlp.fc2")
+    False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from quantresolve.naming.mapper import WeightsMapper
+
+
+class Namespace:
+    """Checkpoint ↔ model names for one mapper and (optionally) one checkpoint's module list."""
+
+    def __init__(self, mapper: WeightsMapper, checkpoint_modules: Iterable[str] | None = None) -> None:
+        self.mapper = mapper
+        self._reverse: dict[str, set[str]] = {}
+        self._present: frozenset[str] | None = None
+        self._ancestors: frozenset[str] | None = None
+        self._children: dict[str, list[str]] = {}
+        if checkpoint_modules is not None:
+            present = set()
+            for ckpt in checkpoint_modules:
+                model = mapper.map_name(ckpt)
+                if model is None:
+                    continue
+                present.add(model)
+                self._reverse.setdefault(model, set()).add(ckpt)
+            self._present = frozenset(present)
+            ancestors = set()
+            for name in present:
+                parts = name.split(".")
+                for i in range(1, len(parts)):
+                    parent = ".".join(parts[:i])
+                    ancestors.add(parent)
+                    self._children.setdefault(parent, []).append(name)
+            self._ancestors = frozenset(ancestors)
+        self._preimage_cache: dict[str, frozenset[str]] = {}
+
+    @property
+    def knows_checkpoint(self) -> bool:
+        """True when the checkpoint's module list was given (shard presence is then known)."""
+        return self._present is not None
+
+    def to_model(self, checkpoint_name: str) -> str | None:
+        """Model-space name of a checkpoint-space name (``None``: the mapper drops it)."""
+        return self.mapper.map_name(checkpoint_name)
+
+    def preimages(self, model_name: str) -> frozenset[str]:
+        """Checkpoint-space names that map to ``model_name`` (always includes identity when it maps to itself)."""
+        cached = self._preimage_cache.get(model_name)
+        if cached is not None:
+            return cached
+        names = set(self.mapper.preimages(model_name))
+        names |= self._reverse.get(model_name, set())
+        result = frozenset(names) if names else frozenset((model_name,))
+        self._preimage_cache[model_name] = result
+        return result
+
+    def exists(self, model_name: str) -> bool | None:
+        """Whether the checkpoint has this module (or modules under it); ``None`` when unknown."""
+        if self._present is None:
+            return None
+        return model_name in self._present or model_name in self._ancestors  # type: ignore[operator]
+
+    def descendants(self, model_name: str) -> list[str]:
+        """Checkpoint modules (model space) under ``model_name``, sorted; empty when unknown."""
+        return sorted(self._children.get(model_name, ()))

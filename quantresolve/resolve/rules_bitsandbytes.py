@@ -1,0 +1,64 @@
+"""bitsandbytes resolution rules (transformers' ``BitsAndBytesConfig`` semantics, made exact).
+
+1. **excluded** — an ``llm_int8_skip_modules`` entry matches whole path
+   components: its components occur as a contiguous run of the prefix's
+   components (``ff_out`` skips every ``...ff_out``; ``model.transformer.ff_out``
+   skips only the LM head of Molmo, not ``...blocks.N.ff_out``; ``kv_proj`` never
+   matches inside ``qkv_proj``). A fused layer is skipped only if all its shards are.
+2. **producer-default-skip** — with no skip list (``null``), transformers keeps
+   the output embedding (LM head) unquantized.
+3. **not-quantizable** — embeddings and attention (no KV-cache quantization).
+4. **default** — every other linear, including each expert of an MoE container
+   (bitsandbytes quantizes per-expert ``nn.Linear`` modules).
+"""
+
+from __future__ import annotations
+
+from quantresolve.errors import ConflictingShardsError
+from quantresolve.resolve.candidates import wrapper_candidates
+from quantresolve.resolve.context import Context
+from quantresolve.resolve.entries import EntryIndex, MatchModes
+from quantresolve.resolve.resolution import Resolution
+
+
+class BitsAndBytesRules:
+    """Resolution for bitsandbytes configs."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.skip = EntryIndex(ctx.config.exclude, ctx.namespace, MatchModes(subtree=True, components=True))
+
+    def _skipped(self, prefix: str, kind: str, trail: list[str]) -> Resolution | None:
+        for name in [prefix, *wrapper_candidates(prefix)]:
+            hit = self.skip.match(name, kind)
+            if hit is not None:
+                trail.append(f"excluded: skip entry {hit[0].original!r} matches {name} ({hit[1]})")
+                return Resolution(prefix, kind, None, "excluded", hit[0], tuple(trail))
+        shards = self.ctx.shards(prefix)
+        if shards:
+            present = [s for s in shards if self.ctx.present(s)]
+            hits = {s: self.skip.match(s, kind) for s in present}
+            skipped = sorted(s for s, h in hits.items() if h is not None)
+            if skipped and len(skipped) < len(present):
+                raise ConflictingShardsError(f"fused layer {prefix!r}: skip entries cover {skipped} but not "
+                                             f"{sorted(set(present) - set(skipped))}")
+            if skipped:
+                ref = hits[skipped[0]][0]  # type: ignore[index]
+                trail.append(f"excluded: every shard is skipped (first: {ref.original!r})")
+                return Resolution(prefix, kind, None, "excluded", ref, tuple(trail))
+        trail.append("excluded: no skip entry matches")
+        return None
+
+    def resolve(self, prefix: str, kind: str) -> Resolution:
+        trail: list[str] = []
+        if kind in ("embedding", "attention"):
+            return Resolution(prefix, kind, None, "not-quantizable", None,
+                              (f"not-quantizable: bitsandbytes does not quantize {kind} modules",))
+        skipped = self._skipped(prefix, kind, trail)
+        if skipped is not None:
+            return skipped
+        if kind == "lm_head" and not self.ctx.config.exclude:
+            trail.append("producer-default-skip: no skip list, transformers keeps the LM head unquantized")
+            return Resolution(prefix, kind, None, "producer-default-skip", None, tuple(trail))
+        trail.append(f"default: {self.ctx.config.quant_algo}")
+        return Resolution(prefix, kind, self.ctx.config.default_scheme, "default", None, tuple(trail))
