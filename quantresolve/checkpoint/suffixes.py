@@ -106,18 +106,18 @@ def split_parameter(name: str) -> tuple[str, str, bool]:
     with an empty parameter.
     """
     head, _, last = name.rpartition(".")
+    if not head:
+        return name, "", False  # never an empty module name (field-notes §4 class 9)
     rules = _BY_LAST.get(last)
     if rules is not None:
         for rule in rules:
             if rule.suffix == last:
                 return head, rule.param or last, True
             tail = "." + rule.suffix
-            if name.endswith(tail):
+            if name.endswith(tail) and len(name) > len(tail):
                 return name[: -len(tail)], rule.param or rule.suffix, True
     for rule in _WILDCARDS:
         stem, _, start = rule.suffix[:-1].rpartition(".")
-        if last.startswith(start) and (head == stem or head.endswith("." + stem)):
+        if last.startswith(start) and head.endswith("." + stem):
             return head[: -len(stem)].rstrip("."), f"{stem}.{last}", True
-    if not head:
-        return name, "", False
     return head, last, False
