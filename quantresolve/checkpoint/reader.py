@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
@@ -155,7 +156,12 @@ def _catalog_from_index(
         tensors = {n: TensorInfo(n, None, None, weight_map[n], None) for n in sorted(weight_map)}
         total = metadata.get("total_size")
         return CheckpointCatalog(
-            root, tensors, False, tuple(shards), metadata, total if type(total) is int else None
+            root,
+            MappingProxyType(tensors),
+            False,
+            tuple(shards),
+            MappingProxyType(metadata),
+            total if type(total) is int else None,
         )
     missing = [s for s in shards if s not in present]
     if missing:
@@ -179,7 +185,15 @@ def _finish(
 ) -> CheckpointCatalog:
     ordered = {name: tensors[name] for name in sorted(tensors)}
     total = sum(t.nbytes for t in ordered.values())  # type: ignore[misc]
-    return CheckpointCatalog(root, ordered, True, tuple(shards), metadata, total, tuple(warnings))
+    return CheckpointCatalog(
+        root,
+        MappingProxyType(ordered),
+        True,
+        tuple(shards),
+        MappingProxyType(dict(metadata)),
+        total,
+        tuple(warnings),
+    )
 
 
 def read_checkpoint(
