@@ -211,6 +211,8 @@ class BnBCPU(Backend):
             lambda: None if shapes.k % 2 == 0 else Verdict.no(f"needs even K (K={shapes.k})"),
             lambda: Verdict.no("needs eval mode (the CPU kernel rewrites weights on first forward)")
             if device.training else None,
+            lambda: None if shapes.batch is None or shapes.batch <= 16 else Verdict.no(
+                f"batch {shapes.batch} > 16: the dense matmul is faster than bitsandbytes here"),
         )
 
     def prepare(self, group: ShardGroup) -> Any:
