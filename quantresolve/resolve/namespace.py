@@ -14,8 +14,10 @@ their author gave them.
     ...                checkpoint_modules=["vision_tower.vision_model.encoder.layers.0.mlp.fc1"])
     >>> ns.to_model("vision_tower.vision_model.encoder")
     'vision_model.encoder'
-    >>> sorted(ns.preimages("vision_model.encoder.layers.0.mlp.fc1"))
-    ['vision_model.encoder.layers.0.mlp.fc1', 'vision_tower.vision_model.encoder.layers.0.mlp.fc1']
+    >>> sorted(ns.preimages("vision_model.encoder.layers.0.mlp.fc1"))  # the checkpoint's own spelling only
+    ['vision_tower.vision_model.encoder.layers.0.mlp.fc1']
+    >>> sorted(ns.preimages("vision_model.encoder.layers.0.mlp.fc2"))  # not in the checkpoint: rule inversion
+    ['vision_model.encoder.layers.0.mlp.fc2', 'vision_tower.vision_model.encoder.layers.0.mlp.fc2']
     >>> ns.exists("vision_model.encoder.layers.0.mlp.fc2")
     False
 """
@@ -65,12 +67,19 @@ class Namespace:
         return self.mapper.map_name(checkpoint_name)
 
     def preimages(self, model_name: str) -> frozenset[str]:
-        """Checkpoint-space names that map to ``model_name`` (always includes identity when it maps to itself)."""
+        """Checkpoint-space names that map to ``model_name``.
+
+        When the checkpoint's module list names the module, exactly those spellings; otherwise the
+        mapper's inverted rules (identity included when it maps to itself).
+        """
         cached = self._preimage_cache.get(model_name)
         if cached is not None:
             return cached
-        names = set(self.mapper.preimages(model_name))
-        names |= self._reverse.get(model_name, set())
+        # When the checkpoint names this module, patterns see exactly its real spelling(s), never an
+        # identity spelling the checkpoint does not have (``re:visual.*`` must not hit a module stored
+        # as ``model.visual.*``; failure class 2, llm-compressor PR 2597).
+        real = self._reverse.get(model_name)
+        names = set(real) if real else set(self.mapper.preimages(model_name))
         result = frozenset(names) if names else frozenset((model_name,))
         self._preimage_cache[model_name] = result
         return result
