@@ -85,15 +85,20 @@ def _layers(layers: dict[str, LayerQuantSpec] | None, *, group_size: int | None,
     """Per-layer entries; an entry whose algo is "none" becomes an exact exclusion."""
     entries: list[LayerEntry] = []
     excluded: list[NameEntry] = []
+    schemes: dict[tuple[object, ...], QuantScheme | None] = {}  # real configs repeat a handful of settings
     for name in sorted(layers or {}):
         where = f"{field}[{json.dumps(name)}]"
         if not name.strip():
             raise ConfigError("empty module name as a quantized_layers key", file=file, field=where)
-        scheme = _layer_scheme(layers[name], group_size=group_size, file=file, field=where)  # type: ignore[index]
+        spec = layers[name]  # type: ignore[index]
+        key = (spec.quant_algo, spec.group_size, spec.has_zero_point, spec.pre_quant_scale)
+        if key not in schemes:
+            schemes[key] = _layer_scheme(spec, group_size=group_size, file=file, field=where)
+        scheme = schemes[key]
         if scheme is None:
             excluded.append(NameEntry(original=name, kind="exact", file=file, field=where))
-        else:
-            entries.append(LayerEntry(name=name, scheme=scheme, file=file, field=where))
+        else:  # inputs are validated already: skip re-validation of 10^5 entries
+            entries.append(LayerEntry.model_construct(name=name, scheme=scheme, file=file, field=where))
     return tuple(entries), tuple(excluded)
 
 
@@ -126,7 +131,7 @@ def _flat_groups(flat: ModelOptFlatConfig, *, file: str, field: str) -> tuple[Sc
     groups = []
     for name in sorted(flat.config_groups or {}):
         raw = flat.config_groups[name]  # type: ignore[index]
-        where = f"{field}.config_groups[{json.dumps(name)}]"
+        where = f"{field + '.' if field else ''}config_groups[{json.dumps(name)}]"
         label = modelopt_label_for_group(raw)
         if label is None:
             continue  # described by quant_algo / quantized_layers; cross-checked in findings
@@ -139,30 +144,36 @@ def _flat_groups(flat: ModelOptFlatConfig, *, file: str, field: str) -> tuple[Sc
 
 
 def _flat_kv(flat: ModelOptFlatConfig, *, file: str, field: str) -> QuantScheme | None:
+    field = f"{field}." if field else ""
     kv = flat.kv_cache_scheme
     if isinstance(kv, str):
-        label = _kv_algo(kv, file=file, field=f"{field}.kv_cache_scheme")
+        label = _kv_algo(kv, file=file, field=f"{field}kv_cache_scheme")
     elif isinstance(kv, dict):
         bits, typ = kv.get("num_bits"), kv.get("type")
         label = {(8, "float"): "FP8", (8, "int"): "INT8", (4, "float"): "NVFP4"}.get((bits, typ))
         if label is None:
-            raise ConfigError(f"unsupported KV-cache scheme {kv!r}", file=file, field=f"{field}.kv_cache_scheme")
+            raise ConfigError(f"unsupported KV-cache scheme {kv!r}", file=file, field=f"{field}kv_cache_scheme")
     else:
-        label = _kv_algo(flat.kv_cache_quant_algo, file=file, field=f"{field}.kv_cache_quant_algo")
+        label = _kv_algo(flat.kv_cache_quant_algo, file=file, field=f"{field}kv_cache_quant_algo")
     return modelopt_kv_scheme(label) if label else None
 
 
 def _modelopt_from_flat(flat: ModelOptFlatConfig, *, file: str, field: str) -> NormalizedConfig:
-    label = _algo(flat.quant_algo, file=file, field=f"{field}.quant_algo")
+    return _modelopt_from_flat_at(flat, file=file, base=field, field=f"{field}." if field else "")
+
+
+def _modelopt_from_flat_at(flat: ModelOptFlatConfig, *, file: str, base: str, field: str) -> NormalizedConfig:
+    """``field`` is the section's path with a trailing dot (empty for a bare section)."""
+    label = _algo(flat.quant_algo, file=file, field=f"{field}quant_algo")
     excludes = flat.ignore if flat.ignore is not None else flat.exclude_modules
-    ex_field = f"{field}.ignore" if flat.ignore is not None else f"{field}.exclude_modules"
+    ex_field = f"{field}ignore" if flat.ignore is not None else f"{field}exclude_modules"
     layers, none_layers = _layers(flat.quantized_layers, group_size=flat.group_size, file=file,
-                                  field=f"{field}.quantized_layers")
-    groups = _flat_groups(flat, file=file, field=field)
+                                  field=f"{field}quantized_layers")
+    groups = _flat_groups(flat, file=file, field=base)
     findings: list[Finding] = []
     if flat.quant_method == "fp8":
         findings.append(Finding(
-            code="base-format-fp8", severity="warning", file=file, field=f"{field}.quant_method",
+            code="base-format-fp8", severity="warning", file=file, field=f"{field}quant_method",
             message="quant_method 'fp8' next to ModelOpt keys: layers outside the ModelOpt scheme are stored in "
                     "the base block-FP8 format, which quantresolve does not resolve"))
     if label == MIXED_PRECISION and not layers and groups:
@@ -175,7 +186,7 @@ def _modelopt_from_flat(flat: ModelOptFlatConfig, *, file: str, field: str) -> N
         producer="modelopt", producer_version=flat.producer.version if flat.producer else None, format="modelopt",
         quant_algo=label, default_scheme=_default(label, flat.group_size, flat.has_zero_point, flat.pre_quant_scale),
         exclude=_entries(excludes, file=file, field=ex_field) + none_layers, layers=layers,
-        kv_cache=_flat_kv(flat, file=file, field=field), findings=tuple(findings), sources=(file,),
+        kv_cache=_flat_kv(flat, file=file, field=base), findings=tuple(findings), sources=(file,),
     )
 
 
@@ -288,7 +299,7 @@ def normalize_compressed_tensors(data: dict[str, Any], *, file: str = "config.js
     groups = []
     for name in sorted(config.config_groups):
         scheme = config.config_groups[name]
-        where = f"{field}.config_groups[{json.dumps(name)}]"
+        where = f"{field + '.' if field else ''}config_groups[{json.dumps(name)}]"
         fmt = scheme.format or (top if top not in (None, "mixed-precision") else None)
         if fmt is None:
             raise ConfigError("no format: the group has no 'format' and the top-level format is "

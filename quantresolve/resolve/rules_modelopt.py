@@ -28,6 +28,7 @@ modules answer the KV-cache scheme (``kv-cache``) unless excluded.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from quantresolve.errors import MappingError
 from quantresolve.formats.normalized import Finding, LayerEntry
@@ -46,7 +47,8 @@ class ModelOptRules:
         cfg = ctx.config
         self.exclude = EntryIndex(cfg.exclude, ctx.namespace, MatchModes(subtree=True, glob_ancestors=True))
         self.layers: dict[str, tuple[QuantScheme, ConfigRef]] = {}
-        self.expert_layers: dict[str, list[tuple[str, QuantScheme, ConfigRef]]] = defaultdict(list)
+        # container → scheme → (number of per-expert keys, first key's name and ref): roll-ups are O(1).
+        self.expert_layers: dict[str, dict[QuantScheme, list[Any]]] = defaultdict(dict)
         self.expert_excludes: dict[str, list[ConfigRef]] = defaultdict(list)
         self._index_layers(cfg.layers)
         for mapped, ref in self.exclude.exact.items():
@@ -77,9 +79,10 @@ class ModelOptRules:
                             "(same scheme)"))
                 continue
             self.layers[mapped] = (entry.scheme, ref)
-            hit = self.ctx.profile.expert_of(mapped)
+            hit = self.ctx.profile.expert_of(mapped) if self.ctx.profile.expert_containers else None
             if hit is not None:
-                self.expert_layers[hit[0]].append((mapped, entry.scheme, ref))
+                slot = self.expert_layers[hit[0]].setdefault(entry.scheme, [0, mapped, ref])
+                slot[0] += 1
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -155,7 +158,7 @@ class ModelOptRules:
         found = self._lookup(prefix, "moe", names, trail)
         if found is not None:
             return found
-        listed = self.expert_layers.get(prefix, [])
+        listed = self.expert_layers.get(prefix, {})
         excluded = self.expert_excludes.get(prefix, [])
         if self.ctx.namespace.knows_checkpoint:
             projections = self.ctx.expert_projections(prefix)
@@ -164,9 +167,10 @@ class ModelOptRules:
                 trail.append(f"experts: {len(parts)} expert projections in the checkpoint agree")
                 return agree(prefix, "moe", parts, rule="experts", experts=True, trail=trail)
         if listed or excluded:
-            parts = [Resolution(name, "linear", scheme, "direct", ref) for name, scheme, ref in listed]
+            parts = [Resolution(name, "linear", scheme, "direct", ref) for scheme, (_, name, ref) in listed.items()]
             parts += [Resolution(ref.mapped or ref.original, "linear", None, "excluded", ref) for ref in excluded]
-            trail.append(f"experts: {len(listed)} per-expert key(s) and {len(excluded)} per-expert exclusion(s) "
+            count = sum(n for n, _, _ in listed.values())
+            trail.append(f"experts: {count} per-expert key(s) and {len(excluded)} per-expert exclusion(s) "
                          "(checkpoint not read: assumed to cover every expert)")
             return agree(prefix, "moe", parts, rule="experts", experts=True, trail=trail)
         return self._default(prefix, "moe", trail)

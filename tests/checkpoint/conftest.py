@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ckpt_helpers import write_shard
+from tests.checkpoint.ckpt_helpers import write_shard
 
 
 class OpenRecorder:

@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from ckpt_helpers import entries_header, write_index, write_raw, write_shard
+from tests.checkpoint.ckpt_helpers import entries_header, write_index, write_raw, write_shard
 
 from quantresolve.checkpoint import read_checkpoint
 from quantresolve.checkpoint.header import MAX_HEADER_BYTES
