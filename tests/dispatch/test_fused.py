@@ -26,7 +26,8 @@ def _nvfp4_shard(n: int, seed: int, scale_2: float, input_scale: float) -> dict[
 
 def _ct_shard(preset: str, n: int, seed: int) -> dict[str, torch.Tensor]:
     from compressed_tensors.quantization import preset_name_to_scheme
-    from test_bitexact import ct_compress  # sibling module (pytest puts this folder on sys.path)
+
+    from .test_bitexact import ct_compress
 
     w = (torch.randn(n, K, generator=torch.Generator().manual_seed(seed)) * 0.05 * (seed + 1)).to(torch.bfloat16)
     tensors, _, _ = ct_compress(preset_name_to_scheme(preset, ["Linear"]), w)
