@@ -63,6 +63,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "compressed-tensors-config.schema.json": _ct,
     "bitsandbytes-config.schema.json": _bnb,
     "normalized-config.schema.json": _normalized,
+    "audit-report.schema.json": _audit,
 }
 
 

@@ -1,0 +1,132 @@
+"""What tensors a resolved scheme should have, and the comparison with what they are.
+
+:func:`expected_kinds` maps a :class:`QuantScheme` to the evidence kinds
+(:mod:`quantresolve.checkpoint.evidence`) its producer writes for it; ``None``
+means "no registered expectation" (the format is then not checked, never
+guessed). :func:`compare` returns ``(code, detail)`` pairs for one module::
+
+    >>> from quantresolve.formats.scheme import modelopt_scheme
+    >>> from quantresolve.checkpoint import Evidence
+    >>> sorted(expected_kinds(modelopt_scheme("NVFP4")))
+    ['nvfp4']
+    >>> compare(modelopt_scheme("NVFP4"), Evidence("fp8", weight_dtype="F8_E4M3"))
+    [('format-mismatch', 'config says NVFP4 (expects nvfp4 tensors) but the tensors are fp8 (weight F8_E4M3)')]
+    >>> compare(None, Evidence("dense", scale_params=("input_scale",), has_input_scale=True))
+    [('config-unquantized-scales-present', 'config leaves it unquantized and its weight is dense, but input_scale ship(s)')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from quantresolve.checkpoint import Evidence, packed_logical_shape
+from quantresolve.formats.scheme import QuantScheme
+
+Issue = tuple[str, str]
+
+
+def _modelopt(s: QuantScheme) -> frozenset[str] | None:
+    w = s.weights
+    if w is None:
+        return None
+    microscaled = w.scale_dtype == "uint8"
+    table = {
+        ("float", 8, False): "fp8", ("float", 8, True): "mxfp8",
+        ("float", 4, False): "nvfp4", ("float", 4, True): "mxfp4",
+        ("int", 4, False): "int4-awq", ("int", 8, False): "int8",
+    }
+    kind = table.get((w.type, w.num_bits, microscaled))
+    return None if kind is None else frozenset({kind})
+
+
+#: compressed-tensors per-group format → evidence kinds.
+CT_FORMATS: dict[str, frozenset[str]] = {
+    "pack-quantized": frozenset({"int4-packed"}),
+    "int-quantized": frozenset({"int8"}),
+    "float-quantized": frozenset({"fp8"}),
+    "naive-quantized": frozenset({"int8", "fp8"}),
+    "nvfp4-pack-quantized": frozenset({"nvfp4"}),
+    "mxfp4-pack-quantized": frozenset({"mxfp4"}),
+    "mxfp8-quantized": frozenset({"mxfp8"}),
+    "dense": frozenset({"dense"}),
+}
+
+
+def _compressed_tensors(s: QuantScheme) -> frozenset[str] | None:
+    return CT_FORMATS.get(s.format)
+
+
+def _bitsandbytes(s: QuantScheme) -> frozenset[str] | None:
+    if s.weights is None:
+        return None
+    return frozenset({"bnb-int8"}) if s.weights.num_bits == 8 else frozenset({"bnb-4bit"})
+
+
+#: producer → expectation rule.
+EXPECTATIONS: dict[str, Callable[[QuantScheme], frozenset[str] | None]] = {
+    "modelopt": _modelopt,
+    "compressed-tensors": _compressed_tensors,
+    "bitsandbytes": _bitsandbytes,
+}
+
+#: Evidence kinds whose weight-scale columns are groups along K.
+GROUPED_KINDS = frozenset({"nvfp4", "mxfp4", "mxfp8", "int4-awq", "int4-packed"})
+
+
+def expected_kinds(scheme: QuantScheme) -> frozenset[str] | None:
+    rule = EXPECTATIONS.get(scheme.producer)
+    return None if rule is None else rule(scheme)
+
+
+def evidence_group_size(evidence: Evidence, scheme: QuantScheme | None) -> int | None:
+    """K elements per weight-scale column, using the scheme's bit width for CT packed weights."""
+    if evidence.kind == "int4-packed" and scheme is not None and scheme.weights is not None:
+        logical = packed_logical_shape(evidence, scheme.weights.num_bits)
+        if logical is None or not evidence.groups_along_k:
+            return None
+        k = logical[1]
+        return k // evidence.groups_along_k if k % evidence.groups_along_k == 0 else -1
+    return evidence.group_size
+
+
+def _describe(e: Evidence) -> str:
+    return f"{e.kind} (weight {e.weight_dtype})" if e.weight_dtype else e.kind
+
+
+def compare(scheme: QuantScheme | None, evidence: Evidence) -> list[Issue]:
+    """What the tensors of one module contradict in its resolved ``scheme`` (``None``: unquantized)."""
+    kind = evidence.kind
+    if kind == "no-weight":
+        return []
+    if kind == "unknown":
+        if evidence.confidence == "names-only":
+            return []  # names alone cannot tell fp8 / int8 / mx apart: said once, globally
+        return [("unknown-tensor-format", "; ".join(evidence.notes) or "no recogniser accepts these tensors")]
+    if scheme is None:
+        if kind != "dense":
+            return [("config-unquantized-tensors-quantized",
+                     f"config leaves it unquantized but the tensors are {_describe(evidence)}")]
+        if evidence.scale_params:
+            return [("config-unquantized-scales-present",
+                     f"config leaves it unquantized and its weight is dense, but "
+                     f"{', '.join(evidence.scale_params)} ship(s)")]
+        return []
+    if scheme.weights is None:
+        return []
+    if kind == "dense":
+        return [("config-quantized-tensors-dense",
+                 f"config says {scheme.algo} but the tensors are dense (weight {evidence.weight_dtype or '?'})")]
+    expected = expected_kinds(scheme)
+    if expected is not None and kind not in expected:
+        return [("format-mismatch",
+                 f"config says {scheme.algo} (expects {'/'.join(sorted(expected))} tensors) "
+                 f"but the tensors are {_describe(evidence)}")]
+    w = scheme.weights
+    if (kind in GROUPED_KINDS and w.group_size and w.strategy in ("group", "tensor_group")
+            and evidence.confidence == "headers"):
+        found = evidence_group_size(evidence, scheme)
+        if found is not None and found != w.group_size:
+            got = (f"{evidence.groups_along_k} scale groups along K do not divide it evenly" if found == -1
+                   else f"the weight scales cover {found} elements each ({evidence.groups_along_k} groups along K)")
+            return [("group-size-mismatch", f"config says group size {w.group_size} for {scheme.algo} but {got}")]
+    return []

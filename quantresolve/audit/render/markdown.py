@@ -1,0 +1,68 @@
+"""The report as GitHub-flavoured Markdown (for PR comments and CI summaries).
+
+Table cells are escaped (``|`` and backticks); layer rows are folded into ranges.
+"""
+
+from __future__ import annotations
+
+from quantresolve.audit.render.common import (
+    column_order,
+    fold_rows,
+    human_bytes,
+    human_count,
+    outside_layers,
+    percent,
+)
+from quantresolve.audit.report import AuditReport
+
+MAX_FINDINGS = 200
+
+
+def _esc(text: object) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(_esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_esc(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def render_markdown(report: AuditReport) -> str:
+    cov = report.coverage
+    lines = [f"# quantresolve audit: {_esc(report.checkpoint)}", ""]
+    lines += [f"- **producer**: {_esc(report.producer)} {_esc(report.producer_version or '')}",
+              f"- **algo**: {_esc(report.quant_algo or '-')}; **KV cache**: {_esc(report.kv_cache or '-')}",
+              f"- **profile**: {_esc(report.profile)}; **evidence**: {_esc(report.evidence_level)}; "
+              f"**shards**: {report.shards}; **tensors**: {report.tensors}",
+              f"- **config files**: {_esc(', '.join(report.config_sources))}", ""]
+    lines += ["## Coverage", ""]
+    rows = [[label, str(e["modules"]), human_count(e["params"]),
+             human_bytes(e["bytes"]) if cov["params_known"] else "?",
+             ", ".join(f"{k} {n}" for k, n in e["by_kind"].items())] for label, e in cov["by_algo"].items()]
+    lines += _table(["algo", "modules", "params", "bytes", "kinds"], rows)
+    lines += ["", f"Quantized linear parameters: **{percent(cov['quantized_linear_param_fraction'])}**; "
+                  f"quantized linear modules: **{percent(cov['quantized_linear_module_fraction'])}**.", ""]
+    for stack in report.layer_map:
+        columns = column_order(stack["columns"])
+        lines += [f"## Per-layer map: `{stack['stack']}.N`", ""]
+        lines += _table(["layers", *columns], [[span, *(cells.get(c, "·") for c in columns)]
+                                               for span, cells in fold_rows(stack["rows"])])
+        lines.append("")
+    outside = outside_layers(report)
+    if outside:
+        lines += ["## Outside the layer stacks", ""]
+        lines += _table(["module", "kind", "algo", "rule", "tensors"],
+                        [[m.name, m.kind, m.label, m.rule or "", m.evidence["format"]] for m in outside])
+        lines.append("")
+    counts = report.counts()
+    lines += ["## Findings", "",
+              f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info.", ""]
+    if report.findings:
+        shown = report.findings[:MAX_FINDINGS]
+        lines += _table(["severity", "code", "message", "where"],
+                        [[f.severity, f.code, f.message, f"{f.file or ''}{': ' + f.field if f.field else ''}"]
+                         for f in shown])
+        if len(report.findings) > MAX_FINDINGS:
+            lines += ["", f"… {len(report.findings) - MAX_FINDINGS} more: see `--format json`."]
+    return "\n".join(lines) + "\n"

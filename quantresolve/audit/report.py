@@ -1,0 +1,117 @@
+"""The audit report: its data model and its JSON form (the versioned contract).
+
+JSON layout (``schema_version`` 1; ``schemas/audit-report.schema.json``)::
+
+    {"schema_version": 1, "tool": "quantresolve 0.1.0", "checkpoint": "...", "producer": "modelopt",
+     "producer_version": "0.47.0", "quant_algo": "MIXED_PRECISION", "kv_cache": null,
+     "profile": "llama", "evidence_level": "headers" | "names-only",
+     "shards": 1, "tensors": 201, "config_sources": ["hf_quant_config.json", "config.json"],
+     "modules": [{"name", "kind", "algo", "rule", "source", "evidence", "grouping", "parts",
+                  "checkpoint_names", "missing_shards", "scheme", "params", "bytes"}, ...],
+     "coverage": {"by_algo": {"NVFP4": {"modules", "params", "bytes", "by_kind"}, "unquantized": {...}},
+                  "quantized_linear_param_fraction", "quantized_linear_module_fraction",
+                  "params_known", "total_params", "total_bytes", "kv_cache": {...}},
+     "layer_map": [{"stack": "model.layers", "columns": [...], "rows": [{"index": 0, "cells": {...}}]}],
+     "findings": [{"code", "severity", "message", "subject", "file", "field"}, ...],
+     "summary": {"error": 0, "warning": 0, "info": 0}}
+
+Compatibility promise: keys are only ever added; existing keys keep their meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantresolve.formats.normalized import Finding
+
+SCHEMA_VERSION = 1
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleReport:
+    """One unit of the model: what the resolver says, what the tensors say."""
+
+    name: str
+    kind: str
+    grouping: str
+    algo: str | None
+    rule: str | None
+    source: dict[str, Any] | None
+    evidence: dict[str, Any]
+    parts: int
+    checkpoint_names: tuple[str, ...]
+    missing_shards: tuple[str, ...] = ()
+    scheme: str | None = None
+    params: int = 0
+    bytes: int = 0
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The coverage label: the algo, ``unquantized``, or ``unresolved`` when the resolver refused."""
+        if self.error is not None:
+            return "unresolved"
+        return self.algo or "unquantized"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "algo": self.algo, "rule": self.rule,
+                "source": self.source, "evidence": self.evidence, "grouping": self.grouping,
+                "parts": self.parts, "checkpoint_names": list(self.checkpoint_names),
+                "missing_shards": list(self.missing_shards), "scheme": self.scheme,
+                "params": self.params, "bytes": self.bytes, "error": self.error}
+
+
+@dataclass(slots=True)
+class AuditReport:
+    """Everything the audit found; :meth:`to_json` is the documented contract."""
+
+    checkpoint: str
+    producer: str
+    producer_version: str | None
+    quant_algo: str | None
+    kv_cache: str | None
+    profile: str
+    evidence_level: str
+    shards: int
+    tensors: int
+    config_sources: tuple[str, ...]
+    modules: list[ModuleReport]
+    coverage: dict[str, Any]
+    layer_map: list[dict[str, Any]]
+    findings: list[Finding] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out = {"error": 0, "warning": 0, "info": 0}
+        for f in self.findings:
+            out[f.severity] += 1
+        return out
+
+    def exit_code(self, strict: bool = False) -> int:
+        """0 clean, 1 error findings (``strict``: warnings too)."""
+        counts = self.counts()
+        return 1 if counts["error"] or (strict and counts["warning"]) else 0
+
+    def to_json(self) -> dict[str, Any]:
+        from quantresolve import __version__
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": f"quantresolve {__version__}",
+            "checkpoint": self.checkpoint,
+            "producer": self.producer,
+            "producer_version": self.producer_version,
+            "quant_algo": self.quant_algo,
+            "kv_cache": self.kv_cache,
+            "profile": self.profile,
+            "evidence_level": self.evidence_level,
+            "shards": self.shards,
+            "tensors": self.tensors,
+            "config_sources": list(self.config_sources),
+            "modules": [m.to_json() for m in self.modules],
+            "coverage": self.coverage,
+            "layer_map": self.layer_map,
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "summary": self.counts(),
+        }

@@ -1,0 +1,118 @@
+"""JSON Schema of the audit report (``schemas/audit-report.schema.json``).
+
+Written by hand so it documents the contract, not an implementation detail;
+``tests/audit`` validates real reports against it, and
+``tests/formats/test_cli_and_schemas.py`` checks the committed file is fresh.
+
+    >>> audit_report_schema()["properties"]["schema_version"]["const"]
+    1
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quantresolve.audit.codes import CODES
+from quantresolve.audit.report import SCHEMA_VERSION
+from quantresolve.resolve.resolution import KINDS, RULES
+
+_STR_OR_NULL = {"type": ["string", "null"]}
+_INT_OR_NULL = {"type": ["integer", "null"], "minimum": 0}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required or list(properties), **extra}
+
+
+def audit_report_schema() -> dict[str, Any]:
+    finding = _obj({
+        "code": {"type": "string", "description": "stable code; audit codes: " + ", ".join(sorted(CODES))
+                 + "; config-loader and resolver codes pass through"},
+        "severity": {"enum": ["error", "warning", "info"]},
+        "message": {"type": "string"},
+        "subject": _STR_OR_NULL,
+        "file": _STR_OR_NULL,
+        "field": _STR_OR_NULL,
+    }, ["code", "severity", "message", "subject"])
+    source = {"oneOf": [{"type": "null"}, _obj({
+        "original": {"type": "string", "description": "the entry as the config spells it (checkpoint namespace)"},
+        "mapped": _STR_OR_NULL, "file": {"type": "string"}, "field": {"type": "string"}},
+        ["original", "mapped", "file", "field"])]}
+    evidence = _obj({
+        "format": {"type": "string", "description": "evidence kind of the tensors (dense, fp8, nvfp4, mxfp4, "
+                   "mxfp8, int4-packed, int8, int4-awq, bnb-4bit, bnb-int8, no-weight, unknown) or 'mixed'"},
+        "by_format": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+        "confidence": {"enum": ["headers", "names-only"]},
+        "weight_dtype": _STR_OR_NULL,
+        "logical_shape": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "integer"},
+                                                       "minItems": 2, "maxItems": 2}]},
+        "group_size": _INT_OR_NULL,
+        "scale_params": {"type": "array", "items": {"type": "string"}},
+        "input_scale": {"type": "boolean"},
+        "kv_scales": {"type": "boolean"},
+    }, ["format", "by_format", "confidence"])
+    module = _obj({
+        "name": {"type": "string", "description": "model namespace (after the profile's mapper and grouping)"},
+        "kind": {"enum": [*KINDS, "other"]},
+        "algo": {**_STR_OR_NULL, "description": "canonical label, null when unquantized or unresolved"},
+        "rule": {**_STR_OR_NULL, "description": "the resolver rule that decided (" + ", ".join(RULES)
+                 + "), 'unresolved' when the resolver refused, null for 'other' (not resolved)"},
+        "source": source,
+        "evidence": evidence,
+        "grouping": {"enum": ["single", "fused", "experts"]},
+        "parts": {"type": "integer", "minimum": 1},
+        "checkpoint_names": {"type": "array", "items": {"type": "string"},
+                             "description": "checkpoint-space modules (empty for expert containers)"},
+        "missing_shards": {"type": "array", "items": {"type": "string"}},
+        "scheme": _STR_OR_NULL,
+        "params": {"type": "integer", "minimum": 0},
+        "bytes": {"type": "integer", "minimum": 0},
+        "error": _STR_OR_NULL,
+    }, ["name", "kind", "algo", "rule", "source", "evidence"])
+    algo_entry = _obj({"modules": {"type": "integer", "minimum": 0}, "params": _INT_OR_NULL,
+                       "bytes": {"type": "integer", "minimum": 0},
+                       "by_kind": {"type": "object", "additionalProperties": {"type": "integer"}}},
+                      ["modules", "params", "bytes"])
+    fraction = {"oneOf": [{"type": "null"}, {"type": "number", "minimum": 0, "maximum": 1}]}
+    coverage = _obj({
+        "by_algo": {"type": "object", "additionalProperties": algo_entry,
+                    "description": "key: canonical label, 'unquantized', or 'unresolved'"},
+        "quantized_linear_param_fraction": fraction,
+        "quantized_linear_module_fraction": fraction,
+        "params_known": {"type": "boolean"},
+        "total_params": _INT_OR_NULL,
+        "total_bytes": _INT_OR_NULL,
+        "kv_cache": _obj({"attention_modules": {"type": "integer"},
+                          "by_algo": {"type": "object", "additionalProperties": {"type": "integer"}}}),
+    }, ["by_algo", "quantized_linear_param_fraction"])
+    stack = _obj({"stack": {"type": "string"}, "columns": {"type": "array", "items": {"type": "string"}},
+                  "rows": {"type": "array", "items": _obj({
+                      "index": {"type": "integer", "minimum": 0},
+                      "cells": {"type": "object", "additionalProperties": {"type": "string"}}})}})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://quantresolve.invalid/schemas/audit-report.schema.json",
+        "title": "quantresolve audit report",
+        "description": "Output of `quantresolve audit PATH --format json`. Compatible changes only add keys; "
+                       "schema_version changes when a key changes meaning.",
+        **_obj({
+            "schema_version": {"const": SCHEMA_VERSION},
+            "tool": {"type": "string"},
+            "checkpoint": {"type": "string"},
+            "producer": {"enum": ["modelopt", "compressed-tensors", "bitsandbytes"]},
+            "producer_version": _STR_OR_NULL,
+            "quant_algo": _STR_OR_NULL,
+            "kv_cache": _STR_OR_NULL,
+            "profile": {"type": "string"},
+            "evidence_level": {"enum": ["headers", "names-only"]},
+            "shards": {"type": "integer", "minimum": 0},
+            "tensors": {"type": "integer", "minimum": 0},
+            "config_sources": {"type": "array", "items": {"type": "string"}},
+            "modules": {"type": "array", "items": module},
+            "coverage": coverage,
+            "layer_map": {"type": "array", "items": stack},
+            "findings": {"type": "array", "items": finding},
+            "summary": _obj({"error": {"type": "integer"}, "warning": {"type": "integer"},
+                             "info": {"type": "integer"}}),
+        }, ["schema_version", "producer", "modules", "coverage", "findings"]),
+    }
