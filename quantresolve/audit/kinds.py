@@ -13,6 +13,8 @@ are ``"other"``: listed in the report, never resolved::
     'attention'
     >>> unit_kind("model.embed_tokens", [Evidence("dense", weight_shape=(256, 128))])
     'embedding'
+    >>> unit_kind("vit.pre_ln", [Evidence("dense", confidence="names-only")])
+    'other'
     >>> unit_kind("model.layers.0.mlp.down_proj", [Evidence("nvfp4", weight_shape=(128, 64))])
     'linear'
 """
@@ -34,7 +36,7 @@ EMBEDDING_NAMES = frozenset({"embed_tokens", "wte", "wpe", "word_embeddings", "e
 HEAD_NAMES = frozenset({"lm_head", "head", "ff_out", "embed_out", "output_layer"})
 
 _NUMBERED = re.compile(r"\.\d+(\.|$)")
-_NORM = re.compile(r"(norm|^ln(_\w+|\d+)?$|^ln$)", re.IGNORECASE)
+_NORM = re.compile(r"norm|(^|_)ln(_|\d|$)", re.IGNORECASE)
 
 Rule = Callable[[str, str, Sequence[Evidence]], "str | None"]
 
@@ -70,9 +72,9 @@ def _other_by_tensors(name: str, last: str, ev: Sequence[Evidence]) -> str | Non
 #: Ordered rules (first answer wins); anything unanswered is ``"linear"``.
 KIND_RULES: tuple[tuple[str, Rule], ...] = (
     ("kv-cache owner", _attention),
-    ("tensor rank / no weight", _other_by_tensors),
     ("lm head name", _lm_head),
     ("embedding name", _embedding),
+    ("tensor rank / no weight", _other_by_tensors),
 )
 
 

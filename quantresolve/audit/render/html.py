@@ -72,7 +72,8 @@ def _layer_map(report: AuditReport) -> str:
 
 def render_html(report: AuditReport) -> str:
     cov = report.coverage
-    labels = list(cov["by_algo"])
+    in_map = {label for stack in report.layer_map for row in stack["rows"] for label in row["cells"].values()}
+    labels = sorted(set(cov["by_algo"]) | in_map)
     cov_rows = "".join(
         f"<tr><td>{_swatch(label)}{escape(label)}</td><td class=num>{e['modules']}</td>"
         f"<td class=num>{human_count(e['params'])}</td>"

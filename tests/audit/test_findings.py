@@ -1,0 +1,264 @@
+"""Every audit finding code, each triggered from a real-producer fixture modified in one place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from quantresolve.audit import CODES
+from quantresolve.errors import ResolutionError
+
+from .conftest import copy_fixture, edit_json, edit_tensors, read_tensors
+
+HF = "hf_quant_config.json"
+
+
+def _findings(result, code: str) -> list[dict]:
+    return [f for f in result.json()["findings"] if f["code"] == code]
+
+
+def test_unmodified_fixture_is_clean(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
+    result = cli("audit", ckpt, "--format", "json")
+    assert result.rc == 0 and result.json()["findings"] == []
+
+
+def test_config_quantized_tensors_dense(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
+    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
+        {"model.layers.1.self_attn.o_proj": {"quant_algo": "FP8"}}))
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "config-quantized-tensors-dense")
+    assert hit["severity"] == "error" and hit["subject"] == "model.layers.1.self_attn.o_proj"
+    assert "FP8" in hit["message"] and result.rc == 1
+
+
+def test_config_unquantized_tensors_quantized(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    edit_json(ckpt / HF, lambda d: d["quantization"]["exclude_modules"].append("model.layers.0.mlp*"))
+    result = cli("audit", ckpt, "--format", "json")
+    hits = _findings(result, "config-unquantized-tensors-quantized")
+    assert {h["subject"] for h in hits} == {"model.layers.0.mlp.down_proj", "model.layers.0.mlp.gate_up_proj"}
+    assert result.rc == 1
+
+
+def test_config_unquantized_scales_present(tmp_path, cli):
+    """lm_head excluded while lm_head.input_scale ships (vLLM 44081)."""
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    edit_tensors(ckpt, lambda t: t.update({"lm_head.input_scale": ["F32", [], b"\x00\x00\x80\x3f"]}))
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "config-unquantized-scales-present")
+    assert hit["subject"] == "lm_head" and "input_scale" in hit["message"] and hit["severity"] == "warning"
+    assert result.rc == 0
+    assert cli("audit", ckpt, "--format", "json", "--strict").rc == 1
+
+
+def test_format_mismatch(tmp_path, cli):
+    """NVFP4 tensors under an FP8 answer."""
+    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
+    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
+        {"model.layers.1.mlp.down_proj": {"quant_algo": "FP8"}}))
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "format-mismatch")
+    assert hit["subject"] == "model.layers.1.mlp.down_proj"
+    assert "FP8" in hit["message"] and "nvfp4" in hit["message"]
+
+
+def test_group_size_mismatch(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "ct-w4a16")
+    edit_json(ckpt / "config.json", lambda d: d["quantization_config"]["config_groups"]["group_0"]["weights"]
+              .update({"group_size": 64}))
+    result = cli("audit", ckpt, "--format", "json")
+    hits = _findings(result, "group-size-mismatch")
+    assert hits and all("group size 64" in h["message"] and "128" in h["message"] for h in hits)
+
+
+def test_unknown_tensor_format(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    edit_tensors(ckpt, lambda t: t["model.layers.0.mlp.down_proj.weight"].__setitem__(0, "BOOL"))
+    (hit,) = _findings(cli("audit", ckpt, "--format", "json"), "unknown-tensor-format")
+    assert hit["subject"] == "model.layers.0.mlp.down_proj" and "BOOL" in hit["message"]
+
+
+def test_dead_exclude_keeps_original_spelling(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    edit_json(ckpt / HF, lambda d: d["quantization"]["exclude_modules"].append("model.vision_tower*"))
+    (hit,) = _findings(cli("audit", ckpt, "--format", "json"), "dead-exclude")
+    assert hit["subject"] == "model.vision_tower*" and hit["file"] == HF
+    assert hit["field"].startswith("quantization.exclude_modules")
+
+
+def test_dead_layer(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
+    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
+        {"model.layers.7.mlp.down_proj": {"quant_algo": "NVFP4", "group_size": 16}}))
+    (hit,) = _findings(cli("audit", ckpt, "--format", "json"), "dead-layer")
+    assert hit["subject"] == "model.layers.7.mlp.down_proj"
+
+
+def test_dead_target(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "ct-mixed")
+
+    def add(d: dict) -> None:
+        group = next(iter(d["quantization_config"]["config_groups"].values()))
+        group["targets"].append("re:.*visual.*")
+    edit_json(ckpt / "config.json", add)
+    (hit,) = _findings(cli("audit", ckpt, "--format", "json"), "dead-target")
+    assert hit["subject"] == "re:.*visual.*"
+
+
+def test_fused_conflict(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
+    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
+        {"model.layers.0.self_attn.k_proj": {"quant_algo": "NVFP4", "group_size": 16}}))
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "fused-conflict")
+    assert hit["subject"] == "model.layers.0.self_attn.qkv_proj" and result.rc == 1
+    module = next(m for m in result.json()["modules"] if m["name"] == "model.layers.0.self_attn.qkv_proj")
+    assert module["algo"] is None and module["rule"] == "unresolved"
+    assert "unresolved" in result.json()["coverage"]["by_algo"]
+
+
+def _moe_fixture(tmp_path: Path) -> Path:
+    """modelopt-fp8 with each layer's MLP renamed into layer 0's expert container (experts 0 and 1)."""
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+
+    def rename(t: dict) -> None:
+        for name in list(t):
+            for layer in (0, 1):
+                prefix = f"model.layers.{layer}.mlp."
+                if name.startswith(prefix):
+                    t[f"model.layers.0.mlp.experts.{layer}.{name[len(prefix):]}"] = t.pop(name)
+    edit_tensors(ckpt, rename)
+    return ckpt
+
+
+def test_expert_conflict(tmp_path, cli):
+    ckpt = _moe_fixture(tmp_path)
+    assert cli("audit", ckpt, "--profile", "qwen3-moe", "--format", "json").codes() == set()
+    edit_json(ckpt / HF, lambda d: d["quantization"]["exclude_modules"].append("model.layers.0.mlp.experts.1*"))
+    result = cli("audit", ckpt, "--profile", "qwen3-moe", "--format", "json")
+    (hit,) = _findings(result, "expert-conflict")
+    assert hit["subject"] == "model.layers.0.mlp.experts"
+    module = next(m for m in result.json()["modules"] if m["name"] == "model.layers.0.mlp.experts")
+    assert module["kind"] == "moe" and module["parts"] == 6
+
+
+def test_empty_module_name(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    edit_tensors(ckpt, lambda t: t.update({"model..extra.weight": ["BF16", [2, 2], b"\x00" * 8]}))
+    (hit,) = _findings(cli("audit", ckpt, "--format", "json"), "empty-module-name")
+    assert hit["subject"] == "model..extra"
+
+
+def test_invalid_prefix(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    edit_tensors(ckpt, lambda t: t.update({"model.extra proj.weight": ["BF16", [2, 2], b"\x00" * 8]}))
+    (hit,) = _findings(cli("audit", ckpt, "--format", "json"), "invalid-prefix")
+    assert hit["subject"] == "model.extra proj"
+
+
+def test_unresolvable(tmp_path, cli, monkeypatch):
+    """Any other resolver refusal becomes an error finding for that module, never a crash."""
+    from quantresolve.resolve.resolver import Resolver
+
+    original = Resolver.resolve
+
+    def refuse(self, prefix, kind="linear"):
+        if prefix == "model.layers.1.mlp.down_proj":
+            raise ResolutionError("refused for the test")
+        return original(self, prefix, kind)
+    monkeypatch.setattr(Resolver, "resolve", refuse)
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    (hit,) = _findings(cli("audit", ckpt, "--format", "json"), "unresolvable")
+    assert hit["subject"] == "model.layers.1.mlp.down_proj" and "refused for the test" in hit["message"]
+
+
+def test_absent_shard(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+
+    def drop(t: dict) -> None:
+        for name in [n for n in t if n.startswith("model.layers.1.self_attn.v_proj.")]:
+            del t[name]
+    edit_tensors(ckpt, drop)
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "absent-shard")
+    assert hit["subject"] == "model.layers.1.self_attn.qkv_proj" and "v_proj" in hit["message"]
+    module = next(m for m in result.json()["modules"] if m["name"] == hit["subject"])
+    assert module["missing_shards"] == ["v_proj"] and module["algo"] == "FP8"
+
+
+def test_kv_scales_without_config(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    scale = ["F32", [], b"\x00\x00\x80\x3f"]
+    edit_tensors(ckpt, lambda t: t.update({"model.layers.0.self_attn.k_proj.k_scale": scale,
+                                           "model.layers.0.self_attn.v_proj.v_scale": list(scale)}))
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "kv-scales-without-config")
+    assert hit["subject"] == "model.layers.0.self_attn"
+    module = next(m for m in result.json()["modules"] if m["name"] == "model.layers.0.self_attn")
+    assert module["kind"] == "attention" and module["evidence"]["kv_scales"] is True
+
+
+def test_kv_config_without_scales(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    edit_json(ckpt / HF, lambda d: d["quantization"].update({"kv_cache_quant_algo": "FP8"}))
+    result = cli("audit", ckpt, "--format", "json")
+    assert _findings(result, "kv-config-without-scales")
+
+
+def test_unmapped_modules(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    profile = tmp_path / "drop-norm.json"
+    profile.write_text(json.dumps({"name": "drop-norm", "mapper": {"orig_to_new_prefix": {"model.norm": None}}}))
+    (hit,) = _findings(cli("audit", ckpt, "--profile", profile, "--format", "json"), "unmapped-modules")
+    assert hit["subject"] == "model.norm"
+
+
+def test_names_only(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    tensors = read_tensors(ckpt / "model.safetensors")
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {n: "model.safetensors" for n in tensors}}))
+    (ckpt / "model.safetensors").unlink()
+    result = cli("audit", ckpt, "--format", "json")
+    report = result.json()
+    assert "names-only" in result.codes() and report["evidence_level"] == "names-only"
+    assert report["coverage"]["quantized_linear_param_fraction"] is None
+    assert result.rc == 0
+
+
+def test_index_mismatch(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    tensors = read_tensors(ckpt / "model.safetensors")
+    names = sorted(tensors)[1:]  # the index forgets one tensor the header has
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {n: "model.safetensors" for n in names}}))
+    assert "index-mismatch" in cli("audit", ckpt, "--format", "json").codes()
+
+
+def test_two_modelopt_files_disagree_passes_through(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    edit_json(ckpt / "config.json", lambda d: d["quantization_config"]["ignore"].append("model.layers.1.mlp*"))
+    result = cli("audit", ckpt, "--format", "json")
+    assert "files-disagree-exclude" in result.codes()
+
+
+TESTED = {
+    "config-quantized-tensors-dense", "config-unquantized-tensors-quantized", "config-unquantized-scales-present",
+    "format-mismatch", "group-size-mismatch", "unknown-tensor-format", "dead-exclude", "dead-layer",
+    "dead-target", "fused-conflict", "expert-conflict", "empty-module-name", "invalid-prefix", "unresolvable",
+    "absent-shard", "kv-scales-without-config", "kv-config-without-scales", "unmapped-modules", "names-only",
+    "index-mismatch",
+}
+
+
+def test_every_code_has_a_test():
+    assert set(CODES) == TESTED
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_codes_are_kebab_case_with_meaning(code):
+    assert code == code.lower() and " " not in code and CODES[code].meaning
