@@ -5,15 +5,22 @@ matching semantics: an exact name (mapped into model space by the profile, or
 as written in checkpoint space) naming a module or one of its ancestors, or —
 for bitsandbytes skip lists — a contiguous run of components; a glob
 (``fnmatchcase``) or ``re:`` regex (``re.match``) matching a checkpoint-space
-name or ancestor; a class name matching the kind of any resolved unit::
+name or ancestor; a class name matching the kind of any resolved unit. A checkpoint with
+tied embeddings stores no ``lm_head`` tensor, yet the model still builds its head, so
+``lm_head`` spellings stay alive when the checkpoint has no head of its own
+(:data:`TIED_HEAD_NAMES`)::
 
     >>> from quantresolve.formats.normalized import NameEntry
     >>> from quantresolve.naming.mapper import WeightsMapper
-    >>> live = LiveNames(["model.layers.0.mlp.down_proj"], ["model.layers.0.mlp.down_proj"], {"linear"})
+    >>> names = ["model.layers.0.mlp.down_proj", "head"]
+    >>> live = LiveNames(names, names, {"linear", "lm_head"})
     >>> e = lambda s: NameEntry.classify(s, file="c.json", field="ignore[0]", class_names=True)
     >>> [live.matches(e(s), WeightsMapper(), components=False)
     ...  for s in ("model.layers.0.mlp", "model.layers.1*", "re:.*down_proj", "Linear", "lm_head")]
     [True, False, True, True, False]
+    >>> tied = LiveNames(names[:1], names[:1], {"linear"})
+    >>> tied.matches(e("lm_head"), WeightsMapper(), components=False)
+    True
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from collections.abc import Iterable
 from quantresolve.formats.normalized import NameEntry, NormalizedConfig
 from quantresolve.naming.mapper import WeightsMapper
 from quantresolve.resolve.entries import KIND_CLASSES
+
+#: Names the model's LM head has even when the checkpoint stores none (tied embeddings).
+TIED_HEAD_NAMES = ("lm_head", "language_model.lm_head", "model.language_model.lm_head")
 
 
 def _with_ancestors(names: Iterable[str]) -> set[str]:
@@ -40,8 +50,9 @@ class LiveNames:
     """The names entries are matched against (both namespaces, with ancestors) and the unit kinds."""
 
     def __init__(self, checkpoint_names: Iterable[str], model_names: Iterable[str], kinds: set[str]) -> None:
-        self.checkpoint = sorted(_with_ancestors(checkpoint_names))
-        self.model = _with_ancestors(model_names)
+        tied = () if "lm_head" in kinds else TIED_HEAD_NAMES
+        self.checkpoint = sorted(_with_ancestors([*checkpoint_names, *tied]))
+        self.model = _with_ancestors([*model_names, *tied])
         self.all = self.model | set(self.checkpoint)
         self.kinds = kinds
         self._dotted: str | None = None

@@ -15,6 +15,8 @@ are ``"other"``: listed in the report, never resolved::
     'embedding'
     >>> unit_kind("vit.pre_ln", [Evidence("dense", confidence="names-only")])
     'other'
+    >>> unit_kind("visual.patch_embed.proj", [Evidence("dense", confidence="names-only")])
+    'other'
     >>> unit_kind("model.layers.0.mlp.down_proj", [Evidence("nvfp4", weight_shape=(128, 64))])
     'linear'
 """
@@ -29,7 +31,11 @@ from quantresolve.checkpoint import Evidence
 #: Last name components that are token / position embeddings.
 EMBEDDING_NAMES = frozenset({"embed_tokens", "wte", "wpe", "word_embeddings", "embed_in",
                              "tok_embeddings", "embedding", "embeddings", "position_embeddings",
-                             "token_embedding", "embed_positions"})
+                             "position_embedding", "token_embedding", "embed_positions"})
+
+#: Names-only evidence cannot see a weight's rank; these last components are convolutions
+#: (vision patch embeddings, audio / Mamba conv layers), never linears.
+CONV_NAMES = re.compile(r"conv|^patch_embedding$|^patch_embed$")
 
 #: Last name components that are the LM head when they sit outside the numbered layers
 #: (``ff_out``: Molmo's head; ``head``: DeepSeek MTP ``shared_head.head``, DeepSeek-V4).
@@ -64,7 +70,8 @@ def _other_by_tensors(name: str, last: str, ev: Sequence[Evidence]) -> str | Non
             return "other"
         if e.kind == "dense" and e.weight_shape is not None and len(e.weight_shape) != 2:
             return "other"
-    if any(e.confidence == "names-only" for e in ev) and _NORM.search(last):
+    if any(e.confidence == "names-only" for e in ev) and (
+            _NORM.search(last) or CONV_NAMES.search(last) or name.endswith("patch_embed.proj")):
         return "other"
     return None
 
