@@ -129,3 +129,14 @@ def test_progress_bar_draws_for_multi_shard(capsys):
     on_single, stop_single = _progress(True)
     on_single(1, 1, "model.safetensors")  # a single shard draws nothing
     stop_single()
+
+
+def test_text_keeps_brackets_and_transposes_narrow_maps(tmp_path, cli):
+    """User text is never parsed as rich markup; few layer ranges × many modules prints transposed."""
+    from .conftest import edit_tensors
+
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    scale = ["F32", [], b"\x00\x00\x80\x3f"]
+    edit_tensors(ckpt, lambda t: t.update({"model.layers.0.self_attn.k_proj.k_scale": scale}))
+    out = cli("audit", ckpt).out
+    assert "module \\ layers" in out and "self_attn [kv]" in out

@@ -46,7 +46,7 @@ def _header(report: AuditReport) -> Panel:
     lines.append("shards ", style="bold").append(f"{report.shards}  ")
     lines.append("tensors ", style="bold").append(f"{report.tensors}  ")
     lines.append("config ", style="bold").append(", ".join(report.config_sources))
-    return Panel(lines, title=f"quantresolve audit · {report.checkpoint}", title_align="left")
+    return Panel(lines, title=Text(f"quantresolve audit · {report.checkpoint}"), title_align="left")
 
 
 def _coverage(report: AuditReport) -> Table:
@@ -69,15 +69,27 @@ def _coverage(report: AuditReport) -> Table:
 
 
 def _layer_maps(report: AuditReport) -> list[Table]:
+    """One table per stack: layer ranges × module types, transposed when that is narrower
+    (a DeepSeek-V3 map folds to 3 layer ranges but has 14 module types)."""
     tables = []
     for stack in report.layer_map:
         columns = column_order(stack["columns"])
-        table = Table(title=f"per-layer map · {stack['stack']}.N", title_justify="left")
-        table.add_column("layers", justify="right", style="bold")
-        for col in columns:
-            table.add_column(col)
-        for span, cells in fold_rows(stack["rows"]):
-            table.add_row(span, *(_cell(cells.get(c)) for c in columns))
+        folded = fold_rows(stack["rows"])
+        title = Text(f"per-layer map · {stack['stack']}.N", style="italic")
+        if len(folded) < len(columns):
+            table = Table(title=title, title_justify="left")
+            table.add_column("module \\ layers", style="bold")
+            for span, _ in folded:
+                table.add_column(span)
+            for col in columns:
+                table.add_row(Text(col), *(_cell(cells.get(col)) for _, cells in folded))
+        else:
+            table = Table(title=title, title_justify="left")
+            table.add_column("layers", justify="right", style="bold")
+            for col in columns:
+                table.add_column(Text(col))
+            for span, cells in folded:
+                table.add_row(span, *(_cell(cells.get(c)) for c in columns))
         tables.append(table)
     return tables
 
@@ -90,7 +102,7 @@ def _outside(report: AuditReport) -> Table | None:
     for col in ("module", "kind", "algo", "rule", "tensors"):
         table.add_column(col)
     for m in units:
-        table.add_row(m.name, m.kind, _cell(m.label), m.rule or "", m.evidence["format"])
+        table.add_row(Text(m.name), m.kind, _cell(m.label), Text(m.rule or ""), m.evidence["format"])
     return table
 
 
@@ -104,7 +116,7 @@ def _findings(report: AuditReport) -> Group:
             continue
         line = Text()
         line.append(f"{f.severity:<7}", style=f"bold {SEVERITY_COLOURS[f.severity]}")
-        line.append(f" {f.code}", style="bold").append(f"  {f.message}")
+        line.append(f" {f.code}", style="bold").append(f"  {f.message}")  # Text: no markup parsing
         if f.file:
             line.append(f"  ({f.file}{': ' + f.field if f.field else ''})", style="dim")
         items.append(line)
@@ -127,6 +139,10 @@ def _findings(report: AuditReport) -> Group:
 def render_text(report: AuditReport, *, color: bool = False, width: int | None = None) -> str:
     """The report as terminal text (ANSI colours when ``color``)."""
     buffer = io.StringIO()
+    if width is None and color:  # a real terminal: use its width
+        import shutil
+
+        width = max(shutil.get_terminal_size((120, 40)).columns, 80)
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width or 120,
                       highlight=False, soft_wrap=False)
     console.print(_header(report))
