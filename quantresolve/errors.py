@@ -34,16 +34,6 @@ class QuantResolveError(Exception):
         parts = [p for p in (self.file, self.field) if p]
         return ": ".join([*parts, self.detail])
 
-    def located(self, *, file: str | None = None, field_prefix: str | None = None) -> QuantResolveError:
-        """Return a copy of this error with a file and/or a field prefix filled in."""
-        field = self.field
-        if field_prefix:
-            field = f"{field_prefix}.{field}" if field and not field.startswith("[") else f"{field_prefix}{field or ''}"
-        clone = type(self).__new__(type(self))
-        QuantResolveError.__init__(clone, self.detail, file=self.file or file, field=field)
-        clone.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("detail", "file", "field")})
-        return clone
-
 
 class ConfigError(QuantResolveError):
     """A quantization config is malformed, contradictory or unsupported."""

@@ -256,8 +256,7 @@ def load_config(source: str | Path | dict[str, Any]) -> NormalizedConfig:
     if not path.exists():
         raise ConfigError("no such file or directory", file=str(path))
     data = read_json(path, label=str(path))
-    cfg = _from_document(data, file=path.name)
-    return cfg
+    return _from_document(data, file=path.name)
 
 
 __all__ = ["DETECTORS", "detect_producer", "find_quant_section", "load_config", "read_json"]

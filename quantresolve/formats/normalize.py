@@ -295,7 +295,6 @@ def normalize_compressed_tensors(data: dict[str, Any], *, file: str = "config.js
     config = parse_ct_config(data, file=file, prefix=field)
     version = data.get("version") if isinstance(data.get("version"), str) else None
     top = config.format
-    findings: list[Finding] = []
     groups = []
     for name in sorted(config.config_groups):
         scheme = config.config_groups[name]
@@ -318,7 +317,7 @@ def normalize_compressed_tensors(data: dict[str, Any], *, file: str = "config.js
         producer="compressed-tensors", producer_version=version, format=top,
         quant_algo=labels[0] if len(labels) == 1 else None, groups=tuple(groups),
         exclude=_entries(config.ignore, file=file, field=f"{field}.ignore", class_names=True),
-        kv_cache=kv, findings=tuple(findings), sources=(file,),
+        kv_cache=kv, sources=(file,),
     )
 
 

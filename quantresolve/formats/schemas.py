@@ -67,11 +67,6 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-def register_schema(file_name: str, builder: Callable[[], dict[str, Any]]) -> None:
-    """Add a schema (used by later stages, e.g. the audit report)."""
-    SCHEMAS[file_name] = builder
-
-
 def render(builder: Callable[[], dict[str, Any]]) -> str:
     """Stable text of a schema: sorted keys, two-space indent, trailing newline."""
     return json.dumps(builder(), indent=2, sort_keys=True) + "\n"
