@@ -16,8 +16,10 @@ their author gave them.
     'vision_model.encoder'
     >>> sorted(ns.preimages("vision_model.encoder.layers.0.mlp.fc1"))  # the checkpoint's own spelling only
     ['vision_tower.vision_model.encoder.layers.0.mlp.fc1']
-    >>> sorted(ns.preimages("vision_model.encoder.layers.0.mlp.fc2"))  # not in the checkpoint: rule inversion
-    ['vision_model.encoder.layers.0.mlp.fc2', 'vision_tower.vision_model.encoder.layers.0.mlp.fc2']
+    >>> sorted(ns.preimages("vision_model.encoder.layers.0.mlp.fc2"))  # absent: spelled like its parent
+    ['vision_tower.vision_model.encoder.layers.0.mlp.fc2']
+    >>> sorted(ns.preimages("text_model.fc"))  # no ancestor in the checkpoint either: rule inversion
+    ['text_model.fc']
     >>> ns.exists("vision_model.encoder.layers.0.mlp.fc2")
     False
 """
@@ -77,12 +79,39 @@ class Namespace:
             return cached
         # When the checkpoint names this module, patterns see exactly its real spelling(s), never an
         # identity spelling the checkpoint does not have (``re:visual.*`` must not hit a module stored
-        # as ``model.visual.*``; failure class 2, llm-compressor PR 2597).
-        real = self._reverse.get(model_name)
+        # as ``model.visual.*``; failure class 2, llm-compressor PR 2597). A module the checkpoint does
+        # not store (a fused ``gate_up_proj``, an absent shard) is spelled the way the checkpoint
+        # spells its nearest stored ancestor.
+        real = self._reverse.get(model_name) or self._spelled_like_ancestor(model_name)
         names = set(real) if real else set(self.mapper.preimages(model_name))
         result = frozenset(names) if names else frozenset((model_name,))
         self._preimage_cache[model_name] = result
         return result
+
+    def _spelled_like_ancestor(self, model_name: str) -> set[str]:
+        """Checkpoint spellings of an absent module, derived from its nearest ancestor the checkpoint has.
+
+        The ancestor's spelling is read off a stored descendant (``model.visual.blocks.0.mlp.gate_proj``
+        ↔ ``visual.blocks.0.mlp.gate_proj`` spells ``visual.blocks.0.mlp`` as ``model.visual.blocks.0.mlp``);
+        each candidate is verified by mapping it forward. Empty when no ancestor is stored.
+        """
+        if self._present is None:
+            return set()
+        pos = model_name.rfind(".")
+        while pos > 0:
+            ancestor, tail = model_name[:pos], model_name[pos:]
+            found: set[str] = set()
+            for child in self._children.get(ancestor, ()):
+                rest = child[pos:]
+                for spelling in self._reverse.get(child, ()):
+                    if spelling.endswith(rest):
+                        candidate = spelling[: len(spelling) - len(rest)] + tail
+                        if self.mapper.map_name(candidate) == model_name:
+                            found.add(candidate)
+            if found:
+                return found
+            pos = ancestor.rfind(".")
+        return set()
 
     def exists(self, model_name: str) -> bool | None:
         """Whether the checkpoint has this module (or modules under it); ``None`` when unknown."""

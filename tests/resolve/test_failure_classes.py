@@ -97,6 +97,20 @@ def test_class2_ct_regex_is_evaluated_in_checkpoint_space() -> None:
     assert answer(old, "visual.blocks.0.attn.qkv") == (None, "excluded", "re:visual.*")
 
 
+
+def test_class2_fused_module_absent_from_checkpoint_is_spelled_like_its_parent() -> None:
+    """A fused ``gate_up_proj`` is never stored; its checkpoint spelling is its stored parent's
+    (``model.visual.blocks.0.mlp``), so ``re:visual.*`` must not reach it through an identity spelling."""
+    cfg = load_config(ct({"group_0": w4a16(["Linear"])}, ignore=["lm_head", "re:visual.*"]))
+    modules = ["model.visual.blocks.0.mlp.gate_proj", "model.visual.blocks.0.mlp.up_proj",
+               "model.visual.blocks.0.mlp.down_proj"]
+    r = Resolver(cfg, "qwen2.5-vl", checkpoint_modules=modules)
+    assert sorted(r.namespace.preimages("visual.blocks.0.mlp.gate_up_proj")) == ["model.visual.blocks.0.mlp.gate_up_proj"]
+    assert answer(r, "visual.blocks.0.mlp.gate_up_proj") == ("W4A16", "target:class", "Linear")
+    # the old layout (visual.* at the top) is excluded through the same mechanism
+    old = Resolver(cfg, "qwen2.5-vl", checkpoint_modules=[m.removeprefix("model.") for m in modules])
+    assert answer(old, "visual.blocks.0.mlp.gate_up_proj") == (None, "excluded", "re:visual.*")
+
 def test_class2_without_checkpoint_both_layouts_are_possible() -> None:
     """Without the module list the identity spelling ``visual.*`` is a possible checkpoint name, so the
     regex may apply: the resolver says excluded and names the entry (the audit then checks tensors)."""
