@@ -60,6 +60,13 @@ _TABLE: tuple[tuple[str, Severity, str], ...] = (
     ("names-only", "info",
      "only the index was present: names are checked, dtypes / shapes / sizes are not (reduced evidence)"),
     ("index-mismatch", "warning", "shard headers and the index disagree in a tolerated way"),
+    # Raised by the config loader (quantresolve.formats.sidecar), registered here so gates can rely on them.
+    ("stale-sidecar-config", "warning",
+     "config.json carries another producer's quantization_config next to a ModelOpt hf_quant_config.json "
+     "describing the same quantization (a converter's leftover); config.json is used, as engines do"),
+    ("stale-sidecar-scheme-mismatch", "error",
+     "a stale ModelOpt hf_quant_config.json describes different quantization arguments or KV-cache algorithm "
+     "than config.json's quantization_config, which is used; a tool preferring the sidecar reads it differently"),
 )
 
 #: code → :class:`FindingCode`.

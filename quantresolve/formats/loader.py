@@ -2,9 +2,18 @@
 
 Where configs live:
 
-- ``hf_quant_config.json`` — ModelOpt's legacy file (authoritative when present);
+- ``hf_quant_config.json`` — ModelOpt's legacy file (authoritative over a
+  ModelOpt ``config.json`` section, differences become findings);
 - ``config.json`` → ``quantization_config``, ``compression_config``, or a
   nested ``*_config.quantization_config`` (``text_config`` of VLMs).
+
+When ``config.json`` carries another producer's config next to a ModelOpt
+``hf_quant_config.json`` (what a converter leaves behind), ``config.json`` wins
+as it does in the engines, and the sidecar becomes a ``stale-sidecar-*``
+finding (:mod:`quantresolve.formats.sidecar`).
+:class:`~quantresolve.errors.ProducerConflictError` is kept for a section that
+claims two producers at once (``quant_method`` one, ``producer.name`` another):
+nothing then tells whose tensors these are.
 
 The producer of a ``quantization_config`` dict is decided by a small ordered
 registry of detectors (:data:`DETECTORS`); formats outside scope (HF ``fp8``,
@@ -42,6 +51,7 @@ from quantresolve.formats.normalize import (
     normalize_modelopt,
 )
 from quantresolve.formats.normalized import NormalizedConfig
+from quantresolve.formats.sidecar import apply_stale_sidecar
 from quantresolve.formats.validation import validate_model
 
 CONFIG_FILE = "config.json"
@@ -128,10 +138,27 @@ DETECTORS: tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...] = (
 )
 
 
+#: ``quant_method`` values that name a producer outright.
+_METHOD_PRODUCERS = {"modelopt": "modelopt", "compressed-tensors": "compressed-tensors",
+                     "sparseml": "compressed-tensors", "bitsandbytes": "bitsandbytes"}
+
+
+def _check_one_claim(data: dict[str, Any], *, file: str, field: str) -> None:
+    """A section whose ``quant_method`` and ``producer.name`` name different producers is ambiguous."""
+    by_method = _METHOD_PRODUCERS.get(data.get("quant_method"))  # type: ignore[arg-type]
+    producer = data.get("producer")
+    named = str(producer.get("name", "")).lower() if isinstance(producer, dict) else ""
+    if by_method is not None and named == "modelopt" and by_method != "modelopt":
+        where = f"{field}.producer.name" if field else "producer.name"
+        raise ProducerConflictError(f"quant_method is {data['quant_method']!r} but producer.name is 'modelopt': "
+                                    "one section claims two producers", file=file, field=where)
+
+
 def detect_producer(data: dict[str, Any], *, file: str, field: str) -> str:
     """Which producer wrote this ``quantization_config`` (or a clear refusal)."""
     if not isinstance(data, dict):
         raise ConfigError(f"expected an object, got {type(data).__name__}", file=file, field=field)
+    _check_one_claim(data, file=file, field=field)
     for name, matches in DETECTORS:
         if matches(data):
             return name
@@ -235,9 +262,10 @@ def _from_directory(root: Path) -> NormalizedConfig:
     field, data = section
     producer = detect_producer(data, file=CONFIG_FILE, field=field)
     if producer != "modelopt":
-        raise ProducerConflictError(
-            f"{HF_QUANT_FILE} is a ModelOpt config but {CONFIG_FILE} {field} is {producer}; "
-            "a checkpoint has one producer", file=CONFIG_FILE, field=field)
+        # Engines load config.json's quantization_config; the ModelOpt sidecar is a converter's
+        # leftover. Still parsed (strictly), so what it claims can be compared and reported.
+        used = _normalize_section(data, file=CONFIG_FILE, field=field)
+        return apply_stale_sidecar(used, normalize_modelopt(hf, None), field=field)
     flat = validate_model(ModelOptFlatConfig, data, file=CONFIG_FILE, prefix=field)
     return normalize_modelopt(hf, flat, flat_field=field)
 

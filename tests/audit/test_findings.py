@@ -246,12 +246,30 @@ def test_two_modelopt_files_disagree_passes_through(tmp_path, cli):
     assert "files-disagree-exclude" in result.codes()
 
 
+def test_stale_sidecar_config(tmp_path, cli):
+    """compressed-tensors' own ModelOpt converter leaves hf_quant_config.json behind: a warning, config.json used."""
+    ckpt = copy_fixture(tmp_path, "ct-from-modelopt-nvfp4")
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "stale-sidecar-config")
+    assert hit["severity"] == "warning" and hit["file"] == HF and "config.json" in hit["message"]
+    assert "config-quantized-tensors-dense" not in result.codes() and result.rc == 0
+    assert cli("audit", ckpt, "--format", "json", "--strict").rc == 1
+
+
+def test_stale_sidecar_scheme_mismatch(tmp_path, cli):
+    ckpt = copy_fixture(tmp_path, "ct-from-modelopt-nvfp4")
+    edit_json(ckpt / HF, lambda d: d["quantization"].update(quant_algo="FP8", group_size=None))
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "stale-sidecar-scheme-mismatch")
+    assert hit["severity"] == "error" and "modelopt FP8" in hit["message"] and result.rc == 1
+
+
 TESTED = {
     "config-quantized-tensors-dense", "config-unquantized-tensors-quantized", "config-unquantized-scales-present",
     "format-mismatch", "group-size-mismatch", "unknown-tensor-format", "dead-exclude", "dead-layer",
     "dead-target", "fused-conflict", "expert-conflict", "empty-module-name", "invalid-prefix", "unresolvable",
     "absent-shard", "kv-scales-without-config", "kv-config-without-scales", "unmapped-modules", "names-only",
-    "index-mismatch",
+    "index-mismatch", "stale-sidecar-config", "stale-sidecar-scheme-mismatch",
 }
 
 
