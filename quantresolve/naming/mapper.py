@@ -34,8 +34,10 @@ rewriting the pattern::
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +55,38 @@ def _extends(key: str, target: str, how: str) -> bool:
     if how == "suffix":
         return target.endswith(key) and target != key
     return key in target and target != key
+
+
+def _starts(text: str, key: str) -> bool | None:
+    """Whether every ``text + tail`` starts with ``key``: True, False, or ``None`` (depends on the tail)."""
+    if len(key) <= len(text):
+        return text.startswith(key)
+    return None if key.startswith(text) else False
+
+
+_REGEX_META = set(".^$*+?{}[]\\|()")
+
+
+def _anchored_literal(pattern: str) -> str | None:
+    """The literal a ``^``-anchored regex requires at the start of the name (``None``: not anchored)."""
+    if not pattern.startswith("^") or "|" in pattern:  # an alternation may escape the anchor
+        return None
+    out = []
+    i = 1
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern) and not pattern[i + 1].isalnum():
+            out.append(pattern[i + 1])
+            i += 2
+            continue
+        if ch in _REGEX_META:
+            break
+        out.append(ch)
+        i += 1
+    # a quantifier after the last literal character makes that character optional
+    if i < len(pattern) and pattern[i] in "*?{" and out:
+        out.pop()
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -73,6 +107,12 @@ class WeightsMapper:
                 raise ProfileError(f"invalid regex {pattern!r}: {err}", field="mapper.orig_to_new_regex") from None
         object.__setattr__(self, "_regex", tuple(compiled))
         object.__setattr__(self, "_cache", {})
+        # (how, key, target) of every invertible rule, in the order preimages() undoes them
+        inverse = [(how, key, target) for fam, how in (("orig_to_new_suffix", "suffix"), ("orig_to_new_prefix", "prefix"),
+                                                       ("orig_to_new_substr", "substr"))
+                   for key, target in getattr(self, fam).items() if target is not None]
+        object.__setattr__(self, "_inverse", tuple(inverse))
+        object.__setattr__(self, "_identity", not any(getattr(self, fam) for fam in _FAMILIES))
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -97,7 +137,7 @@ class WeightsMapper:
 
     @property
     def is_identity(self) -> bool:
-        return not any(getattr(self, fam) for fam in _FAMILIES)
+        return self._identity  # type: ignore[attr-defined,no-any-return]
 
     # --- forward --------------------------------------------------------------------------------
 
@@ -148,6 +188,78 @@ class WeightsMapper:
     def map_names(self, names: Iterable[str]) -> dict[str, str | None]:
         return {n: self.map_name(n) for n in names}
 
+    def map_many(self, names: Sequence[str]) -> list[str | None]:
+        """``[map_name(n) for n in names]``, fast for large sorted key lists (the same answers).
+
+        Config keys share long heads (``model.language_model.layers``): when the
+        mapper has only prefix rules (plus regex rules anchored on a literal that
+        cannot occur in a head), every name under one head is rewritten the same
+        way, so the rules run once per head and the tail is appended. A head whose
+        outcome would depend on its tail, and any other rule family, falls back to
+        :meth:`map_name` per name — the result is always identical.
+
+            >>> m = WeightsMapper(orig_to_new_prefix={"model.language_model.": "language_model.model."})
+            >>> m.map_many(["lm_head", "model.language_model.layers.0.mlp", "model.language_model.norm"])
+            ['lm_head', 'language_model.model.layers.0.mlp', 'language_model.model.norm']
+        """
+        names = list(names)
+        if self.orig_to_new_substr or self.orig_to_new_suffix or len(names) < 64:
+            return [self.map_name(n) for n in names]
+        literals = [_anchored_literal(p.pattern) for p, _ in self._regex]  # type: ignore[attr-defined]
+        if any(lit is None for lit in literals):
+            return [self.map_name(n) for n in names]
+        if not all(map(operator.le, names, names[1:])):  # bisect needs sorted input
+            order = sorted(range(len(names)), key=names.__getitem__)
+            mapped = self.map_many([names[i] for i in order])
+            out: list[str | None] = [None] * len(names)
+            for slot, value in zip(order, mapped, strict=True):
+                out[slot] = value
+            return out
+        rule_texts = [*self.orig_to_new_prefix, *(v for v in self.orig_to_new_prefix.values() if v)]
+        depth = 1 + max((t.count(".") for t in rule_texts), default=0)
+        out = [None] * len(names)
+        i, n = 0, len(names)
+        while i < n:
+            parts = names[i].split(".", depth)
+            if len(parts) <= depth:  # a short name is its own head
+                out[i] = self.map_name(names[i])
+                i += 1
+                continue
+            head = ".".join(parts[:depth])
+            end = bisect_left(names, head + "/", i)  # "/" follows "." — every name starting "head."
+            text = self._map_head(head, literals)  # type: ignore[arg-type]
+            if text is False:
+                out[i:end] = [self.map_name(m) for m in names[i:end]]
+            elif text is not None:
+                cut = len(head) + 1
+                out[i:end] = [text + m[cut:] for m in names[i:end]]  # type: ignore[operator]
+            i = end
+        return out
+
+    def _map_head(self, head: str, literals: list[str]) -> str | bool | None:
+        """Rewritten ``head + "."`` for every name ``head.<tail>``; ``None`` when dropped; ``False``
+        when the outcome depends on the tail (a rule or guard longer than the head)."""
+        text = head + "."
+        for lit in literals:  # an anchored regex rule can only fire on names starting with its literal
+            if _starts(text, lit) is not False:
+                return False
+        for key, target in self.orig_to_new_prefix.items():
+            fires = _starts(text, key)
+            if fires is None:
+                return False
+            if not fires:
+                continue
+            if target is None:
+                return None
+            if _extends(key, target, "prefix"):
+                guarded = _starts(text, target)
+                if guarded is None:
+                    return False
+                if guarded:
+                    continue
+            text = target + text[len(key):]
+        return text
+
     # --- inverse --------------------------------------------------------------------------------
 
     def preimages(self, name: str) -> frozenset[str]:
@@ -157,22 +269,26 @@ class WeightsMapper:
         reachable only through a regex rule is found when the checkpoint's own
         module list is known (see :class:`quantresolve.resolve.namespace.Namespace`).
         """
-        if self.is_identity:
+        if self._identity:  # type: ignore[attr-defined]
             return frozenset((name,))
-        text = name + "."
-        candidates = {text}
-        for fam, how in (("orig_to_new_suffix", "suffix"), ("orig_to_new_prefix", "prefix"),
-                         ("orig_to_new_substr", "substr")):
-            for key, target in getattr(self, fam).items():
-                if target is None:
-                    continue
-                for cand in list(candidates):
-                    if how == "prefix" and cand.startswith(target):
-                        candidates.add(key + cand[len(target):])
-                    elif how == "suffix" and cand.endswith(target):
-                        candidates.add(cand[: len(cand) - len(target)] + key)
-                    elif how == "substr" and target and target in cand:
-                        candidates.add(cand.replace(target, key))
+        candidates = {name + "."}
+        frontier = candidates
+        for _ in range(len(self._inverse) + 1):  # type: ignore[attr-defined]  # undo chains of rules, any order
+            found = set()
+            for how, key, target in self._inverse:  # type: ignore[attr-defined]
+                for cand in frontier:
+                    if how == "prefix":
+                        if cand.startswith(target):
+                            found.add(key + cand[len(target):])
+                    elif how == "suffix":
+                        if cand.endswith(target):
+                            found.add(cand[: len(cand) - len(target)] + key)
+                    elif target and target in cand:
+                        found.add(cand.replace(target, key))
+            frontier = found - candidates
+            if not frontier:
+                break
+            candidates |= frontier
         out = set()
         for cand in candidates:
             plain = cand[:-1] if cand.endswith(".") else cand

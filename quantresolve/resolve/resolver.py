@@ -47,7 +47,7 @@ RULES_BY_PRODUCER: dict[str, Callable[[Context], Rules]] = {
     "bitsandbytes": BitsAndBytesRules,
 }
 
-_COMPONENT = re.compile(r"[^\s.]+")
+_DOTTED_PATH = re.compile(r"[^\s.]+(?:\.[^\s.]+)*")
 
 
 def check_prefix(prefix: object) -> str:
@@ -55,8 +55,7 @@ def check_prefix(prefix: object) -> str:
     if not isinstance(prefix, str) or not prefix:
         raise InvalidPrefixError(f"empty layer prefix {prefix!r}: a layer built with prefix='' can never match "
                                  "a config entry")
-    parts = prefix.split(".")
-    if not all(_COMPONENT.fullmatch(p) for p in parts):
+    if not _DOTTED_PATH.fullmatch(prefix):
         raise InvalidPrefixError(f"malformed layer prefix {prefix!r}: empty component or white space")
     return prefix
 

@@ -15,8 +15,10 @@ For a prefix (model space), in this order — the first step that decides wins:
    **present in the checkpoint** is resolved by steps 1–4 and 7; they must
    agree (else :class:`ConflictingShardsError` naming each shard and algo); a
    shard the checkpoint lacks is skipped, not counted unquantized.
-6. **experts** (``kind="moe"``) — the container's per-expert keys / exclusions
-   roll up only when all experts agree (else :class:`ConflictingExpertsError`).
+6. **experts** (``kind="moe"``) — the keys under the container (its experts'
+   projections) and its per-expert exclusions roll up only when all agree (else
+   :class:`ConflictingExpertsError`); with the checkpoint's module list, every
+   real expert projection is resolved and must agree.
 7. **default** — the global algorithm; unquantized under ``MIXED_PRECISION``
    (a module not listed is unquantized there).
 
@@ -28,14 +30,11 @@ modules answer the KV-cache scheme (``kv-cache``) unless excluded.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
-from quantresolve.errors import MappingError
-from quantresolve.formats.normalized import Finding, LayerEntry
-from quantresolve.formats.scheme import QuantScheme
 from quantresolve.resolve.candidates import wrapper_candidates
 from quantresolve.resolve.context import Context, agree
 from quantresolve.resolve.entries import EntryIndex, MatchModes
+from quantresolve.resolve.layer_index import LayerIndex
 from quantresolve.resolve.resolution import ConfigRef, Resolution
 
 
@@ -46,43 +45,14 @@ class ModelOptRules:
         self.ctx = ctx
         cfg = ctx.config
         self.exclude = EntryIndex(cfg.exclude, ctx.namespace, MatchModes(subtree=True, glob_ancestors=True))
-        self.layers: dict[str, tuple[QuantScheme, ConfigRef]] = {}
-        # container → scheme → (number of per-expert keys, first key's name and ref): roll-ups are O(1).
-        self.expert_layers: dict[str, dict[QuantScheme, list[Any]]] = defaultdict(dict)
+        self.layers = LayerIndex(cfg.layers, ctx.namespace, ctx.findings)
         self.expert_excludes: dict[str, list[ConfigRef]] = defaultdict(list)
-        self._index_layers(cfg.layers)
         for mapped, ref in self.exclude.exact.items():
             hit = ctx.profile.expert_of(mapped)
             if hit is not None:
                 self.expert_excludes[hit[0]].append(ref)
         self.default = cfg.default_scheme
         self.kv = cfg.kv_cache
-
-    def _index_layers(self, layers: tuple[LayerEntry, ...]) -> None:
-        for entry in layers:  # sorted by name in the normalized view
-            mapped = self.ctx.namespace.to_model(entry.name)
-            ref = ConfigRef(original=entry.name, mapped=mapped, file=entry.file, field=entry.field)
-            if mapped is None:
-                self.ctx.findings.append(Finding(code="entry-dropped-by-mapper", severity="warning",
-                                                 subject=entry.name, file=entry.file, field=entry.field,
-                                                 message=f"{entry.name}: the profile's mapper drops this name"))
-                continue
-            previous = self.layers.get(mapped)
-            if previous is not None:
-                if previous[0] != entry.scheme:
-                    raise MappingError(
-                        f"config keys {previous[1].original!r} ({previous[0].algo}) and {entry.name!r} "
-                        f"({entry.scheme.algo}) both map to {mapped!r}", file=entry.file, field=entry.field)
-                self.ctx.findings.append(Finding(
-                    code="duplicate-after-mapping", severity="info", subject=mapped, file=entry.file, field=entry.field,
-                    message=f"config keys {previous[1].original!r} and {entry.name!r} both map to {mapped!r} "
-                            "(same scheme)"))
-                continue
-            self.layers[mapped] = (entry.scheme, ref)
-            hit = self.ctx.profile.expert_of(mapped) if self.ctx.profile.expert_containers else None
-            if hit is not None:
-                slot = self.expert_layers[hit[0]].setdefault(entry.scheme, [0, mapped, ref])
-                slot[0] += 1
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -158,7 +128,7 @@ class ModelOptRules:
         found = self._lookup(prefix, "moe", names, trail)
         if found is not None:
             return found
-        listed = self.expert_layers.get(prefix, {})
+        listed = self.layers.experts(prefix)
         excluded = self.expert_excludes.get(prefix, [])
         if self.ctx.namespace.knows_checkpoint:
             projections = self.ctx.expert_projections(prefix)
@@ -167,10 +137,11 @@ class ModelOptRules:
                 trail.append(f"experts: {len(parts)} expert projections in the checkpoint agree")
                 return agree(prefix, "moe", parts, rule="experts", experts=True, trail=trail)
         if listed or excluded:
-            parts = [Resolution(name, "linear", scheme, "direct", ref) for scheme, (_, name, ref) in listed.items()]
+            parts = [Resolution(ref.mapped or ref.original, "linear", scheme, "direct", ref)
+                     for scheme, _, ref in listed]
             parts += [Resolution(ref.mapped or ref.original, "linear", None, "excluded", ref) for ref in excluded]
-            count = sum(n for n, _, _ in listed.values())
-            trail.append(f"experts: {count} per-expert key(s) and {len(excluded)} per-expert exclusion(s) "
+            count = sum(n for _, n, _ in listed)
+            trail.append(f"experts: {count} key(s) under the container and {len(excluded)} per-expert exclusion(s) "
                          "(checkpoint not read: assumed to cover every expert)")
             return agree(prefix, "moe", parts, rule="experts", experts=True, trail=trail)
         return self._default(prefix, "moe", trail)

@@ -172,3 +172,32 @@ def test_glob_exclusion_survives_bijective_prefix_renaming(glob: str, new_model:
         assert (res.rule == "excluded") is matched, (glob, name, res.explain())
         if matched:
             assert res.source is not None and res.source.original == glob
+
+
+PREFIX_KEY = st.lists(COMPONENT, min_size=1, max_size=3).map(lambda parts: ".".join(parts) + ".")
+PREFIX_TABLE = st.dictionaries(PREFIX_KEY, st.one_of(st.none(), PREFIX_KEY, st.just("")), max_size=3)
+REGEX_RULES = {r"^lm_head$": "head.", r"^model\.visual\.": "visual.", r"^back?bone": "", r"^(?:x|y)": "visual.",
+               r"^layers\.(\d+)\.": "blocks.\\1.", r"^.*experts": "moe", r"^mixer|^mlp": "ffn"}
+ANCHORED_REGEX = st.lists(st.sampled_from(sorted(REGEX_RULES)), max_size=2, unique=True).map(
+    lambda keys: {k: REGEX_RULES[k] for k in keys})
+
+
+@FAST
+@given(prefix=PREFIX_TABLE, regex=ANCHORED_REGEX,
+       names=st.lists(st.one_of(RANDOM_NAME, st.sampled_from(family_names() or ("model",))), min_size=64, max_size=200))
+def test_bulk_mapping_equals_per_name_mapping(prefix: dict[str, str | None], regex: dict[str, str],
+                                              names: list[str]) -> None:
+    """``map_many`` (rules run once per shared head) gives exactly ``map_name`` for every name, sorted or not."""
+    bulk = WeightsMapper(orig_to_new_prefix=prefix, orig_to_new_regex=regex)
+    single = WeightsMapper(orig_to_new_prefix=prefix, orig_to_new_regex=regex)
+    for batch in (sorted(names), names):
+        assert bulk.map_many(batch) == [single.map_name(n) for n in batch]
+
+
+def test_bulk_mapping_shares_work_across_a_head() -> None:
+    """The fast path really runs: one head, thousands of names, the per-name cache stays empty."""
+    mapper = WeightsMapper(orig_to_new_prefix={"model.language_model.": "language_model.model."},
+                           orig_to_new_regex={"^lm_head$": "language_model.lm_head"})
+    names = sorted(f"model.language_model.layers.{i}.mlp.experts.{e}.down_proj" for i in range(4) for e in range(64))
+    assert mapper.map_many(names) == [n.replace("model.language_model.", "language_model.model.") for n in names]
+    assert len(mapper._cache) == 0  # type: ignore[attr-defined]
