@@ -1,0 +1,162 @@
+"""``load_quantized``: a quantized checkpoint → a ready transformers model, layer by layer as resolved.
+
+Steps (each in its own module of this package):
+
+1. read the quantization config (:func:`quantresolve.load_config`), the naming
+   profile, and the checkpoint's tensor catalogue from headers only;
+2. build the architecture from ``config.json`` with parameters on the meta
+   device (:mod:`.build`), its quantization section stripped (:mod:`.config`);
+3. resolve every linear at its own module path — fused per the profile —
+   and every attention module's KV cache (:mod:`.plan`), then install the
+   dispatcher's linear methods (:mod:`.install`);
+4. route every checkpoint tensor to its target through the profile's mapper
+   before reading any data (:mod:`.route`): a tensor nothing consumes is an error;
+5. stream tensors shard by shard (:mod:`.stream`), tie what the config ties
+   (:mod:`.tying`), refuse anything left unfilled, ``finalize()`` every
+   quantized layer, apply KV-cache scales (:mod:`.kv_attention`).
+
+The default profile is ``transformers`` — identity, unfused — because that is
+the namespace of the model built here; the built-in family profiles chosen from
+``architectures`` by the resolver CLI describe vLLM's fused namespace instead.
+A fused profile (``llama``, ``vllm-decoder``) is supported: q/k/v and gate/up
+become one fused layer each, and the shard modules slice its output.
+
+    >>> model = load_quantized("fixtures/checkpoints/ct-w4a16")                  # doctest: +SKIP
+    >>> model.model.layers[0].mlp.down_proj.backend                               # doctest: +SKIP
+    'int4pack_cpu'
+    >>> model.quantresolve_report.counts()                                        # doctest: +SKIP
+    {'W4A16 / int4pack_cpu': 14, 'unquantized / dense': 1}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel
+
+from quantresolve.checkpoint import Inventory, build_inventory, read_checkpoint
+from quantresolve.errors import LoadError, QuantResolveError
+from quantresolve.formats.loader import load_config
+from quantresolve.integrations.transformers.build import build_empty_model
+from quantresolve.integrations.transformers.config import compute_dtype, model_config
+from quantresolve.integrations.transformers.install import Installed, check_no_meta, install
+from quantresolve.integrations.transformers.kv_attention import apply_fp8_kv
+from quantresolve.integrations.transformers.plan import LayerPlan, plan_layers
+from quantresolve.integrations.transformers.report import DENSE, KVRecord, LayerRecord, LoadReport
+from quantresolve.integrations.transformers.route import plan_routes
+from quantresolve.integrations.transformers.stream import stream_tensors
+from quantresolve.integrations.transformers.tying import (
+    check_tied_layers,
+    tie_parameters,
+    tied_parameters,
+)
+from quantresolve.naming.profiles import DEFAULT_PROFILE, Profile, load_profile
+from quantresolve.resolve.resolver import Resolver
+
+#: How many names an error message lists before "and N more".
+SHOWN = 8
+
+
+def _names(names: list[str]) -> str:
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(names[:SHOWN]) + more
+
+
+def _inventory(root: Path) -> Inventory:
+    catalog = read_checkpoint(root)
+    if not catalog.has_headers:
+        raise LoadError("the index names shard files that are not present: no tensor data to load",
+                        file=str(root))
+    inventory = build_inventory(catalog)
+    if inventory.unsupported:
+        first = inventory.unsupported[0]
+        raise LoadError(f"no per-module layout: {inventory.modules[first].reason}", field=first)
+    return inventory
+
+
+def _load_tensors(root: Path, inventory: Inventory, profile: Profile, installed: Installed,
+                  device: str | torch.device) -> list[str]:
+    routes = plan_routes(inventory, profile.mapper, installed.targets)
+    if routes.unconsumed:
+        raise LoadError(f"{len(routes.unconsumed)} checkpoint tensor(s) that nothing in the model consumes: "
+                        f"{_names(routes.unconsumed)}", file=str(root))
+    for route, tensor in stream_tensors(root, routes.routes, device):
+        try:
+            installed.targets[route.module].load(route.suffix, tensor)
+        except LoadError as err:
+            raise LoadError(err.detail, file=route.file, field=route.tensor) from None
+    return routes.dropped
+
+
+def _check_filled(model: PreTrainedModel, installed: Installed) -> None:
+    missing = [f"{path}.{suffix}" for path, target in installed.targets.items() for suffix in target.missing()]
+    missing += [n for n in check_no_meta(model) if n not in missing]
+    if missing:
+        raise LoadError(f"{len(missing)} model tensor(s) that the checkpoint does not provide: "
+                        f"{_names(sorted(set(missing)))}", field="checkpoint")
+
+
+def _finalize(installed: Installed) -> None:
+    for prefix, layer in installed.layers.items():
+        try:
+            layer.finalize()
+        except QuantResolveError as err:
+            raise type(err)(err.detail, file=err.file, field=prefix) from None
+    for scales in installed.kv.values():
+        scales.finalize()
+
+
+def _report(root: Path, profile: Profile, resolver: Resolver, plans: list[LayerPlan],
+            installed: Installed, applied: bool) -> LoadReport:
+    report = LoadReport(checkpoint=str(root), profile=profile.name, producer=resolver.config.producer,
+                        quant_algo=resolver.config.quant_algo)
+    for plan in plans:
+        layer = installed.layers.get(plan.prefix)
+        res = plan.resolution
+        report.layers.append(LayerRecord(plan.prefix, plan.kind, res.algo, res.rule,
+                                         layer.backend if layer is not None else DENSE, plan.members,
+                                         res.scheme.summary() if res.scheme is not None else None))
+    for prefix, scales in installed.kv.items():
+        report.kv_cache.append(KVRecord(prefix, scales.scheme.algo or "FP8", scales.k_scale, scales.v_scale,
+                                        applied))
+    return report
+
+
+def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | None = None,
+                   backend: str | None = None, deny: Iterable[str] = (), device: str | torch.device = "cpu",
+                   dtype: torch.dtype | str | None = None) -> PreTrainedModel:
+    """Build the model of ``checkpoint_dir`` with every linear quantized as resolved, loaded and ready (eval).
+
+    ``profile``: naming profile (built-in name, file, or :class:`Profile`; default ``transformers``).
+    ``backend`` / ``deny``: force or exclude dispatcher backends. ``dtype``: compute dtype (default:
+    ``config.json``'s, else bfloat16). The returned model carries ``quantresolve_report``
+    (:class:`~.report.LoadReport`). Raises :class:`~quantresolve.errors.LoadError` for tensors nothing
+    consumes and parameters nothing fills, naming them.
+    """
+    root = Path(checkpoint_dir)
+    if not root.is_dir():
+        raise LoadError("not a checkpoint directory", file=str(root))
+    chosen = load_profile(profile if profile is not None else DEFAULT_PROFILE)
+    qconfig = load_config(root)
+    inventory = _inventory(root)
+    resolver = Resolver(qconfig, chosen, checkpoint_modules=inventory.modules.keys())
+    hf_config = model_config(root)
+    cdtype = compute_dtype(hf_config, dtype)
+    model = build_empty_model(hf_config, cdtype)
+    plans, attention = plan_layers(model, resolver)
+    tied = tied_parameters(model)
+    present = {m for n in inventory.modules if (m := chosen.mapper.map_name(n)) is not None}
+    check_tied_layers(tied, plans, present)
+    installed = install(model, plans, attention, backend=backend, deny=tuple(deny), dtype=cdtype, device=device)
+    dropped = _load_tensors(root, inventory, chosen, installed, device)
+    tie_parameters(tied, installed.targets, dict(model.named_parameters(remove_duplicate=False)))
+    _check_filled(model, installed)
+    _finalize(installed)
+    applied = bool(installed.kv) and bool(apply_fp8_kv(model))
+    report = _report(root, chosen, resolver, plans, installed, applied)
+    report.dropped = dropped
+    model.__dict__["quantresolve_report"] = report
+    model.eval()
+    return model

@@ -1,0 +1,29 @@
+"""load_quantized on one fixture: the contract of issue 6 (module paths, .dequantize(), .backend)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from quantresolve.dispatch import QuantLinear
+from quantresolve.integrations.transformers import load_quantized
+
+from ..conftest import checkpoint_dir
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def test_ct_w4a16_contract() -> None:
+    path = checkpoint_dir("ct-w4a16")
+    model = load_quantized(path)
+    layer = model.get_submodule("model.layers.0.mlp.down_proj")
+    assert isinstance(layer, QuantLinear) and layer.backend
+    assert layer.dequantize().shape == (128, 256)
+    assert type(model.lm_head) is nn.Linear  # ignored by the config: plain dense linear
+    assert not model.training
+    ref = load_file(str(path / "reference.safetensors"))
+    with torch.no_grad():
+        logits = model(ref["input_ids"]).logits.float()
+    assert (logits - ref["logits"]).abs().max() < 0.01
