@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from quantresolve.errors import ConflictingExpertsError
 from quantresolve.resolve.candidates import wrapper_candidates
 from quantresolve.resolve.context import Context, agree
 from quantresolve.resolve.entries import EntryIndex, MatchModes
@@ -137,6 +138,12 @@ class ModelOptRules:
                 trail.append(f"experts: {len(parts)} expert projections in the checkpoint agree")
                 return agree(prefix, "moe", parts, rule="experts", experts=True, trail=trail)
         if listed or excluded:
+            if len(listed) + bool(excluded) > 1:  # name the size of each side, not just one representative
+                sides = [f"{n} key(s) → {scheme.algo} (first {ref.mapped})" for scheme, n, ref in listed]
+                if excluded:
+                    sides.append(f"{len(excluded)} exclusion(s) → unquantized (first "
+                                 f"{min(r.mapped or r.original for r in excluded)})")
+                raise ConflictingExpertsError(f"experts of MoE container {prefix!r} disagree: {'; '.join(sides)}")
             parts = [Resolution(ref.mapped or ref.original, "linear", scheme, "direct", ref)
                      for scheme, _, ref in listed]
             parts += [Resolution(ref.mapped or ref.original, "linear", None, "excluded", ref) for ref in excluded]
