@@ -29,6 +29,9 @@ class FindingCode:
 _TABLE: tuple[tuple[str, Severity, str], ...] = (
     ("config-quantized-tensors-dense", "error",
      "the config makes the module quantized but its tensors are dense (unquantized)"),
+    ("config-quantized-model-unquantized", "warning",
+     "the config makes the module quantized, the profile says the model builds it unquantized (e.g. a MoE "
+     "router built with quant_config=None) and its tensors are dense: it loads, but the config is inaccurate"),
     ("config-unquantized-tensors-quantized", "error",
      "the config leaves the module unquantized but its tensors are quantized"),
     ("config-unquantized-scales-present", "warning",

@@ -169,6 +169,13 @@ class _Auditor:
         nbytes = sum(_bytes(m) for m in modules)
         if resolution is not None and kind in ("linear", "moe", "lm_head", "embedding"):
             self._check_parts(unit, scheme, parts_ev)
+            claim = resolution.config_answer
+            if claim is not None and claim.scheme is not None and all(e.kind == "dense" for e in parts_ev):
+                self.findings.append(finding(
+                    "config-quantized-model-unquantized",
+                    f"{unit.name}: config says {claim.algo} (rule {claim.rule}) but the model builds it "
+                    f"unquantized ({resolution.source.field if resolution.source else 'profile'}) and the "
+                    "tensors are dense: loads, but the config is inaccurate", subject=unit.name))
         if kind == "attention" and resolution is not None and scheme is None and any(
                 e.has_kv_scales for e in parts_ev):
             self.findings.append(finding(

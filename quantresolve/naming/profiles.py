@@ -34,7 +34,7 @@ from quantresolve.naming.mapper import WeightsMapper
 BUILTIN_DIR = Path(__file__).with_name("profiles")
 DEFAULT_PROFILE = "transformers"
 _KEYS = {"name", "description", "architectures", "mapper", "packed_modules_mapping", "expert_containers",
-         "expert_projections", "notes", "sources"}
+         "expert_projections", "unquantized_modules", "notes", "sources"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class Profile:
     expert_projections: tuple[str, ...] = ("gate_proj", "up_proj", "down_proj")
     architectures: tuple[str, ...] = ()
     description: str = ""
+    #: model-space regexes (full match) of modules the model builds without quantization whatever the
+    #: config says — e.g. vLLM's DeepSeek router ``mlp.gate`` (``quant_config=None``).
+    unquantized_modules: tuple[re.Pattern[str], ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, file: str | None = None, default_name: str = "custom") -> Profile:
@@ -76,6 +79,12 @@ class Profile:
                 raise ProfileError("an expert-container regex needs named groups 'container' and 'expert'",
                                    file=file, field=f"expert_containers[{i}]")
             containers.append(rx)
+        unquantized = []
+        for i, pattern in enumerate(data.get("unquantized_modules") or []):
+            try:
+                unquantized.append(re.compile(pattern))
+            except (re.error, TypeError) as err:
+                raise ProfileError(f"invalid regex: {err}", file=file, field=f"unquantized_modules[{i}]") from None
         projections = data.get("expert_projections") or ("gate_proj", "up_proj", "down_proj")
         archs = data.get("architectures") or ()
         if not all(isinstance(a, str) for a in archs):
@@ -83,14 +92,22 @@ class Profile:
         return cls(name=str(data.get("name") or default_name), mapper=WeightsMapper.from_dict(data.get("mapper"), file=file),
                    packed_modules_mapping=packed, expert_containers=tuple(containers),
                    expert_projections=tuple(projections), architectures=tuple(archs),
-                   description=str(data.get("description") or ""))
+                   description=str(data.get("description") or ""), unquantized_modules=tuple(unquantized))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "architectures": list(self.architectures),
                 "mapper": self.mapper.to_dict(),
                 "packed_modules_mapping": {k: list(v) for k, v in self.packed_modules_mapping.items()},
                 "expert_containers": [rx.pattern for rx in self.expert_containers],
-                "expert_projections": list(self.expert_projections)}
+                "expert_projections": list(self.expert_projections),
+                "unquantized_modules": [rx.pattern for rx in self.unquantized_modules]}
+
+    def builds_unquantized(self, name: str) -> tuple[int, str] | None:
+        """``(index, pattern)`` of the ``unquantized_modules`` entry matching ``name``, else ``None``."""
+        for i, rx in enumerate(self.unquantized_modules):
+            if rx.fullmatch(name):
+                return i, rx.pattern
+        return None
 
     def expert_of(self, name: str) -> tuple[str, str, str | None] | None:
         """``(container, expert, projection)`` when ``name`` is a per-expert module, else ``None``."""

@@ -42,6 +42,8 @@ RULES: dict[str, str] = {
     "not-targeted": "no compressed-tensors group targets the module",
     "not-quantizable": "the producer never quantizes modules of this kind",
     "producer-default-skip": "the producer skips this module by default (bitsandbytes keeps the LM head)",
+    "model-unquantized": "the profile says the model builds this module without quantization (e.g. a MoE router "
+                         "built with quant_config=None), whatever the config says; the config's own answer is kept",
 }
 
 
@@ -74,6 +76,8 @@ class Resolution:
     source: ConfigRef | None = None
     trail: tuple[str, ...] = ()
     shards: tuple[tuple[str, str | None, str], ...] = field(default=())
+    #: for rule ``model-unquantized``: what the config alone would have answered
+    config_answer: Resolution | None = None
 
     @property
     def algo(self) -> str | None:

@@ -30,7 +30,7 @@ from quantresolve.naming.mapper import WeightsMapper
 from quantresolve.naming.profiles import Profile, load_profile
 from quantresolve.resolve.context import Context
 from quantresolve.resolve.namespace import Namespace
-from quantresolve.resolve.resolution import KINDS, Resolution
+from quantresolve.resolve.resolution import KINDS, ConfigRef, Resolution
 from quantresolve.resolve.rules_bitsandbytes import BitsAndBytesRules
 from quantresolve.resolve.rules_compressed_tensors import CompressedTensorsRules
 from quantresolve.resolve.rules_modelopt import ModelOptRules
@@ -105,7 +105,17 @@ class Resolver:
         check_prefix(prefix)
         if kind not in KINDS:
             raise InvalidPrefixError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
-        return self._rules.resolve(prefix, kind)
+        answer = self._rules.resolve(prefix, kind)
+        built = self.profile.builds_unquantized(prefix) if self.profile.unquantized_modules else None
+        if built is None or answer.scheme is None:  # the config already agrees: its own rule is the answer
+            return answer
+        index, pattern = built
+        source = ConfigRef(original=pattern, mapped=None, file=f"profile {self.profile.name}",
+                           field=f"unquantized_modules[{index}]")
+        trail = (f"model-unquantized: profile {self.profile.name!r} builds {prefix} without quantization "
+                 f"(pattern {pattern!r})",
+                 f"config alone: {answer.algo or 'unquantized'} by rule {answer.rule!r}")
+        return Resolution(prefix, kind, None, "model-unquantized", source, trail, config_answer=answer)
 
     def resolve_many(self, prefixes: Iterable[str], kind: str = "linear") -> list[Resolution]:
         return [self.resolve(p, kind) for p in prefixes]

@@ -35,6 +35,25 @@ def test_config_quantized_tensors_dense(tmp_path, cli):
     assert "FP8" in hit["message"] and result.rc == 1
 
 
+def test_config_quantized_model_unquantized(tmp_path, cli):
+    """The same dense o_proj, but the profile says the model builds it unquantized (as vLLM builds
+    DeepSeek routers): it loads, so a warning naming both answers, and exit 0."""
+    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
+    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
+        {"model.layers.1.self_attn.o_proj": {"quant_algo": "FP8"}}))
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps({"name": "llama-unquantized-o1", "packed_modules_mapping": {
+        "qkv_proj": ["q_proj", "k_proj", "v_proj"], "gate_up_proj": ["gate_proj", "up_proj"]},
+        "unquantized_modules": [r"model\.layers\.1\.self_attn\.o_proj"]}))
+    result = cli("audit", ckpt, "--format", "json", "--profile", profile)
+    (hit,) = _findings(result, "config-quantized-model-unquantized")
+    assert hit["severity"] == "warning" and hit["subject"] == "model.layers.1.self_attn.o_proj"
+    assert "config says FP8" in hit["message"] and "unquantized_modules[0]" in hit["message"]
+    assert not _findings(result, "config-quantized-tensors-dense") and result.rc == 0
+    module = next(m for m in result.json()["modules"] if m["name"] == "model.layers.1.self_attn.o_proj")
+    assert (module["algo"], module["rule"]) == (None, "model-unquantized")
+
+
 def test_config_unquantized_tensors_quantized(tmp_path, cli):
     ckpt = copy_fixture(tmp_path, "modelopt-fp8")
     edit_json(ckpt / HF, lambda d: d["quantization"]["exclude_modules"].append("model.layers.0.mlp*"))
@@ -265,7 +284,7 @@ def test_stale_sidecar_scheme_mismatch(tmp_path, cli):
 
 
 TESTED = {
-    "config-quantized-tensors-dense", "config-unquantized-tensors-quantized", "config-unquantized-scales-present",
+    "config-quantized-tensors-dense", "config-quantized-model-unquantized", "config-unquantized-tensors-quantized", "config-unquantized-scales-present",
     "format-mismatch", "group-size-mismatch", "unknown-tensor-format", "dead-exclude", "dead-layer",
     "dead-target", "fused-conflict", "expert-conflict", "empty-module-name", "invalid-prefix", "unresolvable",
     "absent-shard", "kv-scales-without-config", "kv-config-without-scales", "unmapped-modules", "names-only",

@@ -71,11 +71,15 @@ PAIRS = [
           (None, "not-quantizable"): 1}, dead_excludes=2, dead_layer_keys=270),
     # Qwen3.5-122B-A10B (48 layers): excludes linear_attn*, shared_expert*, self_attn*, model.visual*; 381 excluded =
     # 30 × 6 linear_attn + 10 × 4 attention + 40 × 4 shared_expert(+gate) + lm_head. Dead: entries for layers 40-47 (24) + mtp* + visual (the REAP index ships neither).
+    # The 40 routers (mlp.gate) are not excluded: the config says NVFP4, vLLM builds them with
+    # quant_config=None → model-unquantized (the profile's unquantized_modules).
     Pair("nvidia__Qwen3.5-122B-A10B-NVFP4", "bryce-hoehn__Qwen3.5-18B-REAP-A3B-Coding", "qwen3.5",
-         {(None, "excluded"): 381, ("NVFP4", "default"): 15400, (None, "not-quantizable"): 1}, dead_excludes=27),
+         {(None, "excluded"): 381, ("NVFP4", "default"): 15360, (None, "model-unquantized"): 40,
+          (None, "not-quantizable"): 1}, dead_excludes=27),
     # Qwen3.5-397B-A17B (60 layers): same style, dead entries are those of layers 40-59.
     Pair("nvidia__Qwen3.5-397B-A17B-NVFP4", "bryce-hoehn__Qwen3.5-18B-REAP-A3B-Coding", "qwen3.5",
-         {(None, "excluded"): 381, ("NVFP4", "default"): 15400, (None, "not-quantizable"): 1}, dead_excludes=62),
+         {(None, "excluded"): 381, ("NVFP4", "default"): 15360, (None, "model-unquantized"): 40,
+          (None, "not-quantizable"): 1}, dead_excludes=62),
     # Llama-3.1-70B-Instruct-FP8 (exclude ["lm_head"]) + Llama-3.1-8B index: 32 × 7 linears FP8, lm_head excluded.
     Pair("nvidia__Llama-3.1-70B-Instruct-FP8", "Irfanuruchi__Llama-3.1-8B-Computer-Networks-LLM", "llama",
          {(None, "excluded"): 1, ("FP8", "default"): 224, (None, "not-quantizable"): 1}, dead_excludes=0,

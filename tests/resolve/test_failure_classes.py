@@ -338,9 +338,15 @@ def test_class8_resolver_reports_the_config_claim_for_the_audit() -> None:
     specific decided (``default``, no source). Comparing that with the tensors (bf16 router, shipped
     ``lm_head.input_scale``) is the audit's job (quantresolve.audit), not the resolver's."""
     cfg = load_config(modelopt("NVFP4", exclude=["lm_head*", "model.layers.1.self_attn.kv_a_proj_with_mqa"]))
-    r = Resolver(cfg, "deepseek-v3")
+    r = Resolver(cfg, "transformers")
     assert answer(r, "model.layers.1.mlp.gate") == ("NVFP4", "default", None)
     assert answer(r, "lm_head", "lm_head") == (None, "excluded", "lm_head*")
+    # vLLM's DeepSeek builds the router with quant_config=None: a named rule, the config's claim kept
+    router = Resolver(cfg, "deepseek-v3").resolve("model.layers.1.mlp.gate")
+    assert (router.algo, router.rule, router.source.field if router.source else None) == (
+        None, "model-unquantized", "unquantized_modules[0]")
+    assert router.config_answer is not None and router.config_answer.algo == "NVFP4"
+    assert "config alone: NVFP4 by rule 'default'" in router.explain()
 
 
 # --- 9. empty prefix (gemma3-mm SigLIP) ------------------------------------------------------------
