@@ -21,6 +21,7 @@ import torch
 import transformers
 from accelerate import init_empty_weights
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers.initialization import no_init_weights
 
 from quantresolve.errors import LoadError
 
@@ -38,7 +39,8 @@ def build_empty_model(config: PretrainedConfig, dtype: torch.dtype) -> PreTraine
     """The architecture of ``config`` in ``dtype`` with every parameter on the meta device."""
     cls = model_class(config)
     try:
-        with init_empty_weights(include_buffers=False):
+        # Random init of meta parameters is wasted work: every parameter comes from the checkpoint.
+        with init_empty_weights(include_buffers=False), no_init_weights():
             if cls is AutoModelForCausalLM:
                 model = AutoModelForCausalLM.from_config(config, dtype=dtype)
             else:
