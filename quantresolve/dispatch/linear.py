@@ -17,15 +17,18 @@ shard's tensors and scales as loaded — nothing assumes ModelOpt's equal
 separately. Consecutive shards whose input transform (pre-quant scale,
 activation quantizer) is equal share one quantized activation and one GEMM.
 
-Tensor parallelism is not implemented yet; ``load`` takes the shard name as a
-keyword so a later ``tp_rank`` / ``tp_size`` / ``parallel`` can slice the
-incoming tensor (and its scales on group boundaries) before the shape check.
+Tensor parallelism: with ``tp=TPSpec(mode, rank, world)`` the layer holds only
+rank ``rank``'s part of a column- (N) or row- (K) parallel layer; ``load``
+still takes the *full* checkpoint tensors and slices them on packed-word,
+group and block boundaries (:mod:`quantresolve.dispatch.tp`). A row-parallel
+layer returns partial sums and keeps its bias in ``bias_after_reduce`` for
+:class:`~quantresolve.dispatch.tp.RowParallelLinear` to add after the all-reduce.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -37,6 +40,9 @@ from quantresolve.dispatch.selection import device_info, select_backend
 from quantresolve.dispatch.specs import ANY_DTYPE, ANY_FLOAT, Shapes, TensorSpec
 from quantresolve.errors import DispatchError, LoadError
 from quantresolve.formats.scheme import QuantScheme
+
+if TYPE_CHECKING:
+    from quantresolve.dispatch.tp import TPPlan, TPSpec
 
 Key = tuple[str | None, str]
 
@@ -65,18 +71,32 @@ def _dtype_ok(spec: TensorSpec, tensor: torch.Tensor) -> bool:
     return str(tensor.dtype).removeprefix("torch.") == spec.dtype
 
 
+def check_tensor(spec: TensorSpec, tensor: torch.Tensor, where: str) -> torch.Tensor:
+    """``tensor`` if its dtype and shape match ``spec`` (a flexible shape is reshaped), else a LoadError."""
+    if not _dtype_ok(spec, tensor):
+        raise LoadError(f"dtype {tensor.dtype} does not match expected {spec.dtype}", field=where)
+    if spec.shape is not None:
+        shape = tuple(tensor.shape)
+        if spec.flexible and tensor.numel() == max(1, _numel(spec.shape)):
+            return tensor.reshape(spec.shape)
+        if shape != tuple(spec.shape):
+            raise LoadError(f"shape {list(shape)} does not match expected {list(spec.shape)}", field=where)
+    return tensor
+
+
 class QuantLinear(nn.Module):
     """A (possibly fused) quantized linear layer; see the module docstring.
 
     Attributes: ``scheme`` (``None`` = dense), ``backend`` (name of the backend in
-    use), ``in_features``, ``out_features`` (total), ``shard_names``, ``shard_sizes``.
+    use), ``in_features``, ``out_features`` (total), ``shard_names``, ``shard_sizes``;
+    ``tp_plan`` (``None`` unless built with ``tp=``; the sizes are then the rank's own).
     """
 
     def __init__(self, scheme: QuantScheme | None, in_features: int, out_features: int | list[int], *,
                  bias: bool = False, shard_names: list[str] | None = None,
                  dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu",
                  backend: str | None = None, deny: Iterable[str] = (), batch: int | None = None,
-                 training: bool = False) -> None:
+                 training: bool = False, tp: TPSpec | None = None) -> None:
         super().__init__()
         fused = isinstance(out_features, list | tuple)
         sizes = [int(n) for n in out_features] if fused else [int(out_features)]  # type: ignore[union-attr]
@@ -88,6 +108,13 @@ class QuantLinear(nn.Module):
                                 field="shard_names")
         self.scheme = scheme
         self.codec: WeightCodec = codec_for(scheme) if scheme is not None else DenseCodec()
+        self.tp_plan: TPPlan | None = None
+        if tp is not None:
+            # Imported here: the tp package registers a layout for DenseCodec, defined in this module.
+            from quantresolve.dispatch.tp import plan_tp
+
+            self.tp_plan = plan_tp(self.codec, int(in_features), sizes, names, bias=bias, spec=tp)
+            in_features, sizes = self.tp_plan.local_k, self.tp_plan.local_sizes
         self.in_features, self.out_features = int(in_features), sum(sizes)
         self.shard_names, self.shard_sizes = names, sizes
         self.dtype, self.device = dtype, torch.device(device)
@@ -105,12 +132,14 @@ class QuantLinear(nn.Module):
         self._loaded: dict[Key, torch.Tensor] = {}
         self._groups: list[tuple[ShardGroup, Any]] = []
         self._bias: torch.Tensor | None = None
+        self.bias_after_reduce: torch.Tensor | None = None
         self._finalized = False
 
     # -- loader protocol ---------------------------------------------------------------
     def expected_tensors(self) -> dict[Key, tuple[tuple[int, ...] | None, str]]:
-        """``{(shard or None, suffix): (shape, dtype)}`` in the checkpoint's own names."""
-        return {key: (spec.shape, spec.dtype) for key, spec in self._expected.items()}
+        """``{(shard or None, suffix): (shape, dtype)}`` in the checkpoint's own names (full shapes under TP)."""
+        specs = self.tp_plan.full_specs if self.tp_plan is not None else self._expected
+        return {key: (spec.shape, spec.dtype) for key, spec in specs.items()}
 
     def _where(self, suffix: str, shard: str | None) -> str:
         return f"{shard}.{suffix}" if shard is not None else suffix
@@ -127,15 +156,9 @@ class QuantLinear(nn.Module):
                             + (f" on shards {shards}" if shards else ""), field=where)
         if key in self._loaded:
             raise LoadError("tensor loaded twice", field=where)
-        if not _dtype_ok(spec, tensor):
-            raise LoadError(f"dtype {tensor.dtype} does not match expected {spec.dtype}", field=where)
-        if spec.shape is not None:
-            shape = tuple(tensor.shape)
-            if spec.flexible and tensor.numel() == max(1, _numel(spec.shape)):
-                tensor = tensor.reshape(spec.shape)
-            elif shape != tuple(spec.shape):
-                raise LoadError(f"shape {list(shape)} does not match expected {list(spec.shape)}", field=where)
-        self._loaded[key] = tensor.detach().to(self.device)
+        if self.tp_plan is not None:  # check the full tensor as stored, then keep this rank's part
+            tensor = self.tp_plan.slice(key, check_tensor(self.tp_plan.full_specs[key], tensor, where))
+        self._loaded[key] = check_tensor(spec, tensor, where).detach().to(self.device)
 
     def missing_tensors(self) -> list[str]:
         return [self._where(s, n) for (n, s), spec in self._expected.items()
@@ -157,9 +180,16 @@ class QuantLinear(nn.Module):
                 continue
             current = ShardGroup([shard], self.in_features, self.codec, transform, self.dtype, self.device)
             self._groups.append((current, None))
+        if self.tp_plan is not None:
+            self.tp_plan.note_transforms([g.transform for g, _ in self._groups])
         self._groups = [(g, self._impl.prepare(g)) for g, _ in self._groups]
         if self.has_bias:
-            self._bias = torch.cat([self._loaded[(n, "bias")].to(self.dtype) for n in self.shard_names])
+            bias = torch.cat([self._loaded[(n, "bias")].to(self.dtype) for n in self.shard_names])
+            # A row-parallel layer's output is a partial sum: its bias is added once, after the all-reduce.
+            if self.tp_plan is not None and self.tp_plan.spec.axis == "k":
+                self.bias_after_reduce = bias
+            else:
+                self._bias = bias
         self._finalized = True
 
     # -- compute -----------------------------------------------------------------------
@@ -209,14 +239,16 @@ def make_linear(scheme: QuantScheme | None, in_features: int, out_features: int 
                 bias: bool = False, shard_names: list[str] | None = None,
                 dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu",
                 backend: str | None = None, deny: Iterable[str] = (), batch: int | None = None,
-                training: bool = False) -> QuantLinear:
+                training: bool = False, tp: TPSpec | None = None) -> QuantLinear:
     """Build the linear method of ``scheme`` (``None`` → dense) with its backend selected.
 
     ``batch`` (optional) is the expected number of rows per call; kernels that
-    lose to a dense matmul at large batch decline then. Raises
+    lose to a dense matmul at large batch decline then. ``tp`` builds only one
+    rank's part of a tensor-parallel layer (sizes stay the full ones; the
+    backend is chosen for the local shape). Raises
     :class:`~quantresolve.errors.DispatchError` for a scheme with no implementation
     and :class:`~quantresolve.errors.BackendUnavailableError` for a forced backend
     that cannot run it.
     """
     return QuantLinear(scheme, in_features, out_features, bias=bias, shard_names=shard_names, dtype=dtype,
-                       device=device, backend=backend, deny=deny, batch=batch, training=training)
+                       device=device, backend=backend, deny=deny, batch=batch, training=training, tp=tp)
