@@ -19,7 +19,8 @@ LLAMA_FIXTURES = (
     "ct-fp8", "ct-fp8-block", "ct-fp8-dynamic", "ct-from-modelopt-nvfp4", "ct-mixed", "ct-mxfp4a16",
     "ct-nvfp4", "ct-nvfp4a16", "ct-w4a16", "ct-w4a16-asym", "ct-w8a16", "ct-w8a8",
     "modelopt-fp8", "modelopt-fp8-pc-pt", "modelopt-int4-awq", "modelopt-int8-sq", "modelopt-mixed",
-    "modelopt-mxfp4", "modelopt-nvfp4", "modelopt-w4a16-nvfp4", "modelopt-w4a8-awq",
+    "modelopt-mxfp4", "modelopt-nvfp4", "modelopt-w4a16-nvfp4", "modelopt-w4a16-nvfp4-fp8kv",
+    "modelopt-w4a8-awq",
 )
 
 

@@ -54,6 +54,7 @@ ATOL: dict[str, float] = {
     "modelopt-mxfp4": 0.25,         # 0.1777
     "modelopt-nvfp4": 0.15,         # 0.0996
     "modelopt-w4a16-nvfp4": 0.008,  # 0.0039
+    "modelopt-w4a16-nvfp4-fp8kv": 0.012,  # 0.0078 (0.0244 if the FP8 KV rounding were not applied)
     "modelopt-w4a8-awq": 0.09,      # 0.0586
 }
 
@@ -61,7 +62,7 @@ ATOL: dict[str, float] = {
 EXACT_GREEDY = frozenset({
     "bnb-int8", "bnb-nf4", "ct-fp8", "ct-fp8-block", "ct-fp8-dynamic", "ct-mxfp4a16", "ct-nvfp4a16",
     "ct-w4a16", "ct-w4a16-asym", "ct-w8a16", "ct-w8a8", "modelopt-fp8-pc-pt", "modelopt-int4-awq",
-    "modelopt-int8-sq", "modelopt-w4a16-nvfp4",
+    "modelopt-int8-sq", "modelopt-w4a16-nvfp4", "modelopt-w4a16-nvfp4-fp8kv",
 })
 
 #: Relative L2 distance of the *unquantized* base model's logits from each reference (measured);
@@ -73,6 +74,7 @@ DENSE_REL: dict[str, float] = {
     "ct-w8a16": 0.0155, "ct-w8a8": 0.0215, "modelopt-fp8": 0.0689, "modelopt-fp8-pc-pt": 0.0641,
     "modelopt-int4-awq": 0.2212, "modelopt-int8-sq": 0.0528, "modelopt-mixed": 0.0788,
     "modelopt-mxfp4": 0.2835, "modelopt-nvfp4": 0.2020, "modelopt-w4a16-nvfp4": 0.1457,
+    "modelopt-w4a16-nvfp4-fp8kv": 0.1484,
     "modelopt-w4a8-awq": 0.2394,
 }
 
