@@ -51,14 +51,32 @@ def tensors_of(name: str, prefix: str) -> dict[str, torch.Tensor]:
         return {key[len(lead):]: f.get_tensor(key) for key in f.keys() if key.startswith(lead)}  # noqa: SIM118
 
 
-def build(name: str, module: str, projections: list[str], tp: TPSpec | None = None) -> QuantLinear:
-    """Layer 0's ``module`` (``mlp`` / ``self_attn``) projections as one (fused) layer, loaded and finalized."""
+def layer_schemes(name: str) -> dict[str, QuantScheme]:
+    """The resolver's scheme of each layer-0 projection, keyed ``module.projection``."""
+    modules = {"gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp",
+               "q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn"}
+    out = {}
+    for proj, module in modules.items():
+        scheme = scheme_of(name, f"model.layers.0.{module}.{proj}")
+        assert scheme is not None, f"{name}: {module}.{proj} is not quantized"
+        out[f"{module}.{proj}"] = scheme
+    return out
+
+
+def build(name: str, module: str, projections: list[str], tp: TPSpec | None = None,
+          schemes: dict[str, QuantScheme] | None = None) -> QuantLinear:
+    """Layer 0's ``module`` (``mlp`` / ``self_attn``) projections as one (fused) layer, loaded and finalized.
+
+    The scheme is the resolver's, or ``schemes[f"{module}.{projection}"]`` when given (so a process
+    can run without resolving, which imports compressed-tensors and transformers for CT configs).
+    """
     prefix = f"model.layers.0.{module}"
     k = SHAPES[projections[0]][0]
     sizes = [SHAPES[p][1] for p in projections]
     fused = len(projections) > 1
-    layer = make_linear(scheme_of(name, f"{prefix}.{projections[0]}"), k, sizes if fused else sizes[0],
-                        shard_names=projections if fused else None, tp=tp)
+    first = f"{module}.{projections[0]}"
+    scheme = schemes[first] if schemes is not None else scheme_of(name, f"model.layers.0.{first}")
+    layer = make_linear(scheme, k, sizes if fused else sizes[0], shard_names=projections if fused else None, tp=tp)
     for proj in projections:
         for suffix, tensor in tensors_of(name, f"{prefix}.{proj}").items():
             layer.load(suffix, tensor, shard=proj if fused else None)
