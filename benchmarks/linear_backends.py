@@ -1,19 +1,27 @@
 """Benchmark every supported backend per scheme: median of interleaved runs and peak memory.
 
-    .venv/bin/python benchmarks/linear_backends.py            # full: 4096x4096 and 8192x28672
-    .venv/bin/python benchmarks/linear_backends.py --quick    # 1024x1024 and 2048x4096, fewer repeats
+    .venv/bin/python benchmarks/linear_backends.py                 # full: 4096x4096 and 28672x8192, batch 1 and 32
+    .venv/bin/python benchmarks/linear_backends.py --quick         # 4096x4096 only, 5 rounds (iteration)
     .venv/bin/python benchmarks/linear_backends.py --write docs/benchmarks_linear.md
+    .venv/bin/python benchmarks/linear_backends.py --quick --schemes compressed-tensors:W8A16 --batches 1,4,8,16,32
 
-For each scheme × shape × batch (1, 32): every backend whose ``supports()``
-says yes, the auto choice (``make_linear(..., batch=B)``), dense bf16
-(``x @ Wᵀ``) and naive per-call dequantization. Timings are medians of
-interleaved rounds (each round runs every candidate once, so drift hits all
-alike). Peak memory is the RSS high-water increase while building and running
-the candidate (CPU) or ``torch.cuda.max_memory_allocated`` (CUDA). A
-backend counts as *correct* when its output is within 2e-2 relative error of
-the float32 reference. One machine-readable line per row:
+For each scheme × shape × batch: every backend whose ``supports()`` says yes
+(with and without the batch hint, so kernels that decline large batches are
+still measured), the auto choice (``make_linear(..., batch=B)``), dense bf16
+(``x @ Wᵀ`` on the dequantized weight) and naive per-call dequantization
+(``per_call_dequant``, measured in the first ``--naive-rounds`` rounds only:
+at 28672×8192 one call takes seconds). Timings are medians of interleaved
+rounds — each round runs every candidate once — so drift hits all alike. Peak
+memory is the resident-set high-water increase (Linux ``VmHWM``, reset before
+each candidate) while building, loading, finalizing and running the
+candidate once, or ``torch.cuda.max_memory_allocated`` on CUDA. A backend is
+*correct* when its output is within 2e-2 relative error of the float32
+reference. One machine-readable line per row:
 
     linear_backends: scheme=S shape=NxK batch=B auto=BACKEND auto_ms=X best=BACKEND best_ms=Y dense_ms=Z naive_ms=W
+
+and, at the end, one ``linear_backends_goal:`` line per goal (W4A16 / W8A16
+batch-1 ≥ 5× dense bf16; auto within 1.1× of the best correct backend).
 """
 
 from __future__ import annotations
@@ -22,11 +30,11 @@ import argparse
 import gc
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -38,10 +46,14 @@ SCHEMES = [("compressed-tensors", "W4A16"), ("modelopt", "W4A16_AWQ"), ("compres
            ("compressed-tensors", "FP8_DYNAMIC"), ("modelopt", "NVFP4"), ("compressed-tensors", "MXFP4A16"),
            ("bitsandbytes", "BNB_NF4")]
 FULL_SHAPES = [(4096, 4096), (28672, 8192)]
-QUICK_SHAPES = [(1024, 1024), (2048, 4096)]
+QUICK_SHAPES = [(4096, 4096)]
+#: Rows the batch-1 speed goal applies to (W4A16 int4 group-128 and W8A16, both producers).
+SPEED_GOAL_SCHEMES = {"compressed-tensors:W4A16", "modelopt:W4A16_AWQ", "compressed-tensors:W8A16",
+                      "modelopt:W8A16"}
+SPEED_GOAL, AUTO_GOAL, CORRECT_ERR = 5.0, 1.1, 2e-2
 
 
-def _fill(layer, gen: torch.Generator) -> None:
+def _fill(layer: Any, gen: torch.Generator) -> None:
     """Random but valid checkpoint tensors for the layer's expected specs (scale ranges kept sane)."""
     import bitsandbytes.functional as F
 
@@ -76,62 +88,123 @@ def _fill(layer, gen: torch.Generator) -> None:
         layer.load(suffix, t, shard=shard)
 
 
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class PeakMemory:
+    """Resident high-water increase on Linux CPU (``clear_refs`` 5 resets ``VmHWM``), CUDA allocator peak on GPU."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device.startswith("cuda")
+        self.base = 0.0
+
+    @staticmethod
+    def _status(field: str) -> float:
+        with open("/proc/self/status") as f:
+            line = next(x for x in f if x.startswith(field))
+        return float(line.split()[1]) / 1024  # kB → MiB
+
+    def __enter__(self) -> PeakMemory:
+        gc.collect()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated() / 2**20
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass  # not Linux or not permitted: VmHWM then includes earlier peaks
+            self.base = self._status("VmRSS:")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def peak_mib(self) -> float:
+        if self.cuda:
+            return torch.cuda.max_memory_allocated() / 2**20 - self.base
+        return max(0.0, self._status("VmHWM:") - self.base)
 
 
-def _median_interleaved(fns: dict[str, Callable[[], object]], rounds: int, sync: Callable[[], None]) -> dict[str, float]:
+#: ``--clock``: wall time (the figure to record), or the calling thread's CPU time — with
+#: ``--threads 1`` the kernels run in that thread, so time spent descheduled by other jobs on a
+#: shared machine is not counted (for iterating on a busy machine, with ``--stat min``).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "thread": time.thread_time}
+STATS: dict[str, Callable[[list[float]], float]] = {"median": statistics.median, "min": min}
+
+
+def _interleaved(fns: dict[str, Callable[[], object]], rounds: int, sync: Callable[[], None],
+                 few: dict[str, int], clock: Callable[[], float] = time.perf_counter,
+                 stat: Callable[[list[float]], float] = statistics.median) -> dict[str, float]:
+    """``stat`` of the ms per candidate over interleaved rounds; ``few[name]`` caps that candidate's rounds."""
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for fn in fns.values():  # warm-up (bitsandbytes repacks on first call)
+    for fn in fns.values():  # warm-up (bitsandbytes repacks on its first call)
         fn()
-    for _ in range(rounds):
+    for r in range(rounds):
         for name, fn in fns.items():
+            if r >= few.get(name, rounds):
+                continue
             sync()
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             sync()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+            times[name].append((clock() - t0) * 1e3)
+    return {k: stat(v) for k, v in times.items()}
 
 
-def bench_row(producer: str, label: str, n: int, k: int, batch: int, device: str, rounds: int) -> dict:
+def bench_row(producer: str, label: str, n: int, k: int, batch: int, device: str, rounds: int,
+              naive_rounds: int, clock: str = "wall", stat: str = "median") -> dict[str, Any]:
     scheme = scheme_from_label(label, producer)
     gen = torch.Generator().manual_seed(0)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     x = torch.randn(batch, k, generator=gen).to(torch.bfloat16).to(device)
-    shapes = Shapes(n, k, batch)
-    names = [name for name, v in backend_verdicts(scheme, shapes, device_info(device)) if v.ok]
-    # Layers without the batch hint too: the kernels that decline large batches are still measured.
+    names = [name for name, v in backend_verdicts(scheme, Shapes(n, k, batch), device_info(device)) if v.ok]
     names += [name for name, v in backend_verdicts(scheme, Shapes(n, k), device_info(device))
               if v.ok and name not in names]
     layers, mem, errs = {}, {}, {}
-    for name in names:
-        gc.collect()
-        before = _rss_mib()
-        layer = make_linear(scheme, k, n, backend=name, device=device)
-        _fill(layer, torch.Generator().manual_seed(1))  # same tensors for every backend
-        layer.finalize()
-        layers[name] = layer
-        mem[name] = max(0.0, _rss_mib() - before)
-    ref_layer = layers["per_call_dequant"]
-    ref = ref_layer.reference(x[:1].cpu()) if device == "cpu" else None
-    for name, layer in layers.items():
-        if ref is not None:
-            y = layer(x[:1]).float()
-            errs[name] = float((y - ref).norm() / ref.norm().clamp(min=1e-6))
+    ref = None
+    for name in ["per_call_dequant", *[nm for nm in names if nm != "per_call_dequant"]]:
+        with PeakMemory(device) as peak:
+            layer = make_linear(scheme, k, n, backend=name, device=device)
+            _fill(layer, torch.Generator().manual_seed(1))  # same tensors for every backend
+            layer.finalize()
+            y = layer(x[:1]).float().cpu()
+        layers[name], mem[name] = layer, peak.peak_mib()
+        if ref is None:
+            ref = layer.reference(x[:1]).float().cpu()
+        errs[name] = float((y - ref).norm() / ref.norm().clamp(min=1e-6))
     auto = make_linear(scheme, k, n, batch=batch, device=device).backend
     dense_w = layers["dense_dequant"].dequantize()
     fns: dict[str, Callable[[], object]] = {name: (lambda layer=layer: layer(x)) for name, layer in layers.items()}
     fns["dense_bf16"] = lambda w=dense_w: x @ w.t()
-    ms = _median_interleaved(fns, rounds, sync)
-    correct = {name: t for name, t in ms.items() if name in layers and errs.get(name, 0.0) < 2e-2}
-    best = min(correct, key=correct.get)
+    ms = _interleaved(fns, rounds, sync, {"per_call_dequant": naive_rounds}, CLOCKS[clock], STATS[stat])
+    correct = {name: t for name, t in ms.items() if name in layers and errs[name] < CORRECT_ERR}
+    best = min(correct, key=correct.__getitem__)
     row = {"scheme": f"{producer}:{label}", "shape": f"{n}x{k}", "batch": batch, "auto": auto,
            "auto_ms": ms[auto], "best": best, "best_ms": ms[best], "dense_ms": ms["dense_bf16"],
-           "naive_ms": ms["per_call_dequant"], "backends": {nm: (ms[nm], mem.get(nm), errs.get(nm)) for nm in layers}}
-    del layers
+           "naive_ms": ms["per_call_dequant"],
+           "backends": {nm: (ms[nm], mem[nm], errs[nm]) for nm in layers}}
+    del layers, fns, dense_w
     gc.collect()
     return row
+
+
+def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One verdict line per goal of issue 5 (computed from the rows just measured)."""
+    out = []
+    for r in rows:
+        tag = f"scheme={r['scheme']} shape={r['shape']} batch={r['batch']}"
+        if r["batch"] == 1 and r["scheme"] in SPEED_GOAL_SCHEMES:
+            speedup = r["dense_ms"] / r["auto_ms"]
+            verdict = "met" if speedup >= SPEED_GOAL else "missed"
+            out.append(f"linear_backends_goal: speed {tag} auto={r['auto']} speedup={speedup:.2f}x "
+                       f"(goal {SPEED_GOAL:.0f}x) {verdict}")
+        ratio = r["auto_ms"] / r["best_ms"]
+        if ratio > AUTO_GOAL:
+            out.append(f"linear_backends_goal: auto {tag} auto={r['auto']} best={r['best']} "
+                       f"ratio={ratio:.2f} (goal {AUTO_GOAL}) missed")
+    worst = max((r["auto_ms"] / r["best_ms"] for r in rows), default=1.0)
+    out.append(f"linear_backends_goal: auto-vs-best worst ratio {worst:.2f} over {len(rows)} rows "
+               f"(goal ≤ {AUTO_GOAL}) {'met' if worst <= AUTO_GOAL else 'missed'}")
+    return out
 
 
 def machine() -> str:
@@ -142,33 +215,54 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
+    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {gpu}, "
+            f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
-def to_markdown(rows: list[dict], quick: bool) -> str:
-    lines = ["# Linear backends benchmark", "", f"Machine: {machine()}.", "",
-             f"Command: `.venv/bin/python benchmarks/linear_backends.py{' --quick' if quick else ''}`. "
-             "Median of interleaved runs, milliseconds; memory = RSS high-water increase while building the layer "
-             "(MiB, 0 when below the previous high-water mark); err = relative error vs the float32 reference.", "",
-             "| scheme | shape (N×K) | batch | auto | auto ms | best | best ms | dense bf16 ms | naive ms | all backends (ms / MiB / err) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+def to_markdown(rows: list[dict[str, Any]], command: str, goals: list[str]) -> str:
+    lines = ["# Linear backends benchmark", "", f"Machine: {machine()}; load average before the run "
+             f"{os.getloadavg()[0]:.2f}.", "",
+             f"Command: `{command}`. Median of interleaved runs, milliseconds; speed-up = dense bf16 / auto; "
+             "memory = peak resident increase while building, loading, finalizing and running the layer once "
+             "(MiB); err = relative error vs the float32 reference (correct < 2e-2).", "",
+             "| scheme | shape (N×K) | batch | auto | auto ms | best | best ms | dense bf16 ms | speed-up | naive ms "
+             "| all backends (ms / MiB / err) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        detail = "; ".join(f"{nm} {t:.2f} / {m:.0f} / {e:.0e}" if e is not None else f"{nm} {t:.2f} / {m:.0f}"
-                           for nm, (t, m, e) in r["backends"].items())
+        detail = "; ".join(f"{nm} {t:.3f} / {m:.0f} / {e:.0e}" for nm, (t, m, e) in r["backends"].items())
         lines.append(f"| {r['scheme']} | {r['shape']} | {r['batch']} | {r['auto']} | {r['auto_ms']:.3f} | "
-                     f"{r['best']} | {r['best_ms']:.3f} | {r['dense_ms']:.3f} | {r['naive_ms']:.2f} | {detail} |")
+                     f"{r['best']} | {r['best_ms']:.3f} | {r['dense_ms']:.3f} | "
+                     f"{r['dense_ms'] / r['auto_ms']:.1f}× | {r['naive_ms']:.2f} | {detail} |")
+    lines += ["", "Goals:", "", *[f"- `{g}`" for g in goals]]
     return "\n".join(lines) + "\n"
 
 
+def _pairs(text: str) -> list[tuple[int, int]]:
+    out = []
+    for item in text.split(","):
+        n, k = item.lower().split("x")
+        out.append((int(n), int(k)))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small shapes, few rounds")
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="4096x4096 only, 5 rounds")
+    p.add_argument("--shapes", help="comma-separated NxK list (overrides --quick's and the full shapes)")
+    p.add_argument("--batches", default="1,32", help="comma-separated batch sizes (default 1,32)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 15, quick 5)")
-    p.add_argument("--write", help="write the markdown table to this file")
+    p.add_argument("--naive-rounds", type=int, default=3, help="rounds for per-call dequantization")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--schemes", help="comma-separated producer:LABEL subset")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall (default) or thread CPU time")
+    p.add_argument("--stat", choices=sorted(STATS), default="median", help="median (default) or min")
+    p.add_argument("--write", help="write the markdown table to this file")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
+    shapes = _pairs(args.shapes) if args.shapes else (QUICK_SHAPES if args.quick else FULL_SHAPES)
+    batches = [int(b) for b in args.batches.split(",")]
     rounds = args.rounds or (5 if args.quick else 15)
     schemes = SCHEMES
     if args.schemes:
@@ -176,13 +270,20 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for producer, label in schemes:
         for n, k in shapes:
-            for batch in (1, 32):
-                r = bench_row(producer, label, n, k, batch, device, rounds)
+            for batch in batches:
+                r = bench_row(producer, label, n, k, batch, device, rounds, min(args.naive_rounds, rounds),
+                              args.clock, args.stat)
                 rows.append(r)
                 print(f"linear_backends: scheme={r['scheme']} shape={r['shape']} batch={batch} auto={r['auto']} "
                       f"auto_ms={r['auto_ms']:.3f} best={r['best']} best_ms={r['best_ms']:.3f} "
                       f"dense_ms={r['dense_ms']:.3f} naive_ms={r['naive_ms']:.2f}", flush=True)
-    table = to_markdown(rows, args.quick)
+    goals = goal_lines(rows)
+    print("\n".join(goals))
+    if args.clock != "wall" or args.stat != "median":
+        goals.insert(0, f"linear_backends_goal: NOTE timings are {args.stat} {args.clock}-clock, not the "
+                        "median wall time the goals are stated in")
+    table = to_markdown(rows, "benchmarks/linear_backends.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                        goals)
     print(table)
     if args.write:
         with open(args.write, "w") as f:

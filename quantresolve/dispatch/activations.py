@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from quantresolve.dispatch.llm_int8 import llm_int8_fake
 from quantresolve.dispatch.numerics import E2M1_MAGNITUDES, E2M1_MAX, E4M3_MAX
 
 _TINY = 1e-12
@@ -41,21 +42,24 @@ class ActQuant:
     """How the input activations of a layer are quantized.
 
     - ``kind``: ``fp8`` (E4M3), ``int8``, ``nvfp4`` (E2M1 with E4M3 block scales
-      under a per-tensor scale), ``mxfp4`` / ``mxfp8`` (E8M0 block scales).
+      under a per-tensor scale), ``mxfp4`` / ``mxfp8`` (E8M0 block scales),
+      ``llm_int8`` (bitsandbytes: int8 rows, 16-bit outlier columns; see :mod:`..llm_int8`).
     - ``granularity``: ``tensor`` (one scale), ``token`` (one per row),
       ``group`` (one per ``group`` columns of a row).
     - ``static_scale``: the checkpoint's ``input_scale`` for static schemes; for
       NVFP4 the per-tensor second-level scale (ModelOpt ``input_scale``,
       compressed-tensors ``1 / input_global_scale``); ``None`` = dynamic.
+    - ``threshold``: ``llm_int8`` only — the outlier threshold (0 = none).
     """
 
     kind: str
     granularity: str
     static_scale: float | None = None
     group: int | None = None
+    threshold: float | None = None
 
     def key(self) -> tuple[object, ...]:
-        return (self.kind, self.granularity, self.static_scale, self.group)
+        return (self.kind, self.granularity, self.static_scale, self.group, self.threshold)
 
     # -- scales -------------------------------------------------------------------------
     def _qmax(self) -> float:
@@ -83,6 +87,8 @@ class ActQuant:
     # -- fake quantization -------------------------------------------------------------
     def fake(self, x: torch.Tensor) -> torch.Tensor:
         """Quantize-dequantize ``x`` (float32 result, same shape)."""
+        if self.kind == "llm_int8":
+            return llm_int8_fake(x, self.threshold or 0.0)
         xf = x.float()
         if self.kind in ("fp8", "int8") and self.granularity != "group":
             return self._fake_scalar(xf, self.scales(xf))

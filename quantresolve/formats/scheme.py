@@ -183,14 +183,25 @@ def modelopt_kv_scheme(label: str) -> QuantScheme:
 
 # --- bitsandbytes --------------------------------------------------------------------------
 
+#: bitsandbytes' default ``llm_int8_threshold``: input columns with any ``|x| ≥`` it run in 16 bits.
+BNB_INT8_DEFAULT_THRESHOLD = 6.0
+
+
 def bnb_scheme(label: str, **options: Any) -> QuantScheme:
     """The scheme of a bitsandbytes label; ``options`` carries the config's flags.
 
+    ``BNB_INT8`` always carries ``threshold`` (the config's ``llm_int8_threshold``,
+    bitsandbytes' default 6.0 when not given) because the LLM.int8 outlier
+    decomposition at run time depends on it.
+
         >>> bnb_scheme("BNB_NF4", double_quant=True).weights.type
         'nf4'
+        >>> bnb_scheme("BNB_INT8").options
+        {'threshold': 6.0}
     """
     if label == "BNB_INT8":
         weights = _int(8, "channel")
+        options.setdefault("threshold", BNB_INT8_DEFAULT_THRESHOLD)
     else:
         blocksize = int(options.get("blocksize", 64))
         weights = QuantArgs(num_bits=4, type="nf4" if label == "BNB_NF4" else "bnb_fp4",

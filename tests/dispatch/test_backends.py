@@ -1,4 +1,4 @@
-"""Backend registry: verdicts on both sides of every guard, forcing/denying, every backend vs reference."""
+"""Backend registry: order, forcing/denying, every backend vs reference (guards: test_guards.py)."""
 
 from __future__ import annotations
 
@@ -27,49 +27,6 @@ def _verdict(name: str, scheme, shapes: Shapes, device: DeviceInfo = CPU):
 
 AWQ = modelopt_scheme("W4A16_AWQ", group_size=128)
 W8 = modelopt_scheme("W8A16")
-
-
-@pytest.mark.parametrize(("name", "scheme", "good", "bad", "reason"), [
-    ("int4pack_cpu", AWQ, Shapes(64, 256), Shapes(40, 256), "N % 16"),
-    ("int4pack_cpu", modelopt_scheme("W4A16_AWQ", group_size=64), Shapes(64, 256),
-     Shapes(64, 256), None),
-    ("int4pack_cpu", AWQ, Shapes(64, 256), Shapes(64, 256, batch=32), "batch 32"),
-    ("int8pack_cpu", W8, Shapes(64, 256), Shapes(64, 200), "K % 16"),
-    ("int8pack_cpu", W8, Shapes(64, 256, batch=1), Shapes(64, 256, batch=64), "batch 64"),
-    ("bnb_cpu", bnb_scheme("BNB_NF4"), Shapes(64, 128), Shapes(48, 128), "N % 32"),
-    ("int_mm_cpu", modelopt_scheme("W8A8_SQ_PER_CHANNEL"), Shapes(8, 8), Shapes(8, 8), None),
-])
-def test_guards_both_sides(name, scheme, good, bad, reason) -> None:
-    assert _verdict(name, scheme, good).ok
-    if reason is not None:
-        v = _verdict(name, scheme, bad)
-        assert not v.ok and reason in v.reason
-
-
-def test_int4_group_guard() -> None:
-    odd = modelopt_scheme("W4A16_AWQ", group_size=16)
-    v = _verdict("int4pack_cpu", odd, Shapes(64, 256))
-    assert not v.ok and "group size" in v.reason
-    assert select_backend(odd, Shapes(64, 256)).name == "dense_dequant"
-
-
-def test_int8pack_needs_channel_and_symmetric() -> None:
-    ct_w8 = scheme_from_label("W8A16", "compressed-tensors")  # group-128 preset
-    assert "per-channel" in _verdict("int8pack_cpu", ct_w8, Shapes(64, 256)).reason
-    asym = ct_w8.model_copy(update={"weights": ct_w8.weights.model_copy(
-        update={"strategy": "channel", "group_size": None, "symmetric": False})})
-    assert "symmetric" in _verdict("int8pack_cpu", asym, Shapes(64, 256)).reason
-
-
-def test_bnb_needs_eval_mode() -> None:
-    v = _verdict("bnb_cpu", bnb_scheme("BNB_NF4"), Shapes(64, 128), DeviceInfo(training=True))
-    assert not v.ok and "eval" in v.reason
-
-
-def test_cuda_backends_unavailable_without_gpu() -> None:
-    for name in ("scaled_mm_cuda", "gemlite_cuda", "bnb_cuda"):
-        v = _verdict(name, modelopt_scheme("FP8"), Shapes(64, 64))
-        assert not v.ok and v.reason == "unavailable: no CUDA device"
 
 
 def test_registry_order_and_listing() -> None:

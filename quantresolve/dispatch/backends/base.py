@@ -95,6 +95,22 @@ def needs_cpu(device: DeviceInfo) -> Verdict | None:
     return None if device.type == "cpu" else Verdict.no(f"CPU-only kernel (device is {device.type})")
 
 
+#: Largest expected batch (rows per call, the ``batch`` hint) at which a CPU kernel still beats
+#: the dense matmul on the dequantized weight; above it the kernel declines so the dense
+#: backend is chosen. Crossovers at 4096×4096 on the 2-core development machine
+#: (``benchmarks/linear_backends.py --quick --batches 1,2,4,8,16,32``): int4pack ≈ dense at 8,
+#: int8pack and bitsandbytes lose from 8, int8split (two int4 passes) from 4.
+MAX_BATCH: dict[str, int] = {"int4pack_cpu": 6, "int8pack_cpu": 4, "int8split_cpu": 2, "bnb_cpu": 4}
+
+
+def batch_guard(shapes: Shapes, backend: str, kernel: str) -> Verdict | None:
+    """Decline a ``batch`` hint above ``MAX_BATCH[backend]``; no hint means small-batch decoding."""
+    limit = MAX_BATCH.get(backend)
+    if limit is None or shapes.batch is None or shapes.batch <= limit:
+        return None
+    return Verdict.no(f"batch {shapes.batch} > {limit}: the dense matmul is faster than {kernel} here")
+
+
 def first_failure(*checks: Callable[[], Verdict | None]) -> Verdict:
     """Run guard thunks in order; the first that returns a verdict decides, else ok."""
     for check in checks:

@@ -1,4 +1,19 @@
-"""bitsandbytes loading shared by the ``bnb_cpu`` and ``bnb_cuda`` backends (lazy import)."""
+"""``bnb_cpu`` and ``bnb_cuda``: bitsandbytes' own kernels (lazy import).
+
+Both backends share :class:`BitsandbytesBackend` and differ only in their
+``supports()`` guards (CPU: N % 32 == 0 and even K for 4-bit, eval mode).
+What runs depends on the layer's format:
+
+- NF4 / FP4: one bitsandbytes ``Linear4bit`` per shard, rebuilt from the
+  serialized tensors (bitsandbytes' fused 4-bit GEMV on CPU and CUDA);
+- LLM.int8: bitsandbytes' int8 ops exactly as ``Linear8bitLt`` runs them in
+  eval mode — int8 rows with the outlier columns above the scheme's threshold
+  in 16 bits (:mod:`..llm_int8`) — so the output is bitsandbytes' own, bit for bit.
+
+    >>> from quantresolve.formats.scheme import bnb_scheme
+    >>> sorted(FORMATS), bnb_format_of(bnb_scheme("BNB_INT8")).name
+    (['BNB_FP4', 'BNB_INT8', 'BNB_NF4'], 'llm_int8')
+"""
 
 from __future__ import annotations
 
@@ -7,9 +22,20 @@ from typing import Any
 
 import torch
 
-from quantresolve.dispatch.backends.base import ShardGroup
-from quantresolve.dispatch.specs import Verdict
+from quantresolve.dispatch.backends.base import (
+    BACKENDS,
+    Backend,
+    ShardGroup,
+    batch_guard,
+    first_failure,
+    needs_cpu,
+    needs_cuda,
+    register_backend,
+)
+from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
+
+__all__ = ["BACKENDS", "FORMATS"]
 
 
 def bnb_available() -> Verdict | None:
@@ -18,31 +44,134 @@ def bnb_available() -> Verdict | None:
     return None
 
 
+class BnBFormat:
+    """How one bitsandbytes format is loaded into and run by bitsandbytes."""
+
+    name = ""
+
+    def cpu_guard(self, shapes: Shapes) -> Verdict | None:
+        """The CPU kernel's shape condition (``None`` = fine)."""
+        return None
+
+    def prepare(self, group: ShardGroup) -> Any:
+        raise NotImplementedError
+
+    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FourBit(BnBFormat):
+    """NF4 / FP4: ``Linear4bit`` modules from the serialized quant state, one per shard."""
+
+    name = "4bit"
+
+    def cpu_guard(self, shapes: Shapes) -> Verdict | None:
+        sizes = shapes.shard_sizes or (shapes.n,)
+        if any(n % 32 for n in sizes):  # the CPU GEMV asserts otherwise
+            return Verdict.no(f"needs N % 32 == 0 (N={list(sizes) if shapes.shard_sizes else shapes.n})")
+        if shapes.k % 2:
+            return Verdict.no(f"needs even K (K={shapes.k})")
+        return None
+
+    def prepare(self, group: ShardGroup) -> Any:
+        import bitsandbytes as bnb  # lazy: importing it costs ~1 s
+
+        modules = []
+        for shard in group.shards:
+            stats = {k: v for k, v in shard.tensors.items() if k != "weight"}
+            layer = bnb.nn.Linear4bit(group.k, shard.n, bias=False, compute_dtype=group.dtype,
+                                      quant_type=group.codec.quant_type, device="meta")  # type: ignore[attr-defined]
+            layer.weight = bnb.nn.Params4bit.from_prequantized(
+                data=shard.tensors["weight"], quantized_stats=stats, requires_grad=False, device=group.device)
+            layer.eval()
+            modules.append(layer)
+        return modules
+
+    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        xin = x.to(group.dtype)
+        outs = [m(xin) for m in state]
+        return torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+
+
+class LLMInt8(BnBFormat):
+    """LLM.int8 through bitsandbytes' registered int8 ops (CPU: ``torch._int_mm`` inside)."""
+
+    name = "llm_int8"
+
+    def prepare(self, group: ShardGroup) -> Any:
+        import bitsandbytes  # noqa: F401  (registers torch.ops.bitsandbytes)
+
+        cb = torch.cat([s.tensors["weight"] for s in group.shards]).contiguous()
+        scb = torch.cat([s.tensors["SCB"].float().reshape(-1) for s in group.shards]).contiguous()
+        act = group.transform.act
+        threshold = float(act.threshold or 0.0) if act is not None else 0.0
+        return cb, scb, threshold
+
+    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        cb, scb, threshold = state
+        ops = torch.ops.bitsandbytes
+        codes, row_stats, outlier_cols = ops.int8_vectorwise_quant.default(x.to(torch.float16), threshold)
+        if threshold > 0.0:
+            out, _ = ops.int8_mixed_scaled_mm.default(x, codes, cb, row_stats, scb, outlier_cols, None)
+            return out
+        return ops.int8_scaled_mm.default(codes, cb, row_stats, scb, bias=None, dtype=x.dtype)
+
+
+#: scheme algo → bitsandbytes format.
+FORMATS: dict[str, BnBFormat] = {"BNB_NF4": FourBit(), "BNB_FP4": FourBit(), "BNB_INT8": LLMInt8()}
+
+
+def bnb_format_of(scheme: QuantScheme | None) -> BnBFormat | None:
+    return FORMATS.get(scheme.algo) if scheme is not None and scheme.producer == "bitsandbytes" else None
+
+
 def bnb_scheme(scheme: QuantScheme | None) -> Verdict | None:
-    if scheme is None or scheme.algo not in ("BNB_NF4", "BNB_FP4"):
-        return Verdict.no("handles bitsandbytes NF4/FP4 only")
+    if bnb_format_of(scheme) is None:
+        return Verdict.no("handles bitsandbytes NF4/FP4/LLM.int8 only")
     return None
 
 
-def bnb_prepare(group: ShardGroup) -> Any:
-    """Rebuild bitsandbytes ``Linear4bit`` modules from the serialized tensors, one per shard."""
-    import bitsandbytes as bnb  # lazy: importing it costs ~1 s
+class BitsandbytesBackend(Backend):
+    """prepare/apply of every bitsandbytes backend; subclasses give ``name`` and ``supports()``."""
 
-    modules = []
-    for shard in group.shards:
-        stats = {k: v for k, v in shard.tensors.items() if k != "weight"}
-        prefixed = {f"weight.{k[len('weight.'):]}" if k.startswith("weight.") else k: v for k, v in stats.items()}
-        layer = bnb.nn.Linear4bit(group.k, shard.n, bias=False, compute_dtype=group.dtype,
-                                  quant_type=group.codec.quant_type, device="meta")  # type: ignore[attr-defined]
-        layer.weight = bnb.nn.Params4bit.from_prequantized(
-            data=shard.tensors["weight"], quantized_stats=prefixed, requires_grad=False, device=group.device)
-        layer.eval()
-        modules.append(layer)
-    return modules
+    def prepare(self, group: ShardGroup) -> Any:
+        fmt = bnb_format_of(group.codec.scheme)
+        assert fmt is not None  # supports() admitted only bitsandbytes schemes
+        return fmt, fmt.prepare(group)
+
+    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        fmt, inner = state
+        return fmt.apply(inner, x, group)
 
 
-def bnb_apply(state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-    xin = x.to(group.dtype)
-    with torch.no_grad():
-        outs = [m(xin) for m in state]
-    return torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+@register_backend
+class BnBCUDA(BitsandbytesBackend):
+    """bitsandbytes on CUDA: its 4-bit kernels (NF4/FP4) and its LLM.int8 ops."""
+
+    name = "bnb_cuda"
+    description = "bitsandbytes CUDA kernels (4-bit, LLM.int8)"
+
+    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
+                 scheme: QuantScheme | None) -> Verdict:
+        return first_failure(lambda: needs_cuda(device), lambda: bnb_scheme(scheme), bnb_available)
+
+
+@register_backend
+class BnBCPU(BitsandbytesBackend):
+    """bitsandbytes on CPU: its fused 4-bit GEMV (NF4/FP4) and its LLM.int8 ops."""
+
+    name = "bnb_cpu"
+    description = "bitsandbytes CPU kernels (4-bit GEMV, LLM.int8)"
+
+    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
+                 scheme: QuantScheme | None) -> Verdict:
+        fmt = bnb_format_of(scheme)
+        return first_failure(
+            lambda: needs_cpu(device),
+            lambda: bnb_scheme(scheme),
+            bnb_available,
+            lambda: fmt.cpu_guard(shapes),  # type: ignore[union-attr]
+            lambda: Verdict.no("needs eval mode (bitsandbytes' CPU inference path; the 4-bit kernel "
+                               "rewrites weights on first forward)") if device.training else None,
+            lambda: batch_guard(shapes, self.name, "bitsandbytes"),
+        )

@@ -36,6 +36,24 @@ class IntWeights:
     bits: int
 
 
+@dataclass
+class FP4Weights:
+    """Packed FP4 view for FP4 kernels: ``W = e2m1(packed) · repeat(scale, group) · tensor_scale``.
+
+    ``packed`` uint8 ``[N, K/2]`` (low nibble = even element, bit 3 = sign);
+    ``scale`` ``[N, K/group]``: float8_e4m3fn (``kind`` ``nvfp4``, group 16) or
+    uint8 E8M0 exponents (``mxfp4``, group 32); ``tensor_scale`` the float32
+    per-tensor multiplier (ModelOpt ``weight_scale_2``, compressed-tensors
+    ``1 / weight_global_scale``) or ``None`` (MXFP4).
+    """
+
+    packed: torch.Tensor
+    scale: torch.Tensor
+    group: int
+    kind: str
+    tensor_scale: torch.Tensor | None
+
+
 class WeightCodec:
     """Base of every codec; subclasses fill in :meth:`expected` and :meth:`dequantize`."""
 
@@ -52,6 +70,10 @@ class WeightCodec:
 
     def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
         """Integer view for int kernels, or ``None`` when the format is not integer."""
+        return None
+
+    def fp4_weights(self, t: Tensors, n: int, k: int) -> FP4Weights | None:
+        """Packed FP4 view for FP4 kernels, or ``None`` when the format is not NVFP4 / MXFP4."""
         return None
 
     def input_transform(self, t: Tensors) -> InputTransform:
@@ -114,6 +136,12 @@ def register_codec(producer: str, *keys: str) -> Callable[[type[WeightCodec]], t
 
 def codec_key(scheme: QuantScheme) -> tuple[str, str]:
     return (scheme.producer, scheme.format if scheme.producer == "compressed-tensors" else scheme.algo)
+
+
+def codec_overrides(scheme: QuantScheme, method: str) -> bool:
+    """True when the scheme's codec implements ``method`` itself (e.g. ``int_weights``)."""
+    cls = CODECS.get(codec_key(scheme))
+    return cls is not None and getattr(cls, method) is not getattr(WeightCodec, method)
 
 
 def codec_for(scheme: QuantScheme) -> WeightCodec:

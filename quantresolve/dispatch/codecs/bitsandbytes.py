@@ -20,6 +20,7 @@ import math
 
 import torch
 
+from quantresolve.dispatch.activations import ActQuant
 from quantresolve.dispatch.codecs.base import (
     IntWeights,
     Tensors,
@@ -27,6 +28,7 @@ from quantresolve.dispatch.codecs.base import (
     codec_for,
     register_codec,
 )
+from quantresolve.dispatch.llm_int8 import scheme_threshold
 from quantresolve.dispatch.numerics import unpack_nibbles
 from quantresolve.dispatch.specs import ANY_DTYPE, TensorSpec
 from quantresolve.errors import LoadError
@@ -96,9 +98,13 @@ class BnB4bit(WeightCodec):
 class BnBInt8(WeightCodec):
     """LLM.int8: ``weight`` int8 ``[N, K]``, ``SCB`` float32 ``[N]`` → ``W = w · SCB · (1/127)``.
 
-    Run as weight-only int8 (the outlier decomposition of training-time
-    LLM.int8 needs fp16 outlier columns the checkpoint does not keep).
+    The activations are quantized too, as bitsandbytes does at inference: int8
+    rows, and the columns with an outlier above the scheme's ``threshold`` in
+    16 bits against the dequantized weight columns (:mod:`..llm_int8`).
     """
+
+    def act_quant(self, t: Tensors) -> ActQuant | None:
+        return ActQuant(kind="llm_int8", granularity="token", threshold=scheme_threshold(self.scheme))
 
     def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
         return {"weight": TensorSpec((n, k), "int8"), "SCB": TensorSpec((n,), "float32", flexible=True),

@@ -19,6 +19,7 @@ import math
 import torch
 
 from quantresolve.dispatch.codecs.base import (
+    FP4Weights,
     IntWeights,
     Tensors,
     WeightCodec,
@@ -219,6 +220,14 @@ class _CTFP4(WeightCodec):
                 "weight_scale": TensorSpec((n, math.ceil(k / self.group)), self.scale_dtype)}
 
     scale_dtype = "float8_e4m3fn"
+    kind = "nvfp4"
+
+    def tensor_scale(self, t: Tensors) -> torch.Tensor | None:
+        return None
+
+    def fp4_weights(self, t: Tensors, n: int, k: int) -> FP4Weights | None:
+        return FP4Weights(packed=t["weight_packed"], scale=t["weight_scale"], group=self.group, kind=self.kind,
+                          tensor_scale=self.tensor_scale(t))
 
 
 @register_codec("compressed-tensors", "nvfp4-pack-quantized")
@@ -239,6 +248,9 @@ class CTNVFP4(_CTFP4):
         eff = t["weight_scale"].to(torch.float32) / t["weight_global_scale"].float().reshape(1, 1)
         return self._fp4(t, k) * repeat_groups(eff, self.group, k)
 
+    def tensor_scale(self, t: Tensors) -> torch.Tensor | None:
+        return 1.0 / t["weight_global_scale"].float().reshape(())
+
     def static_input_scale(self, t: Tensors) -> float | None:
         g = t.get("input_global_scale")
         return 1.0 / float(g.float().reshape(-1)[0]) if g is not None else None
@@ -250,6 +262,7 @@ class CTMXFP4(_CTFP4):
 
     group = 32
     scale_dtype = "uint8"
+    kind = "mxfp4"
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         return self._fp4(t, k) * repeat_groups(e8m0_to_float(t["weight_scale"]), self.group, k)

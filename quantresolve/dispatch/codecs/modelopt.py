@@ -12,6 +12,7 @@ import math
 import torch
 
 from quantresolve.dispatch.codecs.base import (
+    FP4Weights,
     IntWeights,
     Tensors,
     WeightCodec,
@@ -94,6 +95,10 @@ class ModelOptNVFP4(WeightCodec):
             specs["pre_quant_scale"] = TensorSpec((k,), ANY_FLOAT)
         return specs
 
+    def fp4_weights(self, t: Tensors, n: int, k: int) -> FP4Weights | None:
+        return FP4Weights(packed=t["weight"], scale=t["weight_scale"], group=_group(self, k), kind="nvfp4",
+                          tensor_scale=t["weight_scale_2"].float().reshape(()))
+
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         g = _group(self, k)
         per_block = t["weight_scale"].to(torch.float32) * t["weight_scale_2"].float().reshape(())
@@ -112,6 +117,10 @@ class ModelOptMXFP4(WeightCodec):
         if a is not None and not a.dynamic:
             specs["input_scale"] = _SCALAR_ANY
         return specs
+
+    def fp4_weights(self, t: Tensors, n: int, k: int) -> FP4Weights | None:
+        return FP4Weights(packed=t["weight"], scale=t["weight_scale"], group=_group(self, k), kind="mxfp4",
+                          tensor_scale=None)
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         fp4 = fp4_e2m1_values(unpack_nibbles(t["weight"], low_first=True))[:, :k]

@@ -1,0 +1,162 @@
+"""Backends on ``torch.ops.aten._weight_int4pack_mm_for_cpu`` (the fastest CPU kernel for integer weights).
+
+The kernel computes ``W = (u − 8) · scale + zero`` per group with ``u`` in
+0..15, bf16 ``scale``/``zero`` per (group, row), group 32/64/128/256, and
+needs ``N % 16 == 0`` (field notes §6).
+
+- ``int4pack_cpu``: ≤ 4-bit codes directly: ``u = q + 8``, ``zero = −zp · s``.
+- ``int8split_cpu``: 5..8-bit codes as two 4-bit halves, ``q = 16·h + l`` with
+  ``h = q >> 4`` (−8..7) and ``l = q & 15`` (0..15), so
+  ``(q − zp)·s = (16s)·h + [(l − 8)·s + (8s − zp·s)]``: exact in bf16 when
+  ``s`` is bf16 (×16 and ×8 are exponent shifts). Both halves sit side by
+  side along K and ``x`` is given twice, so one kernel call with float32
+  accumulation computes the layer — the fast path for group-wise int8
+  (compressed-tensors W8A16 is int8 group-128), which ``_weight_int8pack_mm``
+  cannot run (per-channel scales only).
+
+Channel-wise scales run as the largest kernel group dividing K, the scale
+repeated over it.
+
+    >>> from quantresolve.formats.scheme import modelopt_scheme
+    >>> BACKENDS["int4pack_cpu"].supports(DeviceInfo(), None, Shapes(24, 256), modelopt_scheme("W4A16_AWQ")).reason
+    'needs N % 16 == 0 (N=24)'
+    >>> kernel_group("channel", None, 384), kernel_group("group", 16, 384)
+    (128, None)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from quantresolve.dispatch.backends.base import (
+    BACKENDS,
+    Backend,
+    ShardGroup,
+    batch_guard,
+    first_failure,
+    needs_cpu,
+    register_backend,
+)
+from quantresolve.dispatch.backends.int_weights import (
+    bf16_in,
+    group_int_view,
+    int_scheme_guard,
+    weight_only_input,
+)
+from quantresolve.dispatch.codecs.base import IntWeights
+from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
+from quantresolve.formats.scheme import QuantScheme
+
+__all__ = ["BACKENDS", "kernel_group"]
+
+INT4_GROUPS = (32, 64, 128, 256)
+
+
+def kernel_group(strategy: str, group_size: int | None, k: int) -> int | None:
+    """The kernel group for a scheme's scales at in_features ``k``, or ``None`` if none fits."""
+    if strategy == "group":
+        return group_size if group_size in INT4_GROUPS and k % group_size == 0 else None
+    if strategy == "channel":
+        return next((g for g in reversed(INT4_GROUPS) if k % g == 0), None)
+    return None
+
+
+def _shape_guards(shapes: Shapes, scheme: QuantScheme | None) -> Verdict | None:
+    w = scheme.weights if scheme else None
+    assert w is not None  # int_scheme_guard ran first
+    if kernel_group(w.strategy, w.group_size, shapes.k) is None:
+        got = f"{w.strategy} {w.group_size or ''}".rstrip()
+        return Verdict.no(f"needs group size 32/64/128/256 dividing K (K={shapes.k}) "
+                          f"or channel scales with K % 32 == 0, got {got}")
+    sizes = shapes.shard_sizes or (shapes.n,)
+    if any(n % 16 for n in (shapes.n, *sizes)):
+        return Verdict.no(f"needs N % 16 == 0 (N={shapes.n}"
+                          + (f", shards {list(sizes)})" if shapes.shard_sizes else ")"))
+    return None
+
+
+def _regrouped(view: IntWeights, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 scale and zero point ``[N, K/g]`` (zero point 0 when symmetric)."""
+    reps = view.group // g
+    scale = view.scale.float().repeat_interleave(reps, dim=1)
+    zero = (view.zero.float().repeat_interleave(reps, dim=1) if view.zero is not None
+            else torch.zeros_like(scale))
+    return scale, zero
+
+
+def _pack(u: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernel operands from unsigned codes ``[N, K]`` and float32 ``scale``/``offset`` ``[N, K/g]``."""
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(u.to(torch.int32).contiguous(), 1)
+    scales_zeros = torch.stack([scale.t(), offset.t()], dim=-1).to(torch.bfloat16).contiguous()
+    return packed, scales_zeros
+
+
+@register_backend
+class Int4PackCPU(Backend):
+    """≤ 4-bit integer weights: ``u = q + 8``, ``zero = −zp · s``."""
+
+    name = "int4pack_cpu"
+    description = "torch.ops.aten._weight_int4pack_mm_for_cpu (int4 group)"
+
+    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
+                 scheme: QuantScheme | None) -> Verdict:
+        w = scheme.weights if scheme else None
+        return first_failure(
+            lambda: needs_cpu(device),
+            lambda: int_scheme_guard(scheme),
+            lambda: None if w.num_bits <= 4 else Verdict.no(f"needs ≤ 4-bit weights, got {w.num_bits}"),  # type: ignore[union-attr]
+            lambda: _shape_guards(shapes, scheme),
+            lambda: batch_guard(shapes, self.name, "int4pack"),
+        )
+
+    def prepare(self, group: ShardGroup) -> Any:
+        view = group_int_view(group)
+        w = group.codec.scheme.weights
+        g = kernel_group(w.strategy, w.group_size, group.k)  # type: ignore[union-attr]
+        assert g is not None
+        scale, zp = _regrouped(view, g)
+        packed, sz = _pack(view.q.to(torch.int32) + 8, scale, -zp * scale)
+        return packed, g, sz
+
+    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        packed, g, sz = state
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(bf16_in(weight_only_input(x, group)), packed, g, sz)
+
+
+@register_backend
+class Int8SplitCPU(Backend):
+    """5..8-bit integer weights as two int4 halves along K (see the module docstring)."""
+
+    name = "int8split_cpu"
+    description = "int8 group weights as two int4 halves on _weight_int4pack_mm_for_cpu"
+
+    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
+                 scheme: QuantScheme | None) -> Verdict:
+        w = scheme.weights if scheme else None
+        return first_failure(
+            lambda: needs_cpu(device),
+            lambda: int_scheme_guard(scheme),
+            lambda: None if 4 < w.num_bits <= 8 else Verdict.no(  # type: ignore[union-attr]
+                f"needs 5..8-bit weights, got {w.num_bits}"),  # type: ignore[union-attr]
+            lambda: _shape_guards(shapes, scheme),
+            lambda: batch_guard(shapes, self.name, "int8split"),
+        )
+
+    def prepare(self, group: ShardGroup) -> Any:
+        view = group_int_view(group)
+        w = group.codec.scheme.weights
+        g = kernel_group(w.strategy, w.group_size, group.k)  # type: ignore[union-attr]
+        assert g is not None
+        scale, zp = _regrouped(view, g)
+        q = view.q.to(torch.int32)
+        u = torch.cat([(q >> 4) + 8, q & 15], dim=1)  # arithmetic shift: h = floor(q / 16)
+        packed, sz = _pack(u, torch.cat([16 * scale, scale], dim=1),
+                           torch.cat([torch.zeros_like(scale), (8 - zp) * scale], dim=1))
+        return packed, g, sz
+
+    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        packed, g, sz = state
+        xin = bf16_in(weight_only_input(x, group))
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(torch.cat([xin, xin], dim=-1), packed, g, sz)

@@ -1,0 +1,164 @@
+"""Every backend's ``supports()`` verdict on both sides of every guard (field notes §6).
+
+CUDA backends are asked about a CUDA device with ``torch.cuda.is_available``
+patched to true: ``supports()`` only reads shapes, scheme and capability, so
+the guards are testable without a GPU (the kernels themselves are not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from quantresolve.dispatch import BACKENDS, DeviceInfo, Shapes, make_linear, select_backend
+from quantresolve.dispatch.backends import gemlite
+from quantresolve.dispatch.presets import scheme_from_label
+from quantresolve.errors import BackendUnavailableError
+from quantresolve.formats.scheme import QuantArgs, QuantScheme, bnb_scheme, modelopt_scheme
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+CPU = DeviceInfo()
+H100 = DeviceInfo(type="cuda", capability=(9, 0))
+A100 = DeviceInfo(type="cuda", capability=(8, 0))
+TURING = DeviceInfo(type="cuda", capability=(7, 5))
+
+
+def _ct_int(bits: int, strategy: str, group: int | None = None, symmetric: bool = True) -> QuantScheme:
+    args = QuantArgs(num_bits=bits, type="int", strategy=strategy, group_size=group, symmetric=symmetric)
+    return QuantScheme(algo=f"W{bits}A16", producer="compressed-tensors", format="pack-quantized", weights=args)
+
+
+AWQ = modelopt_scheme("W4A16_AWQ", group_size=128)
+AWQ16 = modelopt_scheme("W4A16_AWQ", group_size=16)
+MO_W8 = modelopt_scheme("W8A16")
+CT_W8 = scheme_from_label("W8A16", "compressed-tensors")  # int8 group-128
+CT_W8A8 = scheme_from_label("W8A8", "compressed-tensors")
+CT_W4A8 = scheme_from_label("W4A8", "compressed-tensors")
+CT_W4_CHANNEL = _ct_int(4, "channel")
+CT_W8_ASYM_CHANNEL = _ct_int(8, "channel", symmetric=False)
+CT_W3 = _ct_int(3, "group", 128)
+FP8 = modelopt_scheme("FP8")
+FP8_BLOCK = modelopt_scheme("FP8_PB_WO")
+NVFP4 = modelopt_scheme("NVFP4")
+CT_MXFP4 = scheme_from_label("MXFP4A16", "compressed-tensors")
+NF4 = bnb_scheme("BNB_NF4")
+INT8 = bnb_scheme("BNB_INT8")
+
+
+@dataclass(frozen=True)
+class Side:
+    scheme: QuantScheme | None
+    shapes: Shapes
+    device: DeviceInfo = CPU
+
+
+# (backend, accepted, declined, words of the decline reason)
+CASES: list[tuple[str, Side, Side, str]] = [
+    # int_mm_cpu: int8 activations, int8 symmetric per-channel weights, CPU
+    ("int_mm_cpu", Side(CT_W8A8, Shapes(64, 64)), Side(MO_W8, Shapes(64, 64)), "int8 activation"),
+    ("int_mm_cpu", Side(CT_W8A8, Shapes(64, 64)), Side(CT_W4A8, Shapes(64, 64)), "int8 symmetric per-channel"),
+    ("int_mm_cpu", Side(CT_W8A8, Shapes(64, 64)), Side(CT_W8A8, Shapes(64, 64), H100), "CPU-only"),
+    ("int_mm_cpu", Side(CT_W8A8, Shapes(64, 64)), Side(NF4, Shapes(64, 64)), "integer weights only"),
+    # int8pack_cpu: per-channel symmetric int8, K % 16, batch
+    ("int8pack_cpu", Side(MO_W8, Shapes(64, 256)), Side(MO_W8, Shapes(64, 200)), "K % 16"),
+    ("int8pack_cpu", Side(MO_W8, Shapes(64, 256)), Side(CT_W8, Shapes(64, 256)), "per-channel"),
+    ("int8pack_cpu", Side(MO_W8, Shapes(64, 256)), Side(CT_W8_ASYM_CHANNEL, Shapes(64, 256)), "symmetric"),
+    ("int8pack_cpu", Side(MO_W8, Shapes(64, 256, batch=4)), Side(MO_W8, Shapes(64, 256, batch=5)), "batch 5 > 4"),
+    # int4pack_cpu: ≤ 4 bits, group 32..256 dividing K or channel with K % 32, N % 16, batch
+    ("int4pack_cpu", Side(AWQ, Shapes(64, 256)), Side(AWQ, Shapes(40, 256)), "N % 16"),
+    ("int4pack_cpu", Side(AWQ, Shapes(48, 256)), Side(AWQ, Shapes(48, 256, shard_sizes=(24, 24))), "shards"),
+    ("int4pack_cpu", Side(AWQ, Shapes(64, 256)), Side(AWQ16, Shapes(64, 256)), "group size"),
+    ("int4pack_cpu", Side(AWQ, Shapes(64, 256)), Side(AWQ, Shapes(64, 320)), "dividing K"),
+    ("int4pack_cpu", Side(CT_W4_CHANNEL, Shapes(64, 96)), Side(CT_W4_CHANNEL, Shapes(64, 100)), "channel"),
+    ("int4pack_cpu", Side(AWQ, Shapes(64, 256)), Side(MO_W8, Shapes(64, 256)), "≤ 4-bit"),
+    ("int4pack_cpu", Side(AWQ, Shapes(64, 256, batch=6)), Side(AWQ, Shapes(64, 256, batch=7)), "batch 7 > 6"),
+    # int8split_cpu: 5..8 bits, same shape rules, batch
+    ("int8split_cpu", Side(CT_W8, Shapes(64, 256)), Side(AWQ, Shapes(64, 256)), "5..8-bit"),
+    ("int8split_cpu", Side(CT_W8, Shapes(64, 256)), Side(CT_W8, Shapes(40, 256)), "N % 16"),
+    ("int8split_cpu", Side(CT_W8_ASYM_CHANNEL, Shapes(64, 64)), Side(CT_W8_ASYM_CHANNEL, Shapes(64, 48)), "channel"),
+    ("int8split_cpu", Side(CT_W8, Shapes(64, 256, batch=2)), Side(CT_W8, Shapes(64, 256, batch=3)), "batch 3 > 2"),
+    # bnb_cpu: bitsandbytes formats, N % 32 and even K for 4-bit, eval mode, batch
+    ("bnb_cpu", Side(NF4, Shapes(64, 128)), Side(NF4, Shapes(48, 128)), "N % 32"),
+    ("bnb_cpu", Side(INT8, Shapes(48, 128)), Side(NF4, Shapes(64, 129)), "even K"),
+    ("bnb_cpu", Side(NF4, Shapes(64, 128)), Side(NF4, Shapes(64, 128), DeviceInfo(training=True)), "eval mode"),
+    ("bnb_cpu", Side(INT8, Shapes(64, 128, batch=4)), Side(INT8, Shapes(64, 128, batch=5)), "batch 5 > 4"),
+    ("bnb_cpu", Side(NF4, Shapes(64, 128)), Side(AWQ, Shapes(64, 128)), "bitsandbytes"),
+    # scaled_mm_cuda: CUDA, SM 8.9, FP8 tensor/channel weights, FP8 tensor/token activations, N and K % 16
+    ("scaled_mm_cuda", Side(FP8, Shapes(64, 64), H100), Side(FP8, Shapes(64, 64)), "no CUDA device"),
+    ("scaled_mm_cuda", Side(FP8, Shapes(64, 64), H100), Side(FP8, Shapes(64, 64), A100), "8.9"),
+    ("scaled_mm_cuda", Side(FP8, Shapes(64, 64), H100), Side(FP8_BLOCK, Shapes(64, 64), H100), "tensor or channel"),
+    ("scaled_mm_cuda", Side(FP8, Shapes(64, 64), H100), Side(FP8, Shapes(64, 72), H100), "multiples of 16"),
+    # gemlite_cuda: CUDA, installed (patched), K % 32, 1/2/4/8-bit, group % 32, FP4 on SM 9.0+
+    ("gemlite_cuda", Side(AWQ, Shapes(64, 256), A100), Side(AWQ, Shapes(64, 256)), "no CUDA device"),
+    ("gemlite_cuda", Side(AWQ, Shapes(64, 256), A100), Side(AWQ, Shapes(64, 240), A100), "K % 32"),
+    ("gemlite_cuda", Side(AWQ, Shapes(64, 256), A100), Side(CT_W3, Shapes(64, 256), A100), "1/2/4/8-bit"),
+    ("gemlite_cuda", Side(AWQ, Shapes(64, 256), A100), Side(AWQ16, Shapes(64, 256), A100), "multiple of 32"),
+    ("gemlite_cuda", Side(AWQ, Shapes(64, 256), A100), Side(AWQ, Shapes(64, 256), TURING), "8.0"),
+    ("gemlite_cuda", Side(NVFP4, Shapes(64, 256), H100), Side(NVFP4, Shapes(64, 256), A100), "9.0"),
+    ("gemlite_cuda", Side(CT_MXFP4, Shapes(64, 256), H100), Side(FP8, Shapes(64, 256), H100), "integer, NVFP4"),
+    # bnb_cuda: CUDA, bitsandbytes formats
+    ("bnb_cuda", Side(NF4, Shapes(48, 128), H100), Side(NF4, Shapes(48, 128)), "no CUDA device"),
+    ("bnb_cuda", Side(INT8, Shapes(48, 128), H100), Side(AWQ, Shapes(48, 128), H100), "bitsandbytes"),
+]
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gemlite, "gemlite_installed", lambda: True)
+
+
+def _verdict(name: str, side: Side):
+    return BACKENDS[name].supports(side.device, side.device.capability, side.shapes, side.scheme)
+
+
+@pytest.mark.parametrize(("name", "good", "bad", "reason"), CASES,
+                         ids=[f"{c[0]}-{c[3]}" for c in CASES])
+def test_guard_both_sides(fake_cuda: None, name: str, good: Side, bad: Side, reason: str) -> None:
+    accepted, declined = _verdict(name, good), _verdict(name, bad)
+    assert accepted.ok, accepted.reason
+    assert not declined.ok and reason in declined.reason, declined.reason
+
+
+def test_every_backend_has_guard_cases() -> None:
+    assert {c[0] for c in CASES} == set(BACKENDS) - {"dense_dequant", "per_call_dequant"}
+
+
+def test_cuda_backends_unavailable_without_gpu() -> None:
+    """Without patching, this machine's verdict is the real one: no CUDA device (or not installed)."""
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    for name in ("scaled_mm_cuda", "gemlite_cuda", "bnb_cuda"):
+        v = _verdict(name, Side(modelopt_scheme("FP8"), Shapes(64, 64), H100))
+        assert not v.ok and v.reason == "unavailable: no CUDA device"
+
+
+def test_gemlite_not_installed_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gemlite, "gemlite_installed", lambda: False)
+    v = _verdict("gemlite_cuda", Side(AWQ, Shapes(64, 256), A100))
+    assert not v.ok and "gemlite is not installed" in v.reason and "[cuda]" in v.reason
+
+
+def test_failing_guard_falls_to_next_backend() -> None:
+    """A shape outside every kernel's guards runs on the dense fallback, finite (no inf/nan, no crash)."""
+    assert select_backend(AWQ, Shapes(40, 256)).name == "dense_dequant"
+    assert select_backend(MO_W8, Shapes(40, 200)).name == "dense_dequant"
+    assert select_backend(CT_W8, Shapes(64, 256)).name == "int8split_cpu"
+    assert select_backend(CT_W8, Shapes(64, 256, batch=32)).name == "dense_dequant"
+    layer = make_linear(MO_W8, 200, 40)
+    layer.load("weight", torch.randint(-127, 128, (40, 200), dtype=torch.int8))
+    layer.load("weight_scale", torch.rand(40) * 0.01)
+    layer.finalize()
+    assert torch.isfinite(layer(torch.randn(3, 200, dtype=torch.bfloat16))).all()
+
+
+@pytest.mark.parametrize("name", ["int8pack_cpu", "int4pack_cpu", "int8split_cpu", "bnb_cpu", "int_mm_cpu",
+                                  "scaled_mm_cuda", "gemlite_cuda", "bnb_cuda"])
+def test_forcing_a_declining_backend_is_a_clear_error(name: str) -> None:
+    scheme = modelopt_scheme("MXFP8")  # no specialised kernel runs MXFP8
+    with pytest.raises(BackendUnavailableError, match=rf"forced backend '{name}' cannot run MXFP8 .* at 64x256: "):
+        make_linear(scheme, 256, 64, backend=name)
