@@ -14,7 +14,7 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(package.__path__, f"{pack
 
 
 @pytest.mark.filterwarnings("ignore")
-@pytest.mark.parametrize("name", [package.__name__, *MODULES])
+@pytest.mark.parametrize("name", [package.__name__, *MODULES, "quantresolve.cli.run"])
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

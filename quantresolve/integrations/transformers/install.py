@@ -62,7 +62,8 @@ def _build(plan: LayerPlan, *, backend: str | None, deny: Sequence[str], dtype: 
         return make_linear(plan.resolution.scheme, plan.in_features, out, bias=plan.bias, shard_names=shards,
                            backend=backend, deny=deny, dtype=dtype, device=device)
     except DispatchError as err:
-        raise type(err)(err.detail, file=err.file, field=plan.prefix) from None
+        where = plan.prefix if err.field in (None, "scheme") else f"{plan.prefix} ({err.field})"
+        raise type(err)(err.detail, file=err.file, field=where) from None
 
 
 def install(model: nn.Module, layers: Iterable[LayerPlan], attention: Iterable[AttentionPlan], *,
