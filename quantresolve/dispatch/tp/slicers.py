@@ -36,7 +36,7 @@ class Slicer:
         raise NotImplementedError
 
     def slice(self, tensor: torch.Tensor, split: Split, where: str) -> torch.Tensor:
-        """This rank's part of the full ``tensor`` (a copy, so the full tensor can be freed)."""
+        """This rank's part of the full ``tensor``; a part is a copy, so the full tensor can be freed."""
         raise NotImplementedError
 
 
