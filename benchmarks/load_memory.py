@@ -1,0 +1,201 @@
+"""Peak resident memory of ``load_quantized``: does loading stay near the quantized size?
+
+Two checkpoints, each loaded in a fresh subprocess:
+
+1. the largest fixture in ``fixtures/checkpoints`` that loads with the default profile;
+2. a synthetic checkpoint made here by a real producer — a random ``LlamaForCausalLM`` of
+   ~270 M parameters (hidden 1024, 16 layers, intermediate 2816, vocab 32000, untied head),
+   compressed by compressed-tensors itself (W4A16 on ``Linear``, ``lm_head`` ignored, weight
+   scales from ``fixtures/generate.py``'s calibration), saved in a temporary directory.
+
+The child imports everything first, records its resident set (baseline), resets the kernel's
+high-water mark (``/proc/self/clear_refs``), loads, and reports the peak (``VmHWM``) and the
+resident set after loading and reading every tensor the model holds (safetensors hands out
+tensors backed by the mapped file, so untouched pages would otherwise go uncounted). Printed per checkpoint: baseline RSS, peak RSS, their difference,
+RSS retained after load, quantized checkpoint size (tensor bytes) and the dense bf16 size of the
+same model (parameters x 2 bytes). Last line per checkpoint, machine-readable::
+
+    load_memory: checkpoint=NAME quantized_mb=Q dense_mb=D peak_rss_delta_mb=P
+
+Usage: ``.venv/bin/python benchmarks/load_memory.py [--layers 16] [--keep DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "fixtures" / "checkpoints"
+MB = 1024 * 1024
+
+#: The synthetic model: ~270 M parameters, ~540 MB in bf16.
+SYNTHETIC = {
+    "hidden_size": 1024, "intermediate_size": 2816, "num_attention_heads": 16, "num_key_value_heads": 16,
+    "vocab_size": 32000, "max_position_embeddings": 512, "tie_word_embeddings": False,
+    "architectures": ["LlamaForCausalLM"],
+}
+
+
+# --------------------------------------------------------------------------- child: one measured load
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _touch(model: Any) -> None:
+    """Read every tensor the loaded model holds.
+
+    safetensors maps shards into memory and hands out tensors backed by the file: pages a load does
+    not read (embeddings, dense weights kept as stored) only become resident when first used. Reading
+    them all makes the figure what the model really occupies once it has run.
+    """
+    import torch
+
+    def visit(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            if value.numel() and value.device.type == "cpu":
+                # One element per 4 KiB page: faults every page in, allocates almost nothing.
+                flat = value.reshape(-1)
+                flat[:: max(1, 4096 // value.element_size())].float().sum()
+        elif isinstance(value, dict):
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                visit(v)
+        elif hasattr(value, "__dict__") and type(value).__module__.startswith("quantresolve"):
+            visit(vars(value))
+
+    for module in model.modules():
+        visit(dict(module._parameters))
+        visit(dict(module._buffers))
+        if type(module).__module__.startswith("quantresolve"):
+            visit({k: v for k, v in vars(module).items() if not k.startswith("_modules")})
+
+
+def _child(path: str) -> None:
+    import warnings
+
+    import torch  # noqa: F401  (imported before the baseline on purpose)
+
+    from quantresolve.integrations.transformers import load_quantized
+
+    warnings.simplefilter("ignore")
+    baseline = _status_kb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    start = time.perf_counter()
+    model = load_quantized(path)
+    seconds = time.perf_counter() - start
+    peak_during = _status_kb("VmHWM")
+    _touch(model)
+    peak, after = _status_kb("VmHWM"), _status_kb("VmRSS")
+    params = sum(p.numel() for p in model.parameters())
+    params += sum(m.in_features * m.out_features for m in model.modules() if hasattr(m, "dequantize")
+                  and hasattr(m, "shard_sizes"))
+    print(json.dumps({"baseline_kb": baseline, "peak_kb": peak, "peak_during_kb": peak_during,
+                      "after_kb": after, "seconds": seconds,
+                      "params": params, "counts": model.quantresolve_report.counts()}))
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def _tensor_bytes(path: Path) -> int:
+    from quantresolve.checkpoint import read_checkpoint
+
+    return int(read_checkpoint(path).total_bytes or 0)
+
+
+def measure(path: Path) -> dict[str, Any]:
+    """Run one load in a fresh interpreter and return its figures."""
+    proc = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed on {path}: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def largest_fixture() -> Path:
+    """The largest fixture (tensor bytes) whose load succeeds with the default profile."""
+    sizes = sorted(((_tensor_bytes(p), p) for p in FIXTURES.iterdir() if (p / "config.json").is_file()),
+                   reverse=True)
+    for _, path in sizes:
+        try:
+            measure(path)
+        except RuntimeError:
+            continue
+        return path
+    raise RuntimeError("no fixture loads")
+
+
+def make_synthetic(directory: Path, layers: int) -> Path:
+    """A random Llama compressed to W4A16 by compressed-tensors (the fixture generator's calibration)."""
+    import torch
+    from compressed_tensors.compressors import ModelCompressor
+    from compressed_tensors.quantization import apply_quantization_config
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    sys.path.insert(0, str(REPO / "fixtures"))
+    from generate import calibrate_compressed_tensors, ct_config
+
+    torch.manual_seed(0)
+    config = LlamaConfig(**SYNTHETIC, num_hidden_layers=layers, dtype=torch.bfloat16)
+    model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
+    apply_quantization_config(model, ct_config({"group_0": (["Linear"], "W4A16")}), show_progress=False)
+    with torch.no_grad():
+        calibrate_compressed_tensors(model)
+    compressor = ModelCompressor.from_pretrained_model(model)
+    compressor.compress_model(model)
+    model.save_pretrained(str(directory))
+    compressor.update_config(str(directory))
+    return directory
+
+
+def report(name: str, path: Path, figures: dict[str, Any]) -> None:
+    quantized = _tensor_bytes(path) / MB
+    dense = figures["params"] * 2 / MB
+    base, peak, during, after = (figures[k] / 1024 for k in ("baseline_kb", "peak_kb", "peak_during_kb", "after_kb"))
+    print(f"{name}: {figures['params'] / 1e6:.1f} M params, load {figures['seconds']:.2f} s, {figures['counts']}")
+    print(f"  baseline RSS (after imports) {base:8.1f} MB")
+    print(f"  peak RSS, load + first use   {peak:8.1f} MB   (delta {peak - base:.1f} MB)")
+    print(f"  peak RSS inside load_quantized {during:6.1f} MB   (delta {during - base:.1f} MB; untouched mmap pages not counted)")
+    print(f"  RSS after load + first use   {after:8.1f} MB   (delta {after - base:.1f} MB)")
+    print(f"  quantized checkpoint         {quantized:8.1f} MB")
+    print(f"  dense bf16 model             {dense:8.1f} MB")
+    print(f"load_memory: checkpoint={name} quantized_mb={quantized:.1f} dense_mb={dense:.1f} "
+          f"peak_rss_delta_mb={peak - base:.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--layers", type=int, default=16, help="layers of the synthetic model (default 16)")
+    parser.add_argument("--keep", metavar="DIR", help="write the synthetic checkpoint here and keep it")
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child)
+        return 0
+    fixture = largest_fixture()
+    report(f"fixture:{fixture.name}", fixture, measure(fixture))
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(args.keep) if args.keep else Path(tmp) / "synthetic-w4a16"
+        start = time.perf_counter()
+        make_synthetic(target, args.layers)
+        print(f"(synthetic checkpoint made by compressed-tensors in {time.perf_counter() - start:.0f} s)")
+        report("synthetic-llama-w4a16", target, measure(target))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
