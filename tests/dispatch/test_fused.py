@@ -8,7 +8,7 @@ import torch
 from quantresolve.dispatch import make_linear
 from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import LoadError
-from quantresolve.formats.scheme import modelopt_scheme
+from quantresolve.formats.scheme import bnb_scheme, modelopt_scheme
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 SIZES = {"q_proj": 64, "k_proj": 32, "v_proj": 32}
@@ -34,7 +34,8 @@ def _ct_shard(preset: str, n: int, seed: int) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _check_fused_equals_separate(scheme, shards: dict[str, dict[str, torch.Tensor]], backend=None) -> str:
+def _check_fused_equals_separate(scheme, shards: dict[str, dict[str, torch.Tensor]], backend=None,
+                                 outliers: bool = False) -> str:
     fused = make_linear(scheme, K, list(SIZES.values()), shard_names=list(SIZES), backend=backend)
     for name, tensors in shards.items():
         for suffix, t in tensors.items():
@@ -42,6 +43,8 @@ def _check_fused_equals_separate(scheme, shards: dict[str, dict[str, torch.Tenso
                 fused.load(suffix, t, shard=name)
     fused.finalize()
     x = torch.randn(3, K, generator=torch.Generator().manual_seed(9)).to(torch.bfloat16)
+    if outliers:
+        x[:, 5] *= 30.0
     parts, deq = [], []
     for name, n in SIZES.items():
         single = make_linear(scheme, K, n, backend=fused.backend)
@@ -66,19 +69,34 @@ def test_modelopt_nvfp4_unequal_scales_stay_exact() -> None:
     _check_fused_equals_separate(modelopt_scheme("NVFP4"), shards)
 
 
-@pytest.mark.parametrize("preset", ["NVFP4A16", "FP8", "W4A16", "W8A8"])
+#: preset → the backend the fused layer must run on (the per-shard scales go through that kernel's repack).
+CT_FUSED = {"NVFP4A16": "dense_dequant", "FP8": "dense_dequant", "W4A16": "int4pack_cpu",
+            "W4A16_ASYM": "int4pack_cpu", "W8A16": "int8split_cpu", "W8A8": "int_mm_cpu",
+            "MXFP4A16": "dense_dequant", "FP8_DYNAMIC": "dense_dequant"}
+
+
+@pytest.mark.parametrize("preset", sorted(CT_FUSED))
 def test_ct_per_shard_global_scales(preset: str) -> None:
-    """compressed-tensors shards carry their own (different) global / tensor scales."""
+    """compressed-tensors shards carry their own (different) global / tensor / group scales."""
     scheme = scheme_from_label(preset, "compressed-tensors")
     shards = {name: _ct_shard(preset, n, i) for i, (name, n) in enumerate(SIZES.items())}
     if preset == "FP8":
         for i, t in enumerate(shards.values()):
             t["input_scale"] = torch.tensor([0.01 * (i + 1)])
-    backend = _check_fused_equals_separate(scheme, shards)
-    if preset == "W4A16":
-        assert backend == "int4pack_cpu"
-    if preset == "W8A8":
-        assert backend == "int_mm_cpu"
+    assert _check_fused_equals_separate(scheme, shards) == CT_FUSED[preset]
+
+
+@pytest.mark.parametrize("backend", ["bnb_cpu", "int8pack_cpu", "int8split_cpu", "dense_dequant"])
+def test_bnb_int8_fused_equals_separate(backend: str) -> None:
+    """LLM.int8: the outlier columns come from the shared input, so fused = separate on every backend."""
+    import bitsandbytes.functional as F
+
+    shards = {}
+    for i, (name, n) in enumerate(SIZES.items()):
+        w = (torch.randn(n, K, generator=torch.Generator().manual_seed(i)) * 0.05 * (i + 1)).half()
+        cb, scb, _ = F.int8_vectorwise_quant(w)
+        shards[name] = {"weight": cb, "SCB": scb}
+    assert _check_fused_equals_separate(bnb_scheme("BNB_INT8"), shards, backend=backend, outliers=True) == backend
 
 
 def test_loader_errors_name_suffix_and_shard() -> None:

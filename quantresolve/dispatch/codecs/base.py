@@ -35,6 +35,18 @@ class IntWeights:
     group: int
     bits: int
 
+    def dense(self, k: int) -> torch.Tensor:
+        """float32 ``[N, k]``: ``(q − zero) · repeat(scale, group)`` — one multiply per element."""
+        codes = self.q.float()
+        if self.zero is not None:
+            codes = codes - self.zero.float().repeat_interleave(self.group, dim=-1)[..., :k]
+        return codes * self.scale.float().repeat_interleave(self.group, dim=-1)[..., :k]
+
+
+def row_scale(t: Tensors, key: str, n: int) -> torch.Tensor:
+    """A per-output-row scale (``[N]``, ``[N, 1]`` or flexible) as float32 ``[N, 1]``."""
+    return t[key].float().reshape(n, 1)
+
 
 @dataclass
 class FP4Weights:
@@ -88,6 +100,16 @@ class WeightCodec:
         """The per-tensor input scale as a float (``input_scale`` by default)."""
         s = t.get("input_scale")
         return float(s.float().reshape(-1)[0]) if s is not None else None
+
+
+class IntCodec(WeightCodec):
+    """A codec whose dense weight *is* its integer view in float32 (ModelOpt's int formats):
+    subclasses implement only :meth:`int_weights`, and the two cannot drift apart."""
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        view = self.int_weights(t, n, k)
+        assert view is not None  # an IntCodec always has an integer view
+        return view.dense(k)
 
 
 def act_kind(scheme: QuantScheme) -> str | None:

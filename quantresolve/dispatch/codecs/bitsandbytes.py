@@ -27,6 +27,7 @@ from quantresolve.dispatch.codecs.base import (
     WeightCodec,
     codec_for,
     register_codec,
+    row_scale,
 )
 from quantresolve.dispatch.llm_int8 import scheme_threshold
 from quantresolve.dispatch.numerics import unpack_nibbles
@@ -111,8 +112,7 @@ class BnBInt8(WeightCodec):
                 "weight_format": TensorSpec(None, ANY_DTYPE, optional=True)}
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        return t["weight"] * t["SCB"].float().reshape(n, 1) * _INV127
+        return t["weight"] * row_scale(t, "SCB", n) * _INV127  # bitsandbytes' order: (w · SCB) / 127
 
     def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
-        return IntWeights(q=t["weight"], scale=t["SCB"].float().reshape(n, 1) * _INV127, zero=None,
-                          group=k, bits=8)
+        return IntWeights(q=t["weight"], scale=row_scale(t, "SCB", n) * _INV127, zero=None, group=k, bits=8)

@@ -94,6 +94,16 @@ def _activation_specs(codec: WeightCodec) -> dict[str, TensorSpec]:
     return {}
 
 
+def _int_view(codec: WeightCodec, q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None,
+              n: int, k: int) -> IntWeights:
+    """The integer view shared by pack- and int-quantized: float32 ``[N, groups]`` scale and zero point."""
+    w = codec.scheme.weights
+    assert w is not None
+    return IntWeights(q=q, scale=scale.reshape(n, -1).float(),
+                      zero=zero.reshape(n, -1).float() if zero is not None else None,
+                      group=_groups(codec, k)[1], bits=w.num_bits)
+
+
 def _check_int_weights(codec: WeightCodec, formats: str) -> None:
     w = codec.scheme.weights
     if w is None or w.type != "int" or not 1 <= w.num_bits <= 8:
@@ -161,9 +171,7 @@ class CTPackQuantized(WeightCodec):
         if self.scheme.weights.strategy not in ("group", "channel"):  # type: ignore[union-attr]
             return None
         q, zero = self._codes(t, n, k)
-        _, g = _groups(self, k)
-        return IntWeights(q=q, scale=t["weight_scale"].reshape(n, -1).float(),
-                          zero=zero.float() if zero is not None else None, group=g, bits=self.bits)
+        return _int_view(self, q, t["weight_scale"], zero, n, k)
 
 
 @register_codec("compressed-tensors", "int-quantized", "naive-quantized")
@@ -190,10 +198,7 @@ class CTIntQuantized(WeightCodec):
         w = self.scheme.weights
         if w.strategy not in ("group", "channel"):  # type: ignore[union-attr]
             return None
-        zp = t.get("weight_zero_point")
-        return IntWeights(q=t["weight"], scale=t["weight_scale"].reshape(n, -1).float(),
-                          zero=zp.reshape(n, -1).float() if zp is not None else None,
-                          group=_groups(self, k)[1], bits=w.num_bits)  # type: ignore[union-attr]
+        return _int_view(self, t["weight"], t["weight_scale"], t.get("weight_zero_point"), n, k)
 
 
 @register_codec("compressed-tensors", "float-quantized")

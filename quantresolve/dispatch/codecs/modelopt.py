@@ -13,11 +13,13 @@ import torch
 
 from quantresolve.dispatch.codecs.base import (
     FP4Weights,
+    IntCodec,
     IntWeights,
     Tensors,
     WeightCodec,
     codec_for,
     register_codec,
+    row_scale,
 )
 from quantresolve.dispatch.numerics import (
     e8m0_to_float,
@@ -68,7 +70,7 @@ class ModelOptFP8(WeightCodec):
         w, s = t["weight"].float(), t["weight_scale"].float()
         strategy = self.scheme.weights.strategy  # type: ignore[union-attr]
         if strategy == "channel":
-            return w * s.reshape(n, 1)
+            return w * row_scale(t, "weight_scale", n)
         if strategy == "block":
             bs = self.scheme.weights.block_structure or (128, 128)  # type: ignore[union-attr]
             return w * expand_blocks(s, tuple(bs), n, k)  # type: ignore[arg-type]
@@ -140,7 +142,7 @@ class ModelOptMXFP8(WeightCodec):
 
 
 @register_codec("modelopt", "W4A16_AWQ", "W4A8_AWQ")
-class ModelOptInt4AWQ(WeightCodec):
+class ModelOptInt4AWQ(IntCodec):
     """INT4 AWQ / block-wise: ``weight`` uint8 ``[N/2, K]`` — two output rows per byte, low nibble = even row.
 
     ``W = q · repeat(weight_scale, group)``; ``y = (x · pre_quant_scale) @ Wᵀ``.
@@ -163,17 +165,13 @@ class ModelOptInt4AWQ(WeightCodec):
         codes = unpack_nibbles(t["weight"].t().contiguous(), low_first=True).t()[:n]
         return ((codes.to(torch.int16) ^ 8) - 8).to(torch.int8)
 
-    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        scale = t["weight_scale"].float()
-        return self._codes(t, n).float() * repeat_groups(scale, _group(self, k), k)
-
     def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
         return IntWeights(q=self._codes(t, n), scale=t["weight_scale"].float(), zero=None,
                           group=_group(self, k), bits=4)
 
 
 @register_codec("modelopt", "W8A8_SQ_PER_CHANNEL", "W8A16")
-class ModelOptInt8(WeightCodec):
+class ModelOptInt8(IntCodec):
     """INT8 per-channel ``weight`` with ``weight_scale`` ``[N]``: ``W = w · weight_scale``.
 
     SmoothQuant (W8A8_SQ_PER_CHANNEL) adds the static int8 ``input_scale`` and an
@@ -188,9 +186,5 @@ class ModelOptInt8(WeightCodec):
             specs["pre_quant_scale"] = TensorSpec((k,), ANY_FLOAT, optional=True)
         return specs
 
-    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        return t["weight"].float() * t["weight_scale"].float().reshape(n, 1)
-
     def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
-        return IntWeights(q=t["weight"], scale=t["weight_scale"].float().reshape(n, 1), zero=None,
-                          group=k, bits=8)
+        return IntWeights(q=t["weight"], scale=row_scale(t, "weight_scale", n), zero=None, group=k, bits=8)
