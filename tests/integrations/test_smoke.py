@@ -27,3 +27,22 @@ def test_ct_w4a16_contract() -> None:
     with torch.no_grad():
         logits = model(ref["input_ids"]).logits.float()
     assert (logits - ref["logits"]).abs().max() < 0.01
+
+
+def test_compute_dtype_override() -> None:
+    path = checkpoint_dir("ct-w4a16")
+    model = load_quantized(path, dtype="float32")
+    assert model.model.norm.weight.dtype == torch.float32
+    assert model.get_submodule("model.layers.1.self_attn.o_proj").dtype == torch.float32
+    ref = load_file(str(path / "reference.safetensors"))
+    with torch.no_grad():
+        logits = model(ref["input_ids"]).logits
+    assert logits.dtype == torch.float32
+    assert (logits - ref["logits"]).abs().max() < 0.009  # same bound as the bf16 load
+
+
+def test_bad_dtype_is_refused() -> None:
+    from quantresolve.errors import LoadError
+
+    with pytest.raises(LoadError, match="not a floating torch dtype"):
+        load_quantized(checkpoint_dir("ct-w4a16"), dtype="int8")

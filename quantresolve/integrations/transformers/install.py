@@ -89,7 +89,7 @@ def install(model: nn.Module, layers: Iterable[LayerPlan], attention: Iterable[A
         if isinstance(module, QuantLinear | ShardView) or name in done.targets:
             continue
         if any(p is not None for p in module._parameters.values()) or module._buffers:
-            done.targets[name] = ParamTarget(module, dtype, device)
+            done.targets[name] = ParamTarget(module, device)
     for att in attention:
         if att.resolution.scheme is None:
             continue

@@ -8,11 +8,12 @@ Every target answers the same small protocol — ``load(suffix, tensor)``,
 - :class:`KVTarget`: the KV-cache scales of one attention module;
 - :class:`ParamTarget`: a plain module's own parameters / persistent buffers
   (norms, embeddings, dense linears), which start on the meta device and are
-  replaced by the checkpoint's tensor in the model's dtype.
+  replaced by the checkpoint's tensor in the dtype the model built them in.
 
     >>> import torch
     >>> lin = torch.nn.Linear(2, 3, bias=False, device="meta")
-    >>> t = ParamTarget(lin, torch.bfloat16, "cpu")
+    >>> lin = lin.to(torch.bfloat16)  # the model's dtype for this parameter
+    >>> t = ParamTarget(lin, "cpu")
     >>> t.missing()
     ['weight']
     >>> t.load("weight", torch.ones(3, 2)); t.missing(), lin.weight.dtype
@@ -92,8 +93,8 @@ class ParamTarget:
     Parameters must be filled (they start on meta); persistent buffers may be.
     """
 
-    def __init__(self, module: nn.Module, dtype: torch.dtype, device: str | torch.device) -> None:
-        self.module, self.dtype, self.device = module, dtype, torch.device(device)
+    def __init__(self, module: nn.Module, device: str | torch.device) -> None:
+        self.module, self.device = module, torch.device(device)
         non_persistent = getattr(module, "_non_persistent_buffers_set", set())
         self.buffers = {n for n in module._buffers if n not in non_persistent}
         self.filled: set[str] = set()
@@ -102,10 +103,10 @@ class ParamTarget:
         return self.module._parameters.get(suffix) is not None or suffix in self.buffers
 
     def _cast(self, tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        # Float tensors take the model's compute dtype (what from_pretrained(dtype=...) does);
-        # integer ones (position ids, masks) keep theirs.
-        dtype = self.dtype if like.is_floating_point() and tensor.is_floating_point() else like.dtype
-        return tensor.to(device=self.device, dtype=dtype)
+        # Float tensors take the dtype the model built this parameter in: the compute dtype, or
+        # float32 where the architecture keeps a module in float32 (what from_pretrained does).
+        # Integer ones (position ids, masks) keep the model's dtype too.
+        return tensor.to(device=self.device, dtype=like.dtype)
 
     def load(self, suffix: str, tensor: torch.Tensor) -> None:
         param = self.module._parameters.get(suffix)

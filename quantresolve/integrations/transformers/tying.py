@@ -10,7 +10,7 @@ dense partner and is an error.
     >>> from torch import nn
     >>> head, emb = nn.Linear(2, 3, bias=False, device="meta"), nn.Embedding(3, 2)
     >>> from quantresolve.integrations.transformers.targets import ParamTarget
-    >>> targets = {"lm_head": ParamTarget(head, emb.weight.dtype, "cpu"), "embed": ParamTarget(emb, emb.weight.dtype, "cpu")}
+    >>> targets = {"lm_head": ParamTarget(head, "cpu"), "embed": ParamTarget(emb, "cpu")}
     >>> targets["embed"].filled.add("weight")
     >>> tie_parameters({"lm_head.weight": "embed.weight"}, targets, {"embed.weight": emb.weight})
     ['lm_head.weight']
