@@ -156,6 +156,17 @@ def test_failing_guard_falls_to_next_backend() -> None:
     assert torch.isfinite(layer(torch.randn(3, 200, dtype=torch.bfloat16))).all()
 
 
+@pytest.mark.parametrize(("scheme", "batch", "expect"), [
+    (CT_W8A8, None, "int8pack_cpu"), (CT_W8A8, 4, "int8pack_cpu"), (CT_W8A8, 32, "int_mm_cpu"),
+    (AWQ, 1, "int4pack_cpu"), (AWQ, 32, "dense_dequant"), (CT_W8, 2, "int8split_cpu"), (CT_W8, 3, "dense_dequant"),
+    (INT8, 1, "int8pack_cpu"), (INT8, 32, "dense_dequant"), (NF4, 4, "bnb_cpu"), (NF4, 32, "dense_dequant"),
+])
+def test_batch_hint_selection(scheme: QuantScheme, batch: int | None, expect: str) -> None:
+    """Weight-only kernels win small batches (W8A8 too, activations emulated); large hints go to
+    torch._int_mm for W8A8 and to the dense matmul otherwise (crossovers in backends/base.py)."""
+    assert select_backend(scheme, Shapes(64, 256, batch=batch)).name == expect
+
+
 @pytest.mark.parametrize("name", ["int8pack_cpu", "int4pack_cpu", "int8split_cpu", "bnb_cpu", "int_mm_cpu",
                                   "scaled_mm_cuda", "gemlite_cuda", "bnb_cuda"])
 def test_forcing_a_declining_backend_is_a_clear_error(name: str) -> None:
