@@ -112,3 +112,16 @@ def test_gemlite_matches_reference_on_gpu(producer: str, label: str) -> None:
     x = torch.randn(4, k, device="cuda").to(torch.bfloat16)
     y, ref = layer(x).float(), layer.reference(x)
     assert float((y - ref).norm() / ref.norm()) < 2e-2
+
+
+@pytest.mark.parametrize("preset", ["W4A16", "W8A16"])
+def test_packing_in_row_chunks_equals_whole(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packer's layout is blocked by 64 rows: chunked packing (bounded memory) gives the same kernel."""
+    from quantresolve.dispatch.backends import int4pack
+
+    x = torch.randn(2, 256, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
+    whole, _ = _ct_layer(_preset(preset), 208, 256)
+    monkeypatch.setattr(int4pack, "CHUNK_ROWS", 64)
+    chunked, _ = _ct_layer(_preset(preset), 208, 256)
+    assert torch.equal(chunked._groups[0][1][0], whole._groups[0][1][0])
+    assert torch.equal(chunked(x), whole(x))

@@ -26,6 +26,7 @@ repeated over it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -86,11 +87,26 @@ def _regrouped(view: IntWeights, g: int) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, zero
 
 
-def _pack(u: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kernel operands from unsigned codes ``[N, K]`` and float32 ``scale``/``offset`` ``[N, K/g]``."""
-    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(u.to(torch.int32).contiguous(), 1)
+#: Rows packed at a time. The packed layout is blocked by 64 rows, so packing row chunks that are
+#: multiples of 64 and concatenating equals packing the whole — and the int32 copy the packer
+#: wants (4 bytes per weight: 0.9 GiB at 28672×8192) stays one chunk's size.
+CHUNK_ROWS = 4096
+
+
+def _pack(q: torch.Tensor, unsigned: Callable[[torch.Tensor], torch.Tensor], scale: torch.Tensor,
+          offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernel operands from signed codes ``q`` ``[N, K]`` (mapped to 0..15 by ``unsigned``, per row
+    chunk) and float32 ``scale``/``offset`` ``[N, K'/g]``."""
+    parts = [torch.ops.aten._convert_weight_to_int4pack_for_cpu(
+        unsigned(q[i:i + CHUNK_ROWS].to(torch.int32)).contiguous(), 1) for i in range(0, q.shape[0], CHUNK_ROWS)]
+    packed = torch.cat(parts) if len(parts) > 1 else parts[0]
     scales_zeros = torch.stack([scale.t(), offset.t()], dim=-1).to(torch.bfloat16).contiguous()
     return packed, scales_zeros
+
+
+def _split_halves(q: torch.Tensor) -> torch.Tensor:
+    """``[h + 8 | l]`` along K for ``q = 16·h + l`` (arithmetic shift: ``h = floor(q / 16)``)."""
+    return torch.cat([(q >> 4) + 8, q & 15], dim=1)
 
 
 @register_backend
@@ -117,7 +133,7 @@ class Int4PackCPU(Backend):
         g = kernel_group(w.strategy, w.group_size, group.k)  # type: ignore[union-attr]
         assert g is not None
         scale, zp = _regrouped(view, g)
-        packed, sz = _pack(view.q.to(torch.int32) + 8, scale, -zp * scale)
+        packed, sz = _pack(view.q, lambda q: q + 8, scale, -zp * scale)
         return packed, g, sz
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
@@ -150,9 +166,7 @@ class Int8SplitCPU(Backend):
         g = kernel_group(w.strategy, w.group_size, group.k)  # type: ignore[union-attr]
         assert g is not None
         scale, zp = _regrouped(view, g)
-        q = view.q.to(torch.int32)
-        u = torch.cat([(q >> 4) + 8, q & 15], dim=1)  # arithmetic shift: h = floor(q / 16)
-        packed, sz = _pack(u, torch.cat([16 * scale, scale], dim=1),
+        packed, sz = _pack(view.q, _split_halves, torch.cat([16 * scale, scale], dim=1),
                            torch.cat([torch.zeros_like(scale), (8 - zp) * scale], dim=1))
         return packed, g, sz
 
