@@ -21,13 +21,18 @@ reference. One machine-readable line per row:
     linear_backends: scheme=S shape=NxK batch=B auto=BACKEND auto_ms=X best=BACKEND best_ms=Y dense_ms=Z naive_ms=W
 
 and, at the end, one ``linear_backends_goal:`` line per goal (W4A16 / W8A16
-batch-1 ≥ 5× dense bf16; auto within 1.1× of the best correct backend).
+batch-1 ≥ 5× dense bf16; auto within 1.1× of the best correct backend). On a
+GPU, every candidate cycles through enough copies of its layer to stream at
+least twice the L2 per round, and one ``linear_backends_gpu:`` line per
+batch-1 backend gives the weight bandwidth it reached (and the share of the
+HBM peak: by device name or ``--hbm-gbps``).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import platform
 import statistics
@@ -150,6 +155,43 @@ def _interleaved(fns: dict[str, Callable[[], object]], rounds: int, sync: Callab
     return {k: stat(v) for k, v in times.items()}
 
 
+#: Peak HBM bandwidth (GB/s) by device-name fragment, for the GPU goal (override with --hbm-gbps).
+HBM_GBPS = {"H200": 4800.0, "H100 PCIe": 2000.0, "H100": 3350.0, "A100-SXM4-80GB": 2039.0, "A100": 1555.0,
+            "L40S": 864.0, "L4": 300.0}
+
+
+def hbm_gbps(override: float | None) -> float | None:
+    if override or not torch.cuda.is_available():
+        return override
+    name = torch.cuda.get_device_name(0)
+    return next((v for frag, v in HBM_GBPS.items() if frag in name), None)
+
+
+def checkpoint_bytes(layer: Any) -> int:
+    """Bytes of the checkpoint tensors the layer reads (its expected specs; 'any float' counted as 4)."""
+    total = 0
+    for shape, dtype in layer.expected_tensors().values():
+        size = torch.empty((), dtype=getattr(torch, dtype)).element_size() if hasattr(torch, dtype) else 4
+        count = 1
+        for d in shape or (1,):
+            count *= d
+        total += count * size
+    return total
+
+
+def rotation(device: str, nbytes: int) -> int:
+    """Copies to cycle through so one round of calls streams ≥ 2× the GPU's L2 (CPU: 1)."""
+    if not device.startswith("cuda"):
+        return 1
+    l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 * 2**20))
+    return max(1, -(-2 * l2 // max(1, nbytes)))
+
+
+def _cycled(fns: list[Callable[[], object]]) -> Callable[[], object]:
+    it = itertools.cycle(fns)
+    return lambda: next(it)()
+
+
 def bench_row(producer: str, label: str, n: int, k: int, batch: int, device: str, rounds: int,
               naive_rounds: int, clock: str = "wall", stat: str = "median") -> dict[str, Any]:
     scheme = scheme_from_label(label, producer)
@@ -173,16 +215,26 @@ def bench_row(producer: str, label: str, n: int, k: int, batch: int, device: str
         errs[name] = float((y - ref).norm() / ref.norm().clamp(min=1e-6))
     auto = make_linear(scheme, k, n, batch=batch, device=device).backend
     dense_w = layers["dense_dequant"].dequantize()
-    fns: dict[str, Callable[[], object]] = {name: (lambda layer=layer: layer(x)) for name, layer in layers.items()}
-    fns["dense_bf16"] = lambda w=dense_w: x @ w.t()
+    # On a GPU the weights of small layers would sit in L2 between calls: rotate through copies.
+    copies, dense_copies = rotation(device, checkpoint_bytes(layers["per_call_dequant"])), rotation(device, dense_w.nbytes)
+    fns: dict[str, Callable[[], object]] = {}
+    for name, layer in layers.items():
+        mods = [layer]
+        for _ in range(copies - 1 if name != "per_call_dequant" else 0):
+            mods.append(make_linear(scheme, k, n, backend=name, device=device))
+            _fill(mods[-1], torch.Generator().manual_seed(1))
+            mods[-1].finalize()
+        fns[name] = _cycled([lambda m=m: m(x) for m in mods])
+    dense = [dense_w] + [dense_w.clone() for _ in range(dense_copies - 1)]
+    fns["dense_bf16"] = _cycled([lambda w=w: x @ w.t() for w in dense])
     ms = _interleaved(fns, rounds, sync, {"per_call_dequant": naive_rounds}, CLOCKS[clock], STATS[stat])
     correct = {name: t for name, t in ms.items() if name in layers and errs[name] < CORRECT_ERR}
     best = min(correct, key=correct.__getitem__)
     row = {"scheme": f"{producer}:{label}", "shape": f"{n}x{k}", "batch": batch, "auto": auto,
            "auto_ms": ms[auto], "best": best, "best_ms": ms[best], "dense_ms": ms["dense_bf16"],
-           "naive_ms": ms["per_call_dequant"],
+           "naive_ms": ms["per_call_dequant"], "weight_bytes": checkpoint_bytes(layers["per_call_dequant"]),
            "backends": {nm: (ms[nm], mem[nm], errs[nm]) for nm in layers}}
-    del layers, fns, dense_w
+    del layers, fns, dense_w, dense
     gc.collect()
     return row
 
@@ -204,6 +256,20 @@ def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
     worst = max((r["auto_ms"] / r["best_ms"] for r in rows), default=1.0)
     out.append(f"linear_backends_goal: auto-vs-best worst ratio {worst:.2f} over {len(rows)} rows "
                f"(goal ≤ {AUTO_GOAL}) {'met' if worst <= AUTO_GOAL else 'missed'}")
+    return out
+
+
+def bandwidth_lines(rows: list[dict[str, Any]], peak: float | None) -> list[str]:
+    """GPU goal: batch-1 weight bytes streamed per second by each backend (weights rotated past L2)."""
+    out = []
+    for r in rows:
+        if r["batch"] != 1:
+            continue
+        for name, (ms, _, _) in r["backends"].items():
+            gbps = r["weight_bytes"] / (ms / 1e3) / 1e9
+            pct = f" hbm_pct={100 * gbps / peak:.0f}" if peak else ""
+            out.append(f"linear_backends_gpu: scheme={r['scheme']} shape={r['shape']} backend={name} "
+                       f"weight_mb={r['weight_bytes'] / 2**20:.1f} ms={ms:.4f} gbps={gbps:.0f}{pct}")
     return out
 
 
@@ -256,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schemes", help="comma-separated producer:LABEL subset")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall (default) or thread CPU time")
     p.add_argument("--stat", choices=sorted(STATS), default="median", help="median (default) or min")
+    p.add_argument("--hbm-gbps", type=float, help="GPU peak HBM bandwidth for the percentage (default: by name)")
     p.add_argument("--write", help="write the markdown table to this file")
     args = p.parse_args(argv)
     if args.threads:
@@ -278,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"auto_ms={r['auto_ms']:.3f} best={r['best']} best_ms={r['best_ms']:.3f} "
                       f"dense_ms={r['dense_ms']:.3f} naive_ms={r['naive_ms']:.2f}", flush=True)
     goals = goal_lines(rows)
+    if device == "cuda":
+        goals += bandwidth_lines(rows, hbm_gbps(args.hbm_gbps))
     print("\n".join(goals))
     if args.clock != "wall" or args.stat != "median":
         goals.insert(0, f"linear_backends_goal: NOTE timings are {args.stat} {args.clock}-clock, not the "
