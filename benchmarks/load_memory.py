@@ -13,7 +13,9 @@ high-water mark (``/proc/self/clear_refs``), loads, and reports the peak (``VmHW
 resident set after loading and reading every tensor the model holds (safetensors hands out
 tensors backed by the mapped file, so untouched pages would otherwise go uncounted). Printed per checkpoint: baseline RSS, peak RSS, their difference,
 RSS retained after load, quantized checkpoint size (tensor bytes) and the dense bf16 size of the
-same model (parameters x 2 bytes). Last line per checkpoint, machine-readable::
+same model (parameters x 2 bytes). The synthetic checkpoint is measured a second time with glibc's
+``MALLOC_MMAP_THRESHOLD_`` fixed, which separates what the loaded model holds from freed transient
+buffers the allocator keeps. Last line per measurement, machine-readable::
 
     load_memory: checkpoint=NAME quantized_mb=Q dense_mb=D peak_rss_delta_mb=P
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -100,11 +103,12 @@ def _child(path: str) -> None:
     peak_during = _status_kb("VmHWM")
     _touch(model)
     peak, after = _status_kb("VmHWM"), _status_kb("VmRSS")
+    anon, file = _status_kb("RssAnon"), _status_kb("RssFile")
     params = sum(p.numel() for p in model.parameters())
     params += sum(m.in_features * m.out_features for m in model.modules() if hasattr(m, "dequantize")
                   and hasattr(m, "shard_sizes"))
     print(json.dumps({"baseline_kb": baseline, "peak_kb": peak, "peak_during_kb": peak_during,
-                      "after_kb": after, "seconds": seconds,
+                      "after_kb": after, "anon_kb": anon, "file_kb": file, "seconds": seconds,
                       "params": params, "counts": model.quantresolve_report.counts()}))
 
 
@@ -117,10 +121,15 @@ def _tensor_bytes(path: Path) -> int:
     return int(read_checkpoint(path).total_bytes or 0)
 
 
-def measure(path: Path) -> dict[str, Any]:
+#: glibc setting that stops the allocator from raising its mmap threshold after large frees, so freed
+#: transient buffers go back to the OS instead of staying in a fragmented heap (a diagnostic run).
+FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def measure(path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run one load in a fresh interpreter and return its figures."""
     proc = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True,
-                          check=False)
+                          check=False, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"child failed on {path}: {proc.stderr.strip().splitlines()[-1:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -170,7 +179,8 @@ def report(name: str, path: Path, figures: dict[str, Any]) -> None:
     print(f"  baseline RSS (after imports) {base:8.1f} MB")
     print(f"  peak RSS, load + first use   {peak:8.1f} MB   (delta {peak - base:.1f} MB)")
     print(f"  peak RSS inside load_quantized {during:6.1f} MB   (delta {during - base:.1f} MB; untouched mmap pages not counted)")
-    print(f"  RSS after load + first use   {after:8.1f} MB   (delta {after - base:.1f} MB)")
+    print(f"  RSS after load + first use   {after:8.1f} MB   (delta {after - base:.1f} MB; "
+          f"anonymous {figures['anon_kb'] / 1024:.1f} MB, file-backed {figures['file_kb'] / 1024:.1f} MB)")
     print(f"  quantized checkpoint         {quantized:8.1f} MB")
     print(f"  dense bf16 model             {dense:8.1f} MB")
     print(f"load_memory: checkpoint={name} quantized_mb={quantized:.1f} dense_mb={dense:.1f} "
@@ -194,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         make_synthetic(target, args.layers)
         print(f"(synthetic checkpoint made by compressed-tensors in {time.perf_counter() - start:.0f} s)")
         report("synthetic-llama-w4a16", target, measure(target))
+        report("synthetic-llama-w4a16+fixed-mmap-threshold", target, measure(target, FIXED_MMAP_THRESHOLD))
     return 0
 
 

@@ -13,7 +13,8 @@ Steps (each in its own module of this package):
    before reading any data (:mod:`.route`): a tensor nothing consumes is an error;
 5. stream tensors shard by shard (:mod:`.stream`), tie what the config ties
    (:mod:`.tying`), refuse anything left unfilled, ``finalize()`` every
-   quantized layer, apply KV-cache scales (:mod:`.kv_attention`).
+   quantized layer — handing the repack's freed buffers back to the OS after each
+   (:mod:`.memory`) — and apply KV-cache scales (:mod:`.kv_attention`).
 
 The default profile is ``transformers`` — identity, unfused — because that is
 the namespace of the model built here; the built-in family profiles chosen from
@@ -43,6 +44,7 @@ from quantresolve.integrations.transformers.build import build_empty_model
 from quantresolve.integrations.transformers.config import compute_dtype, model_config
 from quantresolve.integrations.transformers.install import Installed, check_no_meta, install
 from quantresolve.integrations.transformers.kv_attention import apply_fp8_kv
+from quantresolve.integrations.transformers.memory import release_freed_memory
 from quantresolve.integrations.transformers.plan import LayerPlan, plan_layers
 from quantresolve.integrations.transformers.report import DENSE, KVRecord, LayerRecord, LoadReport
 from quantresolve.integrations.transformers.route import plan_routes
@@ -104,6 +106,7 @@ def _finalize(installed: Installed) -> None:
             layer.finalize()
         except QuantResolveError as err:
             raise type(err)(err.detail, file=err.file, field=prefix) from None
+        release_freed_memory()  # the repack's transient buffers, before the next layer's
     for scales in installed.kv.values():
         scales.finalize()
 
