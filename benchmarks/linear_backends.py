@@ -171,7 +171,8 @@ def checkpoint_bytes(layer: Any) -> int:
     """Bytes of the checkpoint tensors the layer reads (its expected specs; 'any float' counted as 4)."""
     total = 0
     for shape, dtype in layer.expected_tensors().values():
-        size = torch.empty((), dtype=getattr(torch, dtype)).element_size() if hasattr(torch, dtype) else 4
+        torch_dtype = getattr(torch, dtype, None)
+        size = torch.empty((), dtype=torch_dtype).element_size() if isinstance(torch_dtype, torch.dtype) else 4
         count = 1
         for d in shape or (1,):
             count *= d
