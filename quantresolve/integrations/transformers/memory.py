@@ -4,8 +4,8 @@ Repacking a layer for its backend allocates transient buffers several times the 
 quantized size (int32 codes, unpacked views). glibc keeps freed buffers inside its heaps, where
 the long-lived results allocated in between pin them, so without a trim the process keeps
 hundreds of MB it no longer uses: on a 270 M-parameter compressed-tensors W4A16 Llama, peak RSS
-above baseline was 455 MB without and 263 MB with a trim after every layer, for about 3 ms per
-trim (``benchmarks/load_memory.py``, docs/benchmarks.md "Loading memory"). Other C libraries
+above baseline was 293–612 MB without (455 MB typical) and 263 MB with a trim after every layer,
+for about 3 ms per trim (``benchmarks/load_memory.py``, docs/benchmarks.md "Loading memory"). Other C libraries
 (musl, macOS) return memory differently and have no such call: there this is a no-op.
 
     >>> release_freed_memory() in (True, False)
