@@ -1,1 +1,5 @@
-from quantresolve.cli.main import main; raise SystemExit(main())
+"""``python -m quantresolve``: the same command line as ``quantresolve``."""
+
+from quantresolve.cli.main import main
+
+raise SystemExit(main())

@@ -8,11 +8,11 @@ import struct
 from pathlib import Path
 
 import pytest
-from tests.checkpoint.ckpt_helpers import entries_header, write_index, write_raw, write_shard
 
 from quantresolve.checkpoint import read_checkpoint
 from quantresolve.checkpoint.header import MAX_HEADER_BYTES
 from quantresolve.errors import CheckpointError
+from tests.checkpoint.ckpt_helpers import entries_header, write_index, write_raw, write_shard
 
 INDEX = "model.safetensors.index.json"
 A = "model-00001-of-00002.safetensors"
