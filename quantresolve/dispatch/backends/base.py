@@ -97,9 +97,10 @@ def needs_cpu(device: DeviceInfo) -> Verdict | None:
 
 #: Largest expected batch (rows per call, the ``batch`` hint) at which a CPU kernel still beats
 #: the dense matmul on the dequantized weight; above it the kernel declines so the dense
-#: backend is chosen. Crossovers at 4096×4096 on the 2-core development machine
-#: (``benchmarks/linear_backends.py --quick --batches 1,2,4,8,16,32``): int4pack ≈ dense at 8,
-#: int8pack and bitsandbytes lose from 8, int8split (two int4 passes) from 4.
+#: backend is chosen. Crossovers at 4096×4096 measured on the (busy) 2-core development machine
+#: in single-thread CPU time (``benchmarks/linear_backends.py --quick --batches 1,2,4,8,16
+#: --threads 1 --clock thread --stat min``): int4pack ≈ dense at 8, int8pack and bitsandbytes
+#: lose from 8, int8split (two int4 passes) ≈ dense at 4. Re-measure on an idle machine.
 MAX_BATCH: dict[str, int] = {"int4pack_cpu": 6, "int8pack_cpu": 4, "int8split_cpu": 2, "bnb_cpu": 4}
 
 
