@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/linear_backends.py                 # full: 4096x4096 and 28672x8192, batch 1 and 32
     .venv/bin/python benchmarks/linear_backends.py --quick         # 4096x4096 only, 5 rounds (iteration)
-    .venv/bin/python benchmarks/linear_backends.py --write docs/benchmarks_linear.md
+    .venv/bin/python benchmarks/linear_backends.py --write /tmp/table.md   # then paste into docs/benchmarks.md
     .venv/bin/python benchmarks/linear_backends.py --quick --schemes compressed-tensors:W8A16 --batches 1,4,8,16,32
 
 For each scheme × shape × batch: every backend whose ``supports()`` says yes
