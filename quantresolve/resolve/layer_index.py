@@ -41,7 +41,7 @@ class LayerIndex:
 
     def __init__(self, layers: Sequence[LayerEntry], namespace: Namespace, findings: list[Finding]) -> None:
         self._entries = layers
-        self._mapped = namespace.mapper.map_many([e.name for e in layers])
+        self._mapped = namespace.mapper.map_many(list(map(attrgetter("name"), layers)))
         # Sorted entries: the first in sorted order wins, so build from the end.
         count = len(self._mapped)
         index = dict(zip(reversed(self._mapped), range(count - 1, -1, -1), strict=True))
@@ -99,10 +99,11 @@ class LayerIndex:
             if len(self._index) == len(mapped) and all(map(operator.le, mapped, mapped[1:])):
                 order: Sequence[int] = range(len(mapped))  # the usual case: mapping kept the sorted order
                 names: Sequence[str] = mapped  # type: ignore[assignment]
+                schemes = list(map(attrgetter("scheme"), self._entries))
             else:
                 order = sorted(self._index.values(), key=mapped.__getitem__)
                 names = [mapped[i] for i in order]  # type: ignore[misc]
-            schemes = list(map(attrgetter("scheme"), (self._entries[i] for i in order)))
+                schemes = list(map(attrgetter("scheme"), (self._entries[i] for i in order)))
             self._sorted = (names, order, schemes)
         return self._sorted
 
