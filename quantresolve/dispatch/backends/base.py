@@ -84,6 +84,12 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
     return cls
 
 
+def row_major(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with contiguous rows: ``apply`` takes any strided ``[M, K]`` (``x[:, :K]``, a transposed
+    view), but the packed-weight kernels index their input as a dense row-major matrix."""
+    return x if x.is_contiguous() else x.contiguous()
+
+
 def needs_cuda(device: DeviceInfo) -> Verdict | None:
     """``None`` when on CUDA, else the 'unavailable' verdict every CUDA backend reports."""
     if device.type != "cuda" or not torch.cuda.is_available():

@@ -31,6 +31,7 @@ from quantresolve.dispatch.backends.base import (
     needs_cpu,
     needs_cuda,
     register_backend,
+    row_major,
 )
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
@@ -141,7 +142,7 @@ class BitsandbytesBackend(Backend):
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         fmt, inner = state
-        return fmt.apply(inner, x, group)
+        return fmt.apply(inner, row_major(x), group)
 
 
 @register_backend

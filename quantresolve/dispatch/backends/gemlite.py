@@ -43,6 +43,7 @@ from quantresolve.dispatch.backends.base import (
     first_failure,
     needs_cuda,
     register_backend,
+    row_major,
 )
 from quantresolve.dispatch.backends.int_weights import has_int_view, weight_only_input
 from quantresolve.dispatch.codecs.base import IntWeights, codec_overrides
@@ -135,6 +136,6 @@ class Gemlite(Backend):
         return modules
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        xin = weight_only_input(x, group).to(group.dtype)
+        xin = row_major(weight_only_input(x, group).to(group.dtype))
         outs = [m(xin) for m in state]
         return torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]

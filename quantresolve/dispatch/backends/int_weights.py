@@ -53,8 +53,10 @@ def group_int_view(group: ShardGroup) -> IntWeights:
 
 
 def bf16_in(x: torch.Tensor) -> torch.Tensor:
-    """The weight-only CPU kernels run bf16 activations (fp32 is 20–100× slower there)."""
-    return x if x.dtype == torch.bfloat16 else x.to(torch.bfloat16)
+    """``x`` as the weight-only CPU kernels take it: bf16 (fp32 is 20–100× slower there) and
+    row-major — both kernels refuse a strided input such as ``x[:, :K]`` or a transposed view."""
+    x = x if x.dtype == torch.bfloat16 else x.to(torch.bfloat16)
+    return x if x.is_contiguous() else x.contiguous()
 
 
 def weight_only_input(x: torch.Tensor, group: ShardGroup) -> torch.Tensor:

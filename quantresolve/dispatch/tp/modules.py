@@ -113,8 +113,7 @@ class RowParallelLinear(_Parallel):
         if self.input_is_parallel:
             return x
         start = plan.spec.rank * plan.local_k
-        # A column slice is a strided view; integer kernels (int4pack) need contiguous rows.
-        return x[..., start:start + plan.local_k].contiguous()
+        return x[..., start:start + plan.local_k]  # a strided view: every backend accepts one
 
     def _reduced(self, partial: torch.Tensor, dtype: torch.dtype, reduce_dtype: torch.dtype) -> torch.Tensor:
         plan = self.layer.tp_plan
