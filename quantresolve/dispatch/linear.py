@@ -119,7 +119,8 @@ class QuantLinear(nn.Module):
         self.shard_names, self.shard_sizes = names, sizes
         self.dtype, self.device = dtype, torch.device(device)
         self.has_bias = bias
-        self.shapes = Shapes(self.out_features, self.in_features, batch, tuple(sizes) if fused else ())
+        self.shapes = Shapes(self.out_features, self.in_features, batch, tuple(sizes) if fused else (),
+                             str(dtype).removeprefix("torch."))
         self._impl: Backend = select_backend(scheme, self.shapes, device_info(device, training=training),
                                              backend=backend, deny=deny)
         self.backend: str = self._impl.name

@@ -45,13 +45,15 @@ class Shapes:
 
     ``shard_sizes`` are the fused shard output sizes (sum = ``n``); ``batch`` is
     the expected number of rows M when known (the benchmark passes it; layers
-    built without it assume small-batch decoding).
+    built without it assume small-batch decoding); ``dtype`` names the compute
+    (output) dtype, which some kernels restrict.
     """
 
     n: int
     k: int
     batch: int | None = None
     shard_sizes: tuple[int, ...] = ()
+    dtype: str = "bfloat16"
 
     def text(self) -> str:
         return f"{self.n}x{self.k}" + (f" batch {self.batch}" if self.batch else "")

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 CPU = DeviceInfo()
 H100 = DeviceInfo(type="cuda", capability=(9, 0))
 A100 = DeviceInfo(type="cuda", capability=(8, 0))
+ADA = DeviceInfo(type="cuda", capability=(8, 9))  # L4 / L40S / RTX 40: FP8, row-wise scales via CUTLASS only
 TURING = DeviceInfo(type="cuda", capability=(7, 5))
 
 
@@ -41,6 +42,7 @@ CT_W4_CHANNEL = _ct_int(4, "channel")
 CT_W8_ASYM_CHANNEL = _ct_int(8, "channel", symmetric=False)
 CT_W3 = _ct_int(3, "group", 128)
 FP8 = modelopt_scheme("FP8")
+FP8_PC_PT = modelopt_scheme("FP8_PER_CHANNEL_PER_TOKEN")
 FP8_BLOCK = modelopt_scheme("FP8_PB_WO")
 NVFP4 = modelopt_scheme("NVFP4")
 CT_MXFP4 = scheme_from_label("MXFP4A16", "compressed-tensors")
@@ -91,6 +93,14 @@ CASES: list[tuple[str, Side, Side, str]] = [
     ("scaled_mm_cuda", Side(FP8, Shapes(64, 64), H100), Side(FP8, Shapes(64, 64), A100), "8.9"),
     ("scaled_mm_cuda", Side(FP8, Shapes(64, 64), H100), Side(FP8_BLOCK, Shapes(64, 64), H100), "tensor or channel"),
     ("scaled_mm_cuda", Side(FP8, Shapes(64, 64), H100), Side(FP8, Shapes(64, 72), H100), "multiples of 16"),
+    # row-wise scales (per-channel / per-token, fused shards) need a bf16 output on SM 8.9 and on
+    # every SM whose torch routes them to CUTLASS; per-tensor unfused layers run in any dtype
+    ("scaled_mm_cuda", Side(FP8_PC_PT, Shapes(64, 64), ADA), Side(FP8_PC_PT, Shapes(64, 64, dtype="float16"), ADA),
+     "bfloat16 output"),
+    ("scaled_mm_cuda", Side(FP8, Shapes(64, 64, dtype="float16"), ADA),
+     Side(FP8, Shapes(64, 64, shard_sizes=(32, 32), dtype="float16"), ADA), "per-tensor"),
+    ("scaled_mm_cuda", Side(FP8_PC_PT, Shapes(64, 64), ADA), Side(FP8_PC_PT, Shapes(64, 64, dtype="float32"), H100),
+     "bfloat16 output"),
     # gemlite_cuda: CUDA, installed (patched), K % 32, 1/2/4/8-bit, group % 32, FP4 on SM 9.0+
     ("gemlite_cuda", Side(AWQ, Shapes(64, 256), A100), Side(AWQ, Shapes(64, 256)), "no CUDA device"),
     ("gemlite_cuda", Side(AWQ, Shapes(64, 256), A100), Side(AWQ, Shapes(64, 240), A100), "K % 32"),
@@ -173,3 +183,34 @@ def test_forcing_a_declining_backend_is_a_clear_error(name: str) -> None:
     scheme = modelopt_scheme("MXFP8")  # no specialised kernel runs MXFP8
     with pytest.raises(BackendUnavailableError, match=rf"forced backend '{name}' cannot run MXFP8 .* at 64x256: "):
         make_linear(scheme, 256, 64, backend=name)
+
+
+@pytest.mark.parametrize(("scheme", "sizes", "scales", "per_tensor"), [
+    (FP8, [64], [0.02], True),                  # unfused per-tensor: one scalar per operand (any dtype)
+    (FP8, [32, 32], [0.02, 0.02], True),        # fused shards with equal scales still are one tensor
+    (FP8, [32, 32], [0.02, 0.03], False),       # unequal shard scales: row-wise
+    (FP8_PC_PT, [64], None, False),             # per-channel weights, per-token activations: row-wise
+])
+def test_scaled_mm_scaling_choice_runs_on_torchs_cpu_emulation(scheme, sizes, scales, per_tensor) -> None:
+    """The GEMM itself needs a GPU for speed, but torch._scaled_mm has a CPU emulation: the operands
+    prepared here (per-tensor or row-wise) give the layer's reference result."""
+    g = torch.Generator().manual_seed(0)
+    fused = len(sizes) > 1
+    layer = make_linear(scheme, 64, sizes if fused else sizes[0], shard_names=["a", "b"] if fused else None,
+                        backend="per_call_dequant")
+    for i, n in enumerate(sizes):
+        shard = ["a", "b"][i] if fused else None
+        layer.load("weight", (torch.randn(n, 64, generator=g) * 20).to(torch.float8_e4m3fn), shard=shard)
+        layer.load("weight_scale", torch.tensor(scales[i]) if scales else torch.rand(n, generator=g) * 0.02 + 0.01,
+                   shard=shard)
+        if scheme is FP8:
+            layer.load("input_scale", torch.tensor(0.01), shard=shard)
+    layer.finalize()
+    group = layer._groups[0][0]
+    backend = BACKENDS["scaled_mm_cuda"]
+    state = backend.prepare(group)
+    assert state[2] is per_tensor and state[1].dim() == (0 if per_tensor else 2)
+    x = torch.randn(5, 64, generator=g).to(torch.bfloat16)
+    y = backend.apply(state, x, group).float()
+    ref = layer.reference(x)
+    assert float((y - ref).norm() / ref.norm()) < 1e-2

@@ -1,9 +1,21 @@
 """``scaled_mm_cuda``: ``torch._scaled_mm`` for FP8 weights with FP8 activations (CUDA, SM 8.9+).
 
-Per-tensor or per-row weight scales (a per-row scale ``[N]`` covers both, and
-unequal scales of fused shards); the activations are quantized to real FP8
-here (static ``input_scale`` or dynamic per-token). Without a CUDA device it
-reports ``unavailable: no CUDA device`` and is never selected.
+The activations are quantized to real FP8 here (static ``input_scale`` or
+dynamic per-token). Two scalings, chosen per layer at ``prepare()``:
+
+- **per-tensor** (one scalar per operand): an unfused per-tensor checkpoint with
+  a static activation scale. torch runs it through cuBLAS on every SM ≥ 8.9
+  with any output dtype.
+- **row-wise** (``[M, 1]`` activation and ``[1, N]`` weight scales): per-channel
+  weights, dynamic per-token activations, or fused shards whose scales differ.
+  torch (≥ 2.7) runs row-wise scales on SM 8.9 with a CUTLASS kernel, and does
+  so on SM 9.x when its cuBLAS is older than 12.9 and on SM 10+; that kernel
+  takes a **bfloat16 output** only (cuBLAS row-wise, SM 9.x with cuBLAS ≥ 12.9,
+  also writes fp16/fp32). So row-wise layers need the bfloat16 compute dtype:
+  anything else is declined rather than left to fail in the first forward.
+
+Without a CUDA device it reports ``unavailable: no CUDA device`` and is never
+selected; no GPU ran these kernels in this version's tests.
 
     >>> BACKENDS["scaled_mm_cuda"].supports(DeviceInfo(), None, Shapes(16, 16), None).reason
     'unavailable: no CUDA device'
@@ -28,12 +40,31 @@ from quantresolve.dispatch.numerics import E4M3_MAX
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
 
-__all__ = ["BACKENDS"]
+__all__ = ["BACKENDS", "ROWWISE_DTYPE", "per_tensor_scheme"]
+
+#: The only output dtype torch's row-wise FP8 GEMM takes on every SM ≥ 8.9 (see the module docstring).
+ROWWISE_DTYPE = "bfloat16"
+
+
+def per_tensor_scheme(scheme: QuantScheme | None, shapes: Shapes) -> bool:
+    """True when the layer can run with one scalar scale per operand: per-tensor weights,
+    a static per-tensor activation scale, and no fused shards (whose scales may differ)."""
+    w = scheme.weights if scheme is not None else None
+    a = scheme.input_activations if scheme is not None else None
+    return (w is not None and w.strategy == "tensor" and a is not None and a.strategy == "tensor"
+            and not a.dynamic and not shapes.shard_sizes)
+
+
+def _output_dtype_guard(scheme: QuantScheme | None, shapes: Shapes) -> Verdict | None:
+    if shapes.dtype == ROWWISE_DTYPE or per_tensor_scheme(scheme, shapes):
+        return None
+    return Verdict.no(f"row-wise FP8 scales need a {ROWWISE_DTYPE} output (torch's CUTLASS row-wise kernel), "
+                      f"compute dtype is {shapes.dtype}; only unfused per-tensor checkpoints run in other dtypes")
 
 
 @register_backend
 class ScaledMM(Backend):
-    """FP8 × FP8 GEMM with per-tensor / per-row scales."""
+    """FP8 × FP8 GEMM with per-tensor or row-wise scales."""
 
     name = "scaled_mm_cuda"
     description = "torch._scaled_mm (FP8, SM89+)"
@@ -52,22 +83,30 @@ class ScaledMM(Backend):
                 "tensor", "token") else Verdict.no("needs FP8 per-tensor or per-token activations"),
             lambda: None if shapes.k % 16 == 0 and shapes.n % 16 == 0 else Verdict.no(
                 f"needs N and K multiples of 16 (N={shapes.n}, K={shapes.k})"),
+            lambda: _output_dtype_guard(scheme, shapes),
         )
 
     def prepare(self, group: ShardGroup) -> Any:
-        # Per-row weight scale [N] covers both tensor and channel checkpoints (and unequal shard scales).
         w8, rows = [], []
         for s in group.shards:
             t = s.tensors
             w8.append(t["weight"].to(group.device))
+            # A per-row weight scale [N] covers tensor and channel checkpoints and unequal shard scales.
             rows.append(t["weight_scale"].float().reshape(-1).expand(s.n).to(group.device))
-        return torch.cat(w8).t(), torch.cat(rows).reshape(1, -1)
+        w_rows = torch.cat(rows)
+        act = group.transform.act
+        assert act is not None
+        per_tensor = (act.static_scale is not None and act.granularity == "tensor"
+                      and bool((w_rows == w_rows[0]).all()))
+        w_scale = w_rows[0].reshape(()) if per_tensor else w_rows.reshape(1, -1)
+        return torch.cat(w8).t(), w_scale, per_tensor
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        wt, w_scale = state
+        wt, w_scale, per_tensor = state
         act = group.transform.act
         assert act is not None
         xf = group.transform.smooth(x)
-        sx = act.scales(xf).reshape(-1, 1).expand(xf.shape[0], 1).contiguous()
+        sx = act.scales(xf)
+        sx = sx.reshape(()) if per_tensor else sx.reshape(-1, 1).expand(xf.shape[0], 1).contiguous()
         xq = (xf / sx).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
         return torch._scaled_mm(xq, wt, scale_a=sx, scale_b=w_scale, out_dtype=group.dtype)
