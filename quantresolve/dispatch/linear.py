@@ -239,12 +239,38 @@ class QuantLinear(nn.Module):
             y = y + self._bias.float()
         return y.reshape(*x.shape[:-1], self.out_features)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """Shape, dtype and device of the dense weight — never its data (see :func:`weight_stand_in`).
+
+        Model code written for ``nn.Linear`` asks ``layer.weight.dtype`` (transformers' Gemma-4
+        patch embedder casts pixels to it) or ``.device``. Read-only and not a parameter: not in
+        ``parameters()`` / ``state_dict()``, and assigning one is an error. The dense weight is
+        :meth:`dequantize`.
+        """
+        return weight_stand_in(self.out_features, self.in_features, self.dtype, self.device)
+
     def _label(self) -> str:
         return self.scheme.summary() if self.scheme is not None else "dense linear"
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.shard_sizes}, "
                 f"scheme={self._label()}, backend={self.backend}")
+
+
+def weight_stand_in(n: int, k: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """A ``[n, k]`` tensor of ``dtype`` on ``device`` that answers shape/dtype/device questions only.
+
+    One NaN element broadcast over the shape (stride 0): it costs one element, anything computed
+    from its values is NaN rather than plausibly wrong, and writing into it fails (torch refuses
+    in-place writes where elements share memory). Unlike a meta tensor, ``.device`` is the real one,
+    so ``x.to(layer.weight.device)`` keeps working.
+
+        >>> w = weight_stand_in(3, 2, torch.bfloat16, "cpu")
+        >>> w.shape, w.dtype, w.device.type, w.stride(), bool(w.isnan().all())
+        (torch.Size([3, 2]), torch.bfloat16, 'cpu', (0, 0), True)
+    """
+    return torch.full((), float("nan"), dtype=dtype, device=device).expand(n, k)
 
 
 def _numel(shape: tuple[int, ...]) -> int:

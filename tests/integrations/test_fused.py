@@ -45,6 +45,9 @@ def test_shard_views_share_one_gemm_and_dequantize_their_rows() -> None:
     for view, plain in ((q, unfused.q_proj), (k, unfused.k_proj), (v, unfused.v_proj)):
         assert torch.equal(view.dequantize(), plain.dequantize())
         assert view.backend == attn.qkv_proj.backend
+        # nn.Linear-style questions get the shard's own shape (its stand-in holds no data)
+        assert (view.weight.shape, view.weight.dtype) == (plain.weight.shape, plain.weight.dtype)
+        assert view.weight.shape == (view.out_features, view.in_features) and view.weight.stride() == (0, 0)
 
 
 def test_a_view_asked_twice_recomputes() -> None:

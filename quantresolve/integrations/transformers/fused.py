@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from quantresolve.dispatch import QuantLinear
+from quantresolve.dispatch.linear import weight_stand_in
 
 
 class SharedOutput:
@@ -80,6 +81,12 @@ class ShardView(nn.Module):
     @property
     def scheme(self) -> object:
         return self.fused.scheme
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """This shard's weight shape, dtype and device — never data (as :attr:`QuantLinear.weight`)."""
+        fused = self.fused
+        return weight_stand_in(self.out_features, self.in_features, fused.dtype, fused.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.__dict__["_shared"].output(self.shard, x)
