@@ -107,3 +107,57 @@ def expand_blocks(scale: torch.Tensor, block: tuple[int, int], n: int, k: int) -
     """Expand a ``[ceil(N/bn), ceil(K/bk)]`` block scale to ``[N, K]`` (cropped)."""
     bn, bk = block
     return scale.repeat_interleave(bn, dim=0).repeat_interleave(bk, dim=1)[:n, :k]
+
+
+#: Midpoints between consecutive E2M1 magnitudes: the rounding boundaries.
+E2M1_BOUNDS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)
+
+
+def round_e2m1_half_even(x: torch.Tensor) -> torch.Tensor:
+    """Nearest E2M1 value, a tie going to the even code (0.75 → 1, 1.25 → 1, 2.5 → 2, 5 → 4), saturating
+    at ±6: NVIDIA's NVFP4 cast (ModelOpt ``NVFP4QTensor``) and compressed-tensors' ``cast_to_fp4``.
+
+        >>> round_e2m1_half_even(torch.tensor([0.25, 0.75, 1.25, 2.5, 5.0, -7.0])).tolist()
+        [0.0, 1.0, 1.0, 2.0, 4.0, -6.0]
+    """
+    mags = torch.tensor(E2M1_MAGNITUDES, dtype=x.dtype, device=x.device)
+    bounds = torch.tensor(E2M1_BOUNDS, dtype=x.dtype, device=x.device)
+    a = x.abs()
+    idx = torch.bucketize(a, bounds)  # ties go down here ...
+    odd_tie = (a.unsqueeze(-1) == bounds[1::2]).any(-1)  # ... except at 0.75, 1.75, 3.5, whose even side is up
+    return torch.where(x < 0, -mags[idx + odd_tie.long()], mags[idx + odd_tie.long()])
+
+
+def round_e2m1_ties_down(x: torch.Tensor) -> torch.Tensor:
+    """Nearest E2M1 value, a tie going to the smaller magnitude, saturating at ±6: ModelOpt's
+    ``MXFP4QTensor`` cast (it counts the boundaries a magnitude strictly exceeds).
+
+        >>> round_e2m1_ties_down(torch.tensor([0.25, 0.75, 1.25, 2.5, 5.0, -7.0])).tolist()
+        [0.0, 0.5, 1.0, 2.0, 4.0, -6.0]
+    """
+    mags = torch.tensor(E2M1_MAGNITUDES, dtype=x.dtype, device=x.device)
+    bounds = torch.tensor(E2M1_BOUNDS, dtype=x.dtype, device=x.device)
+    idx = torch.bucketize(x.abs(), bounds)
+    return torch.where(x < 0, -mags[idx], mags[idx])
+
+
+#: float dtype → (same-width integer dtype, mantissa bits).
+_FLOAT_BITS = {torch.bfloat16: (torch.int16, 7), torch.float16: (torch.int16, 10), torch.float32: (torch.int32, 23)}
+
+
+def round_pow2_by_bits(x: torch.Tensor, elem_mantissa: int) -> torch.Tensor:
+    """compressed-tensors' MX scale rounding: add ``2^(m − elem_mantissa − 1)`` to the bit pattern of
+    ``x`` (``m`` = mantissa bits of ``x.dtype``) and clear the mantissa — a power of two, rounded up
+    when the significand reaches ``2 − 2^−(elem_mantissa+1)`` (1.75 for E2M1 / E4M3's rule).
+
+        >>> round_pow2_by_bits(torch.tensor([1.7, 1.75, 3.0, 3.5, 0.0], dtype=torch.bfloat16), 1).tolist()
+        [1.0, 2.0, 2.0, 4.0, 0.0]
+    """
+    int_dtype, mantissa = _FLOAT_BITS[x.dtype]
+    bits = x.view(int_dtype).to(torch.int64) & ((1 << (8 * x.element_size())) - 1)
+    keep = ~((1 << mantissa) - 1)  # sign and exponent
+    rounded = (bits + (1 << (mantissa - elem_mantissa - 1))) & keep
+    # back to the signed integer of the same width, then reinterpret as the float dtype
+    width = 8 * x.element_size()
+    signed = torch.where(rounded >= (1 << (width - 1)), rounded - (1 << width), rounded)
+    return signed.to(int_dtype).view(x.dtype)

@@ -59,6 +59,6 @@ class IntMM(Backend):
         wq, ws = state
         act = group.transform.act
         assert act is not None
-        codes, sx = act.quantize_int8(group.transform.smooth(x))
-        acc = torch._int_mm(codes, wq.t())
+        codes, sx = act.quantize(group.transform.smooth(x))  # the producer's int8 codes and scale
+        acc = torch._int_mm(codes.to(torch.int8), wq.t())
         return acc.float() * sx * ws

@@ -36,7 +36,6 @@ from quantresolve.dispatch.backends.base import (
     register_backend,
 )
 from quantresolve.dispatch.codecs.base import act_kind
-from quantresolve.dispatch.numerics import E4M3_MAX
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
 
@@ -105,8 +104,7 @@ class ScaledMM(Backend):
         wt, w_scale, per_tensor = state
         act = group.transform.act
         assert act is not None
-        xf = group.transform.smooth(x)
-        sx = act.scales(xf)
-        sx = sx.reshape(()) if per_tensor else sx.reshape(-1, 1).expand(xf.shape[0], 1).contiguous()
-        xq = (xf / sx).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
+        codes, sx = act.quantize(group.transform.smooth(x))  # the producer's E4M3 codes and scale
+        sx = sx.reshape(()) if per_tensor else sx.reshape(-1, 1).expand(codes.shape[0], 1).contiguous()
+        xq = codes.to(torch.float8_e4m3fn)
         return torch._scaled_mm(xq, wt, scale_a=sx, scale_b=w_scale, out_dtype=group.dtype)

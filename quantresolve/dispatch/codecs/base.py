@@ -94,7 +94,9 @@ class WeightCodec:
 
     def act_quant(self, t: Tensors) -> ActQuant | None:
         """Activation quantizer from the scheme and the static scale tensors (see :func:`act_from_scheme`)."""
-        return act_from_scheme(self.scheme, self.static_input_scale(t))
+        s = t.get("input_scale")
+        return act_from_scheme(self.scheme, self.static_input_scale(t),
+                               static_dtype=dtype_name(s) if s is not None else None)
 
     def static_input_scale(self, t: Tensors) -> float | None:
         """The per-tensor input scale as a float (``input_scale`` by default)."""
@@ -125,21 +127,33 @@ def act_kind(scheme: QuantScheme) -> str | None:
     return "mxfp8" if microscaled else "fp8"
 
 
-def act_from_scheme(scheme: QuantScheme, static_scale: float | None) -> ActQuant | None:
-    """Build the :class:`ActQuant` a scheme's ``input_activations`` describe.
+def act_from_scheme(scheme: QuantScheme, static_scale: float | None, *, static_dtype: str | None = None,
+                    global_scale: float | None = None) -> ActQuant | None:
+    """Build the :class:`ActQuant` a scheme's ``input_activations`` describe, rounding the way
+    the scheme's producer rounds (``arith`` = ``scheme.producer``).
 
-    Static schemes (``dynamic`` false) use ``static_scale``; NVFP4 uses it as the
-    per-tensor second-level scale even though its block scales are dynamic.
+    Static schemes (``dynamic`` false) use ``static_scale`` (stored as ``static_dtype``); NVFP4
+    uses it as the per-tensor second-level scale even though its block scales are dynamic.
+    Asymmetric activations (a zero point) are not emulated: refused rather than run symmetric.
     """
     a = scheme.input_activations
     kind = act_kind(scheme)
     if a is None or kind is None:
         return None
+    if not a.symmetric:
+        raise DispatchError(f"{scheme.summary()}: asymmetric activation quantization is not implemented",
+                            field="input_activations")
     granularity = {"tensor": "tensor", "token": "token"}.get(a.strategy, "group")
     keeps_static = (not a.dynamic) or kind == "nvfp4"
     return ActQuant(kind=kind, granularity=granularity,
                     static_scale=static_scale if keeps_static else None,
-                    group=a.group_size if granularity == "group" else None)
+                    group=a.group_size if granularity == "group" else None, arith=scheme.producer,
+                    static_dtype=static_dtype if keeps_static else None, global_scale=global_scale)
+
+
+def dtype_name(t: torch.Tensor) -> str:
+    """``torch.bfloat16`` → ``"bfloat16"``."""
+    return str(t.dtype).removeprefix("torch.")
 
 
 CodecFactory = Callable[[QuantScheme], WeightCodec]

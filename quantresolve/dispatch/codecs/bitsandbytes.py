@@ -105,7 +105,8 @@ class BnBInt8(WeightCodec):
     """
 
     def act_quant(self, t: Tensors) -> ActQuant | None:
-        return ActQuant(kind="llm_int8", granularity="token", threshold=scheme_threshold(self.scheme))
+        return ActQuant(kind="llm_int8", granularity="token", threshold=scheme_threshold(self.scheme),
+                        arith="bitsandbytes")
 
     def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
         return {"weight": TensorSpec((n, k), "int8"), "SCB": TensorSpec((n,), "float32", flexible=True),

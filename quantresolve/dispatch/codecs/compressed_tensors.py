@@ -18,11 +18,13 @@ import math
 
 import torch
 
+from quantresolve.dispatch.activations import ActQuant
 from quantresolve.dispatch.codecs.base import (
     FP4Weights,
     IntWeights,
     Tensors,
     WeightCodec,
+    act_from_scheme,
     codec_for,
     register_codec,
 )
@@ -259,6 +261,12 @@ class CTNVFP4(_CTFP4):
     def static_input_scale(self, t: Tensors) -> float | None:
         g = t.get("input_global_scale")
         return 1.0 / float(g.float().reshape(-1)[0]) if g is not None else None
+
+    def act_quant(self, t: Tensors) -> ActQuant | None:
+        # compressed-tensors multiplies and divides by the global scale itself, not by its reciprocal
+        g = t.get("input_global_scale")
+        return act_from_scheme(self.scheme, self.static_input_scale(t), static_dtype="float32",
+                               global_scale=float(g.float().reshape(-1)[0]) if g is not None else None)
 
 
 @register_codec("compressed-tensors", "mxfp4-pack-quantized")
