@@ -107,7 +107,7 @@ class QuantLinear(nn.Module):
             raise DispatchError(f"shard_names {shard_names} do not match out_features {out_features}",
                                 field="shard_names")
         self.scheme = scheme
-        self.codec: WeightCodec = codec_for(scheme) if scheme is not None else DenseCodec()
+        self.codec: WeightCodec = codec_for(scheme, dtype) if scheme is not None else DenseCodec()
         self.tp_plan: TPPlan | None = None
         if tp is not None:
             # Imported here: the tp package registers a layout for DenseCodec, defined in this module.

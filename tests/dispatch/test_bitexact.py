@@ -161,29 +161,53 @@ def test_modelopt_nvfp4_bit_exact(label: str, shape: tuple[int, int]) -> None:
     assert torch.equal(layer.dequantize(), ref)
 
 
-@pytest.mark.parametrize("label", ["W4A16_AWQ", "W4A8_AWQ"])
-def test_modelopt_int4_awq_packing(label: str) -> None:
-    """The export's own packer (two output rows per byte) round-trips to q · scale."""
+def _awq_layer(label: str, w: torch.Tensor, g: int, extra: dict[str, torch.Tensor]):
+    """A ModelOpt INT4 AWQ layer packed by the export's own packer; returns (layer, q, scale)."""
     from modelopt.torch.export.quant_utils import pack_int4_in_uint8
 
-    n, k, g = 64, 256, 128
-    w = _weight(n, k, seed=4).float()
+    n, k = w.shape
     scale = (w.reshape(n, k // g, g).abs().amax(-1) / 7).to(torch.bfloat16)
     packed = pack_int4_in_uint8(w, scale.float(), g)
     q = (w / scale.float().repeat_interleave(g, 1)).round().clamp(-8, 7)
     layer = make_linear(modelopt_scheme(label, group_size=g), k, n)
     layer.load("weight", packed)
     layer.load("weight_scale", scale)
-    pqs = torch.rand(k).to(torch.bfloat16) + 0.5
-    layer.load("pre_quant_scale", pqs)
-    if label == "W4A8_AWQ":
-        layer.load("weight_scale_2", torch.tensor(0.5))
-        layer.load("input_scale", torch.tensor(0.02))
+    layer.load("pre_quant_scale", torch.rand(k).to(torch.bfloat16) + 0.5)
+    for suffix, t in extra.items():
+        layer.load(suffix, t)
     layer.finalize()
+    return layer, q, scale
+
+
+def test_modelopt_int4_awq_packing() -> None:
+    """The export's own packer (two output rows per byte) round-trips to q · scale."""
+    n, k, g = 64, 256, 128
+    layer, q, scale = _awq_layer("W4A16_AWQ", _weight(n, k, seed=4).float(), g, {})
     assert torch.equal(layer.dequantize(), (q * scale.float().repeat_interleave(g, 1)).to(torch.bfloat16))
     x = torch.randn(3, k, dtype=torch.bfloat16)
-    torch.testing.assert_close(layer.reference(x)[..., :4], layer.reference(x)[..., :4])
     assert not torch.equal(layer.reference(x), (x.float() @ layer.dequantize().float().t()))  # pqs applied
+
+
+def test_modelopt_w4a8_awq_is_int4_then_fp8() -> None:
+    """W4A8: ModelOpt's own FP8 weight quantizer (the second of its two) applied to the bf16 INT4
+    product — with amax / 448 = weight_scale_2 — is the dense weight, element for element."""
+    from modelopt.torch.quantization.config import QuantizerAttributeConfig
+    from modelopt.torch.quantization.nn import TensorQuantizer
+
+    n, k, g = 64, 256, 128
+    w = _weight(n, k, seed=4).float()
+    scale = (w.reshape(n, k // g, g).abs().amax(-1) / 7).to(torch.bfloat16)
+    q = (w / scale.float().repeat_interleave(g, 1)).round().clamp(-8, 7)
+    w1 = (q * scale.float().repeat_interleave(g, 1)).to(torch.bfloat16)  # the first quantizer's output
+    amax2 = w1.abs().amax().float() * 0.8  # clip, so that the FP8 step saturates some values too
+    fp8 = TensorQuantizer(QuantizerAttributeConfig(num_bits=(4, 3), axis=None))
+    fp8.amax = amax2
+    expect = fp8(w1)
+    layer, _, _ = _awq_layer("W4A8_AWQ", w, g, {"weight_scale_2": amax2 / 448, "input_scale": torch.tensor(0.02)})
+    got = layer.dequantize()
+    assert torch.equal(got, expect)
+    assert not torch.equal(got, w1)  # the FP8 step changed the weight (most elements, in fact)
+    assert layer.backend == "dense_dequant"  # not an integer weight: the int4 kernels decline it
 
 
 @pytest.mark.parametrize("label", ["FP8", "FP8_PER_CHANNEL_PER_TOKEN", "W8A8_SQ_PER_CHANNEL", "W8A16", "FP8_PB_WO"])

@@ -67,7 +67,14 @@ class FP4Weights:
 
 
 class WeightCodec:
-    """Base of every codec; subclasses fill in :meth:`expected` and :meth:`dequantize`."""
+    """Base of every codec; subclasses fill in :meth:`expected` and :meth:`dequantize`.
+
+    ``model_dtype`` is the dtype the model computes in (the layer's compute dtype, which a loaded
+    checkpoint takes from its ``config.json``); a codec whose producer rounds an intermediate
+    weight to the model's dtype uses it (ModelOpt W4A8 AWQ). float32 — no rounding — by default.
+    """
+
+    model_dtype: torch.dtype = torch.float32
 
     def __init__(self, scheme: QuantScheme) -> None:
         self.scheme = scheme
@@ -180,7 +187,7 @@ def codec_overrides(scheme: QuantScheme, method: str) -> bool:
     return cls is not None and getattr(cls, method) is not getattr(WeightCodec, method)
 
 
-def codec_for(scheme: QuantScheme) -> WeightCodec:
+def codec_for(scheme: QuantScheme, model_dtype: torch.dtype | None = None) -> WeightCodec:
     """The codec of a scheme; a scheme with no implementation is an error naming it."""
     cls = CODECS.get(codec_key(scheme))
     if cls is None:
@@ -188,7 +195,10 @@ def codec_for(scheme: QuantScheme) -> WeightCodec:
         raise DispatchError(f"no linear method implements {scheme.summary()} "
                             f"({producer} {key!r}); refusing to run it as dense",
                             field="scheme")
-    return cls(scheme)
+    codec = cls(scheme)
+    if model_dtype is not None:
+        codec.model_dtype = model_dtype
+    return codec
 
 
 def flat_scalar(t: torch.Tensor) -> torch.Tensor:

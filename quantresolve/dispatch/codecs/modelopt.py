@@ -22,6 +22,7 @@ from quantresolve.dispatch.codecs.base import (
     row_scale,
 )
 from quantresolve.dispatch.numerics import (
+    E4M3_MAX,
     e8m0_to_float,
     expand_blocks,
     fp4_e2m1_values,
@@ -141,33 +142,62 @@ class ModelOptMXFP8(WeightCodec):
         return t["weight"].float() * repeat_groups(e8m0_to_float(t["weight_scale"]), _group(self, k), k)
 
 
-@register_codec("modelopt", "W4A16_AWQ", "W4A8_AWQ")
+def _awq_expected(codec: WeightCodec, n: int, k: int) -> dict[str, TensorSpec]:
+    return {"weight": TensorSpec((math.ceil(n / 2), k), "uint8"),
+            "weight_scale": TensorSpec((n, math.ceil(k / _group(codec, k))), ANY_FLOAT),
+            "pre_quant_scale": TensorSpec((k,), ANY_FLOAT, optional=True)}
+
+
+def _awq_int_view(codec: WeightCodec, t: Tensors, n: int, k: int) -> IntWeights:
+    """``q · repeat(weight_scale, group)`` with the nibbles unpacked along N (two's complement)."""
+    codes = unpack_nibbles(t["weight"].t().contiguous(), low_first=True).t()[:n]
+    q = ((codes.to(torch.int16) ^ 8) - 8).to(torch.int8)
+    return IntWeights(q=q, scale=t["weight_scale"].float(), zero=None, group=_group(codec, k), bits=4)
+
+
+@register_codec("modelopt", "W4A16_AWQ")
 class ModelOptInt4AWQ(IntCodec):
     """INT4 AWQ / block-wise: ``weight`` uint8 ``[N/2, K]`` — two output rows per byte, low nibble = even row.
 
     ``W = q · repeat(weight_scale, group)``; ``y = (x · pre_quant_scale) @ Wᵀ``.
-    ``pre_quant_scale`` is optional (block-wise INT4 has none). W4A8 adds
-    ``weight_scale_2`` (belongs to the FP8 activation path; not multiplied into W)
-    and the static FP8 ``input_scale``.
+    ``pre_quant_scale`` is optional (block-wise INT4 has none).
     """
 
     def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
-        specs = {"weight": TensorSpec((math.ceil(n / 2), k), "uint8"),
-                 "weight_scale": TensorSpec((n, math.ceil(k / _group(self, k))), ANY_FLOAT),
-                 "pre_quant_scale": TensorSpec((k,), ANY_FLOAT, optional=True)}
-        if self.scheme.input_activations is not None:
-            specs["weight_scale_2"] = _SCALAR_ANY
-            specs["input_scale"] = _SCALAR_ANY
-        return specs
-
-    def _codes(self, t: Tensors, n: int) -> torch.Tensor:
-        # Nibbles run along N: unpack the transposed bytes, then flip back. Two's complement.
-        codes = unpack_nibbles(t["weight"].t().contiguous(), low_first=True).t()[:n]
-        return ((codes.to(torch.int16) ^ 8) - 8).to(torch.int8)
+        return _awq_expected(self, n, k)
 
     def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
-        return IntWeights(q=self._codes(t, n), scale=t["weight_scale"].float(), zero=None,
-                          group=_group(self, k), bits=4)
+        return _awq_int_view(self, t, n, k)
+
+
+@register_codec("modelopt", "W4A8_AWQ")
+class ModelOptW4A8AWQ(WeightCodec):
+    """W4A8 AWQ: the INT4 AWQ layout, then a second rounding to FP8 E4M3 with ``weight_scale_2``.
+
+    ModelOpt quantizes a W4A8 weight with two quantizers in sequence — INT4 blocks, then FP8
+    per tensor (``weight_scale_2 = amax / 448`` of the first one's output) — and the kernels it
+    targets multiply FP8 weights with FP8 activations. The weight the producer's model computes
+    with is therefore::
+
+        W = e4m3(w₁ / weight_scale_2) · weight_scale_2,   w₁ = q · repeat(weight_scale, group)
+
+    with ``w₁`` first rounded to the dtype the model computes in (ModelOpt's first quantizer
+    returns the weight's dtype; here :attr:`model_dtype`, the layer's compute dtype — which a
+    loaded checkpoint takes from ``config.json``, the dtype ModelOpt ran in). Checked against
+    ModelOpt 0.47's fake-quant weights of ``modelopt-w4a8-awq``: every element equal except the
+    0.03 % whose INT4 code the export itself rounded differently; without the bf16 step 1 % differ,
+    and the plain product ``q · s`` differs in 78 %.
+    ``weight_scale_2`` is still not a factor of the plain product — it is the FP8 step's scale.
+    Not an integer weight, so the integer kernels decline it.
+    """
+
+    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
+        return _awq_expected(self, n, k) | {"weight_scale_2": _SCALAR_ANY, "input_scale": _SCALAR_ANY}
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        w1 = _awq_int_view(self, t, n, k).dense(k).to(self.model_dtype)
+        s2 = t["weight_scale_2"].float().reshape(())
+        return (w1.float() / s2).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() * s2
 
 
 @register_codec("modelopt", "W8A8_SQ_PER_CHANNEL", "W8A16")

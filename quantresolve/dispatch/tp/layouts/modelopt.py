@@ -25,6 +25,7 @@ from quantresolve.dispatch.codecs.modelopt import (
     ModelOptMXFP4,
     ModelOptMXFP8,
     ModelOptNVFP4,
+    ModelOptW4A8AWQ,
 )
 from quantresolve.dispatch.tp.layouts.common import COLUMNS, MATRIX, scale_slicer
 from quantresolve.dispatch.tp.layouts.registry import Layout, layout_for, register_layout
@@ -49,7 +50,7 @@ def _fp4(codec: WeightCodec) -> Layout:
             "pre_quant_scale": COLUMNS} | _SCALARS
 
 
-@register_layout(ModelOptInt4AWQ)
+@register_layout(ModelOptInt4AWQ, ModelOptW4A8AWQ)
 def _int4_awq(codec: WeightCodec) -> Layout:
     return {"weight": AxisSlicer(n=Axis(0, 2, boundary="a byte holding two output rows"), k=Axis(1)),
             "weight_scale": scale_slicer(codec.scheme.weights), "pre_quant_scale": COLUMNS} | _SCALARS
