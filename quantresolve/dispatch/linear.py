@@ -50,6 +50,8 @@ Key = tuple[str | None, str]
 class DenseCodec(WeightCodec):
     """An unquantized layer: ``weight`` in any float dtype."""
 
+    copy_free = True
+
     def __init__(self) -> None:  # no scheme
         self.scheme = None  # type: ignore[assignment]
 
@@ -166,7 +168,8 @@ class QuantLinear(nn.Module):
                 if not spec.optional and (n, s) not in self._loaded]
 
     def finalize(self) -> None:
-        """Check completeness, group fused shards by input transform, prepare the backend."""
+        """Check completeness, group fused shards by input transform, prepare the backend, and drop
+        the checkpoint tensors the backend's state makes redundant (see :meth:`Backend.rebuild`)."""
         missing = self.missing_tensors()
         if missing:
             raise LoadError(f"{self._label()}: missing tensors {missing}", field="finalize")
@@ -184,6 +187,14 @@ class QuantLinear(nn.Module):
         if self.tp_plan is not None:
             self.tp_plan.note_transforms([g.transform for g, _ in self._groups])
         self._groups = [(g, self._impl.prepare(g)) for g, _ in self._groups]
+        for group, state in self._groups:
+            # A state that rebuilds the dense weight bit for bit replaces the checkpoint tensors:
+            # a repacked layer would otherwise hold its weight twice.
+            rebuild = self._impl.rebuild(state, group)
+            if rebuild is not None:
+                group.rebuild = rebuild
+                for shard in group.shards:
+                    shard.tensors = {}
         if self.has_bias:
             bias = torch.cat([self._loaded[(n, "bias")].to(self.dtype) for n in self.shard_names])
             # A row-parallel layer's output is a partial sum: its bias is added once, after the all-reduce.
@@ -191,6 +202,7 @@ class QuantLinear(nn.Module):
                 self.bias_after_reduce = bias
             else:
                 self._bias = bias
+        self._loaded = {}  # the shards (or the backend's state) hold what dequantize() needs
         self._finalized = True
 
     # -- compute -----------------------------------------------------------------------
@@ -233,7 +245,8 @@ class QuantLinear(nn.Module):
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         """float32 ``transform(x) @ dequantize()ᵀ (+ b)`` per input group: what every backend approximates."""
         x2d = x.reshape(-1, x.shape[-1])
-        outs = [g.transform.apply(x2d) @ g.dense().float().t() for g, _ in self._groups]
+        # Row-major weights, as dequantize() returns them: float32 matmul rounding depends on the layout.
+        outs = [g.transform.apply(x2d) @ g.dense().float().contiguous().t() for g, _ in self._groups]
         y = torch.cat(outs, dim=-1)
         if self._bias is not None:
             y = y + self._bias.float()

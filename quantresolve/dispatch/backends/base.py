@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from quantresolve.dispatch.activations import InputTransform
+from quantresolve.dispatch.chunked import chunk_count, dequantize_into
 from quantresolve.dispatch.codecs.base import Tensors, WeightCodec
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
@@ -44,15 +45,32 @@ class ShardGroup:
     dtype: torch.dtype
     device: torch.device
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Set at ``finalize()`` when the backend's prepared state rebuilds :meth:`dense` bit for bit and
+    #: the checkpoint tensors were released (see :meth:`Backend.rebuild`).
+    rebuild: Callable[[], torch.Tensor] | None = None
 
     @property
     def n(self) -> int:
         return sum(s.n for s in self.shards)
 
     def dense(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """The group's dequantized ``[n, k]`` weight in ``dtype`` (default: the compute dtype)."""
-        parts = [self.codec.dequantize(s.tensors, s.n, self.k).to(dtype or self.dtype) for s in self.shards]
-        return torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
+        """The group's dequantized ``[n, k]`` weight in ``dtype`` (default: the compute dtype).
+
+        Large weights are dequantized in row chunks straight into the result (:mod:`..chunked`),
+        so the peak is the result plus one chunk's float32 intermediates.
+        """
+        dtype = dtype or self.dtype
+        if self.rebuild is not None:  # row-major like the codec's own result (a matmul's rounding sees layout)
+            return self.rebuild().to(dtype).contiguous()
+        if len(self.shards) == 1 and chunk_count(self.codec, self.n, self.k) == 1:
+            shard = self.shards[0]
+            return self.codec.dequantize(shard.tensors, shard.n, self.k).to(dtype)
+        out = torch.empty(self.n, self.k, dtype=dtype, device=self.device)
+        row = 0
+        for shard in self.shards:
+            dequantize_into(self.codec, shard.tensors, shard.n, self.k, out[row:row + shard.n])
+            row += shard.n
+        return out
 
 
 class Backend:
@@ -71,6 +89,12 @@ class Backend:
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         """``x`` is ``[M, K]`` as given; the result ``[M, n]`` in any float dtype."""
         raise NotImplementedError
+
+    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
+        """A function giving ``group.dense()`` from ``state`` alone, bit for bit — then the layer
+        releases the checkpoint tensors after ``finalize()`` instead of holding the weight twice —
+        or ``None`` when the state cannot (the tensors are kept)."""
+        return None
 
 
 #: name → backend, in preference order (first supporting backend wins).

@@ -33,6 +33,7 @@ from quantresolve.dispatch.backends.base import (
     register_backend,
     row_major,
 )
+from quantresolve.dispatch.backends.int_weights import share_rows
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
 
@@ -103,6 +104,7 @@ class LLMInt8(BnBFormat):
         import bitsandbytes  # noqa: F401  (registers torch.ops.bitsandbytes)
 
         cb = torch.cat([s.tensors["weight"] for s in group.shards]).contiguous()
+        share_rows(group, cb)  # dequantize() reads the same int8 rows: held once
         scb = torch.cat([s.tensors["SCB"].float().reshape(-1) for s in group.shards]).contiguous()
         act = group.transform.act
         threshold = float(act.threshold or 0.0) if act is not None else 0.0

@@ -26,11 +26,13 @@ repeated over it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from quantresolve.dispatch import chunked
 from quantresolve.dispatch.backends.base import (
     BACKENDS,
     Backend,
@@ -44,6 +46,8 @@ from quantresolve.dispatch.backends.int_weights import (
     bf16_in,
     group_int_view,
     int_scheme_guard,
+    rebuild_from_codes,
+    scales_only,
     weight_only_input,
 )
 from quantresolve.dispatch.codecs.base import IntWeights
@@ -87,21 +91,63 @@ def _regrouped(view: IntWeights, g: int) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, zero
 
 
-#: Rows packed at a time. The packed layout is blocked by 64 rows, so packing row chunks that are
-#: multiples of 64 and concatenating equals packing the whole — and the int32 copy the packer
-#: wants (4 bytes per weight: 0.9 GiB at 28672×8192) stays one chunk's size.
+#: Most rows packed at a time. The packed layout is blocked by 64 rows, so packing row chunks that
+#: are multiples of 64 and concatenating equals packing the whole — and the int32 copies the packer
+#: wants (4 bytes per weight: 0.9 GiB at 28672×8192) stay one chunk's size: at most
+#: :data:`~quantresolve.dispatch.chunked.CHUNK_ELEMENTS` per copy (2048 rows at K = 8192, 1024 for
+#: int8split's doubled K).
 CHUNK_ROWS = 4096
+
+
+def _chunk_rows(k: int) -> int:
+    return max(64, min(CHUNK_ROWS, chunked.CHUNK_ELEMENTS // k // 64 * 64))
 
 
 def _pack(q: torch.Tensor, unsigned: Callable[[torch.Tensor], torch.Tensor], scale: torch.Tensor,
           offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Kernel operands from signed codes ``q`` ``[N, K]`` (mapped to 0..15 by ``unsigned``, per row
     chunk) and float32 ``scale``/``offset`` ``[N, K'/g]``."""
-    parts = [torch.ops.aten._convert_weight_to_int4pack_for_cpu(
-        unsigned(q[i:i + CHUNK_ROWS].to(torch.int32)).contiguous(), 1) for i in range(0, q.shape[0], CHUNK_ROWS)]
-    packed = torch.cat(parts) if len(parts) > 1 else parts[0]
+    packed: torch.Tensor | None = None
+    rows = _chunk_rows(2 * q.shape[1])  # int8split's halves double K; int4pack's stay under the budget too
+    for i in range(0, q.shape[0], rows):
+        part = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
+            unsigned(q[i:i + rows].to(torch.int32)).contiguous(), 1)
+        if packed is None:  # written chunk by chunk: no list of parts and concatenated copy side by side
+            packed = part if part.shape[0] == q.shape[0] else part.new_empty((q.shape[0], *part.shape[1:]))
+        if packed is not part:
+            packed[i:i + part.shape[0]] = part
+    assert packed is not None
     scales_zeros = torch.stack([scale.t(), offset.t()], dim=-1).to(torch.bfloat16).contiguous()
     return packed, scales_zeros
+
+
+def unpack_int4pack(packed: torch.Tensor, n: int) -> torch.Tensor:
+    """The inverse of ``_convert_weight_to_int4pack_for_cpu``: uint8 codes 0..15 ``[n, K]`` from its
+    ``[n, K/2]`` bytes. torch 2.13's layout, read off the packer (and checked by :func:`layout_known`):
+    rows in blocks of 64, each block ``[K, 32]`` bytes whose low nibble is row ``d`` and high nibble
+    row ``32 + d``; the 16/32/48 rows after the last full block as ``[K, rows/2]`` bytes holding row
+    ``2j`` low and ``2j + 1`` high."""
+    k = packed.numel() * 2 // n
+    flat = packed.reshape(-1)
+    full = n // 64 * 64
+    head = flat[: full * k // 2].reshape(full // 64, k, 32)
+    parts = [torch.stack([head & 15, head >> 4], dim=1).transpose(2, 3).reshape(full, k)]
+    if n > full:
+        tail = flat[full * k // 2:].reshape(k, (n - full) // 2)
+        parts.append(torch.stack([tail & 15, tail >> 4], dim=-1).reshape(k, n - full).t())
+    return torch.cat(parts) if len(parts) > 1 else parts[0].contiguous()
+
+
+@functools.cache
+def layout_known() -> bool:
+    """True when :func:`unpack_int4pack` inverts this torch's packer (full blocks and every tail size);
+    otherwise the layers keep their checkpoint tensors for ``dequantize()``."""
+    codes = torch.randint(0, 16, (64 * 2 + 48, 64), generator=torch.Generator().manual_seed(0), dtype=torch.int32)
+    for rows in (64, 80, 96, 112, 176):
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes[:rows].contiguous(), 1)
+        if not torch.equal(unpack_int4pack(packed, rows).to(torch.int32), codes[:rows]):
+            return False
+    return True
 
 
 def _split_halves(q: torch.Tensor) -> torch.Tensor:
@@ -134,11 +180,17 @@ class Int4PackCPU(Backend):
         assert g is not None
         scale, zp = _regrouped(view, g)
         packed, sz = _pack(view.q, lambda q: q + 8, scale, -zp * scale)
-        return packed, g, sz
+        return packed, g, sz, scales_only(view)
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        packed, g, sz = state
+        packed, g, sz, _ = state
         return torch.ops.aten._weight_int4pack_mm_for_cpu(bf16_in(weight_only_input(x, group)), packed, g, sz)
+
+    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
+        packed, _, _, view = state
+        if not layout_known():
+            return None
+        return rebuild_from_codes(group, view, lambda: (unpack_int4pack(packed, group.n).to(torch.int8) - 8))
 
 
 @register_backend
@@ -168,9 +220,21 @@ class Int8SplitCPU(Backend):
         scale, zp = _regrouped(view, g)
         packed, sz = _pack(view.q, _split_halves, torch.cat([16 * scale, scale], dim=1),
                            torch.cat([torch.zeros_like(scale), (8 - zp) * scale], dim=1))
-        return packed, g, sz
+        return packed, g, sz, scales_only(view)
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        packed, g, sz = state
+        packed, g, sz, _ = state
         xin = bf16_in(weight_only_input(x, group))
         return torch.ops.aten._weight_int4pack_mm_for_cpu(torch.cat([xin, xin], dim=-1), packed, g, sz)
+
+    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
+        packed, _, _, view = state
+        if not layout_known():
+            return None
+
+        def codes() -> torch.Tensor:  # [h + 8 | l] along K back to q = 16·h + l
+            halves = unpack_int4pack(packed, group.n).to(torch.int16)
+            high, low = halves[:, : group.k] - 8, halves[:, group.k:]
+            return (16 * high + low).to(torch.int8)
+
+        return rebuild_from_codes(group, view, codes)

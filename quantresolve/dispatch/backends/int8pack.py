@@ -10,6 +10,7 @@ the kernel returns inf/nan or crashes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -27,6 +28,9 @@ from quantresolve.dispatch.backends.int_weights import (
     bf16_in,
     group_int_view,
     int_scheme_guard,
+    rebuild_from_codes,
+    scales_only,
+    share_rows,
     weight_only_input,
 )
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
@@ -57,8 +61,14 @@ class Int8PackCPU(Backend):
 
     def prepare(self, group: ShardGroup) -> Any:
         view = group_int_view(group)
-        return view.q.contiguous(), view.scale.reshape(-1).to(torch.bfloat16)
+        wq = view.q.contiguous()
+        share_rows(group, wq)  # a checkpoint int8 matrix (LLM.int8, W8A8) is kept once
+        return wq, view.scale.reshape(-1).to(torch.bfloat16), scales_only(view)
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        wq, scale = state
+        wq, scale, _ = state
         return torch._weight_int8pack_mm(bf16_in(weight_only_input(x, group)), wq, scale)
+
+    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
+        wq, _, view = state
+        return rebuild_from_codes(group, view, lambda: wq)

@@ -10,6 +10,7 @@ scale), the GEMM accumulates in int32, and ``y = acc · s_x · s_w``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,7 +23,13 @@ from quantresolve.dispatch.backends.base import (
     needs_cpu,
     register_backend,
 )
-from quantresolve.dispatch.backends.int_weights import group_int_view, int_scheme_guard
+from quantresolve.dispatch.backends.int_weights import (
+    group_int_view,
+    int_scheme_guard,
+    rebuild_from_codes,
+    scales_only,
+    share_rows,
+)
 from quantresolve.dispatch.codecs.base import act_kind
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
@@ -53,12 +60,18 @@ class IntMM(Backend):
 
     def prepare(self, group: ShardGroup) -> Any:
         view = group_int_view(group)
-        return view.q.contiguous(), view.scale.reshape(1, -1)
+        wq = view.q.contiguous()
+        share_rows(group, wq)  # the checkpoint's int8 matrix is kept once
+        return wq, view.scale.reshape(1, -1), scales_only(view)
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        wq, ws = state
+        wq, ws, _ = state
         act = group.transform.act
         assert act is not None
         codes, sx = act.quantize(group.transform.smooth(x))  # the producer's int8 codes and scale
         acc = torch._int_mm(codes.to(torch.int8), wq.t())
         return acc.float() * sx * ws
+
+    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
+        wq, _, view = state
+        return rebuild_from_codes(group, view, lambda: wq)

@@ -13,9 +13,13 @@ gemlite) repack that view. Fused shards are concatenated along N.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import torch
 
 from quantresolve.dispatch.backends.base import ShardGroup
+from quantresolve.dispatch.chunked import row_parts
 from quantresolve.dispatch.codecs.base import IntWeights, codec_overrides
 from quantresolve.dispatch.specs import Verdict
 from quantresolve.errors import DispatchError
@@ -39,17 +43,65 @@ def int_scheme_guard(scheme: QuantScheme | None) -> Verdict | None:
 
 
 def group_int_view(group: ShardGroup) -> IntWeights:
-    """The integer view of all shards of a group, concatenated along N (missing zero points = 0)."""
-    views = [group.codec.int_weights(s.tensors, s.n, group.k) for s in group.shards]
-    if any(v is None for v in views):
-        raise DispatchError(f"{group.codec.scheme.algo}: no integer view of the weight", field="backend")
-    present = [v for v in views if v is not None]
+    """The integer view of all shards of a group, concatenated along N (missing zero points = 0).
+
+    Built in row chunks (:func:`~quantresolve.dispatch.chunked.row_parts`) into one preallocated
+    int8 matrix, so unpacking a large weight never holds more than one chunk's intermediates. The
+    matrix is always a fresh buffer: a checkpoint tensor may sit at any offset of a memory-mapped
+    file, and ``torch._weight_int8pack_mm`` crashes on such an unaligned matrix.
+    """
+    q = torch.empty(group.n, group.k, dtype=torch.int8, device=group.device)
+    scales: list[torch.Tensor] = []
+    zeros: list[torch.Tensor | None] = []
+    first: IntWeights | None = None
+    uniform, row = True, 0
+    for shard in group.shards:
+        for rows, part in row_parts(group.codec, shard.tensors, shard.n, group.k):
+            view = group.codec.int_weights(part, rows, group.k)
+            if view is None:
+                raise DispatchError(f"{group.codec.scheme.algo}: no integer view of the weight", field="backend")
+            first = first or view
+            uniform = uniform and view.dtype == first.dtype
+            q[row:row + rows].copy_(view.q)
+            scales.append(view.scale)
+            zeros.append(view.zero)
+            row += rows
+    assert first is not None
+    # A rebuild from the codes needs one arithmetic dtype for the whole group (see rebuild_from_codes).
+    group.extra["int_dtype_uniform"] = uniform
     zero = None
-    if any(v.zero is not None for v in present):
-        zero = torch.cat([v.zero if v.zero is not None else torch.zeros_like(v.scale) for v in present])
-    first = present[0]
-    return IntWeights(q=torch.cat([v.q for v in present]), scale=torch.cat([v.scale for v in present]),
-                      zero=zero, group=first.group, bits=first.bits)
+    if any(z is not None for z in zeros):
+        zero = torch.cat([z if z is not None else torch.zeros_like(s) for z, s in zip(zeros, scales, strict=True)])
+    return IntWeights(q=q, scale=torch.cat(scales), zero=zero, group=first.group, bits=first.bits, dtype=first.dtype)
+
+
+def scales_only(view: IntWeights) -> IntWeights:
+    """``view`` without its codes — what a backend whose kernel holds the codes keeps for a rebuild."""
+    return replace(view, q=torch.empty(0, dtype=torch.int8))
+
+
+def rebuild_from_codes(group: ShardGroup, view: IntWeights,
+                       codes: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor] | None:
+    """``group.dense()`` from the kernel's codes (``codes()`` gives the signed int8 ``[N, K]``) and the
+    view's float32 scales and zero points — bit for bit when the codec's own dequantization *is* its
+    integer view (``dense_is_int_view``); ``None`` otherwise (the checkpoint tensors are kept)."""
+    if not group.codec.dense_is_int_view() or not group.extra.get("int_dtype_uniform", False):
+        return None
+    frame = scales_only(view)  # the codes live in the backend's state
+    return lambda: replace(frame, q=codes()).dense(group.k)
+
+
+def share_rows(group: ShardGroup, stacked: torch.Tensor, suffix: str = "weight") -> None:
+    """Point each shard's ``suffix`` tensor at its rows of ``stacked`` when they hold the same values
+    (a backend that keeps the checkpoint's int8 / FP8 matrix as it is, concatenated along N): the
+    layer then holds the matrix once, and ``dequantize()`` reads the same numbers."""
+    row = 0
+    for shard in group.shards:
+        rows = stacked[row:row + shard.n]
+        row += shard.n
+        raw = shard.tensors.get(suffix)
+        if raw is not None and raw.dtype == rows.dtype and raw.shape == rows.shape and torch.equal(raw, rows):
+            shard.tensors[suffix] = rows
 
 
 def bf16_in(x: torch.Tensor) -> torch.Tensor:

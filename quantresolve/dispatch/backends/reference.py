@@ -11,6 +11,7 @@ MXFP4 and odd bit widths, on CUDA the cuBLAS fallback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -48,6 +49,9 @@ class DenseDequant(_AnyScheme):
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         xt = _transformed(x, group).to(state.dtype)
         return xt @ state.t()
+
+    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
+        return lambda: state  # the state *is* group.dense(): the checkpoint tensors are not needed again
 
 
 @register_backend

@@ -35,6 +35,7 @@ from quantresolve.dispatch.backends.base import (
     needs_cuda,
     register_backend,
 )
+from quantresolve.dispatch.backends.int_weights import share_rows
 from quantresolve.dispatch.codecs.base import act_kind
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
@@ -98,7 +99,9 @@ class ScaledMM(Backend):
         per_tensor = (act.static_scale is not None and act.granularity == "tensor"
                       and bool((w_rows == w_rows[0]).all()))
         w_scale = w_rows[0].reshape(()) if per_tensor else w_rows.reshape(1, -1)
-        return torch.cat(w8).t(), w_scale, per_tensor
+        stacked = torch.cat(w8)
+        share_rows(group, stacked)  # dequantize() reads the same FP8 rows: held once
+        return stacked.t(), w_scale, per_tensor
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         wt, w_scale, per_tensor = state

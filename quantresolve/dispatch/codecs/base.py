@@ -26,7 +26,9 @@ class IntWeights:
 
     ``q`` int8 ``[N, K]`` signed codes; ``scale`` float32 ``[N, K/group]``;
     ``zero`` float32 integer zero points of the same shape or ``None``;
-    ``group`` = K for per-channel scales.
+    ``group`` = K for per-channel scales; ``dtype`` the dtype the producer subtracts and
+    multiplies in (compressed-tensors: its scale's dtype; ModelOpt: float32) — the scale and
+    zero point are exact in float32, so converting back loses nothing.
     """
 
     q: torch.Tensor
@@ -34,13 +36,14 @@ class IntWeights:
     zero: torch.Tensor | None
     group: int
     bits: int
+    dtype: torch.dtype = torch.float32
 
     def dense(self, k: int) -> torch.Tensor:
-        """float32 ``[N, k]``: ``(q − zero) · repeat(scale, group)`` — one multiply per element."""
-        codes = self.q.float()
+        """``[N, k]`` in ``dtype``: ``(q − zero) · repeat(scale, group)`` — one multiply per element."""
+        codes = self.q.to(self.dtype)
         if self.zero is not None:
-            codes = codes - self.zero.float().repeat_interleave(self.group, dim=-1)[..., :k]
-        return codes * self.scale.float().repeat_interleave(self.group, dim=-1)[..., :k]
+            codes = codes - self.zero.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
+        return codes * self.scale.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
 
 
 def row_scale(t: Tensors, key: str, n: int) -> torch.Tensor:
@@ -75,9 +78,16 @@ class WeightCodec:
     """
 
     model_dtype: torch.dtype = torch.float32
+    #: True when :meth:`dequantize` returns a checkpoint tensor as it is (no arithmetic to chunk).
+    copy_free: bool = False
 
     def __init__(self, scheme: QuantScheme) -> None:
         self.scheme = scheme
+
+    def dense_is_int_view(self) -> bool:
+        """True when :meth:`dequantize` *is* ``int_weights(...).dense(k)``: a backend holding the
+        integer codes and the view's scales can then rebuild the dense weight bit for bit."""
+        return False
 
     def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
         """Checkpoint suffix → spec for one shard of ``n`` output rows."""
@@ -119,6 +129,9 @@ class IntCodec(WeightCodec):
         view = self.int_weights(t, n, k)
         assert view is not None  # an IntCodec always has an integer view
         return view.dense(k)
+
+    def dense_is_int_view(self) -> bool:
+        return True
 
 
 def act_kind(scheme: QuantScheme) -> str | None:

@@ -103,7 +103,12 @@ def _int_view(codec: WeightCodec, q: torch.Tensor, scale: torch.Tensor, zero: to
     assert w is not None
     return IntWeights(q=q, scale=scale.reshape(n, -1).float(),
                       zero=zero.reshape(n, -1).float() if zero is not None else None,
-                      group=_groups(codec, k)[1], bits=w.num_bits)
+                      group=_groups(codec, k)[1], bits=w.num_bits, dtype=scale.dtype)
+
+
+def _int_strategy(codec: WeightCodec) -> bool:
+    """Group and channel scales: the integer view exists, and the dense weight is computed from it."""
+    return codec.scheme.weights.strategy in ("group", "channel")  # type: ignore[union-attr]
 
 
 def _check_int_weights(codec: WeightCodec, formats: str) -> None:
@@ -146,7 +151,8 @@ class CTPackQuantized(WeightCodec):
     def _unpack(self, packed: torch.Tensor, count: int) -> torch.Tensor:
         """Signed codes ``[rows, count]`` (int8)."""
         if self.bits in (4, 8):
-            raw = packed.contiguous().view(torch.uint8)
+            # through 1-D: a [rows, 1] tensor counts as contiguous with any last stride, which .view refuses
+            raw = packed.contiguous().reshape(-1).view(torch.uint8).reshape(packed.shape[0], -1)
             codes = unpack_nibbles(raw, low_first=True) if self.bits == 4 else raw
             codes = codes[:, :count].to(torch.int16)
         elif self.legacy:
@@ -164,16 +170,22 @@ class CTPackQuantized(WeightCodec):
         return q, zero
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        if _int_strategy(self):  # the same arithmetic, through the view integer kernels also use
+            return self._view(t, n, k).dense(k)
         q, zero = self._codes(t, n, k)
         scale = _broadcast_scale(self, t["weight_scale"], n, k)
         zfull = _broadcast_scale(self, zero, n, k) if zero is not None else None
         return _ct_dequant(q, scale, zfull)
 
-    def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
-        if self.scheme.weights.strategy not in ("group", "channel"):  # type: ignore[union-attr]
-            return None
+    def _view(self, t: Tensors, n: int, k: int) -> IntWeights:
         q, zero = self._codes(t, n, k)
         return _int_view(self, q, t["weight_scale"], zero, n, k)
+
+    def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
+        return self._view(t, n, k) if _int_strategy(self) else None
+
+    def dense_is_int_view(self) -> bool:
+        return _int_strategy(self)
 
 
 @register_codec("compressed-tensors", "int-quantized", "naive-quantized")
@@ -192,15 +204,19 @@ class CTIntQuantized(WeightCodec):
         return specs | _activation_specs(self)
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        if _int_strategy(self):  # the same arithmetic, through the view integer kernels also use
+            return _int_view(self, t["weight"], t["weight_scale"], t.get("weight_zero_point"), n, k).dense(k)
         scale = _broadcast_scale(self, t["weight_scale"], n, k)
         zp = t.get("weight_zero_point")
         return _ct_dequant(t["weight"], scale, _broadcast_scale(self, zp, n, k) if zp is not None else None)
 
     def int_weights(self, t: Tensors, n: int, k: int) -> IntWeights | None:
-        w = self.scheme.weights
-        if w.strategy not in ("group", "channel"):  # type: ignore[union-attr]
+        if not _int_strategy(self):
             return None
         return _int_view(self, t["weight"], t["weight_scale"], t.get("weight_zero_point"), n, k)
+
+    def dense_is_int_view(self) -> bool:
+        return _int_strategy(self)
 
 
 @register_codec("compressed-tensors", "float-quantized")
