@@ -174,10 +174,10 @@ def test_gemma4_logits_and_first_tokens_match_the_producer(gemma4) -> None:
     inputs, ref = reference(checkpoint_dir(GEMMA4))
     with torch.no_grad():
         logits = gemma4(**inputs).logits.float()
-    # The towers are exact (above); the text model is W8A8. compressed-tensors' reference rounds its
-    # per-token int8 activations in bfloat16 arithmetic, the int8 GEMM here in float32: about 1 % per
-    # layer at the first W8A8 layer, amplified by the random tiny model to this bound.
-    assert (logits - ref["logits"]).abs().max() <= 0.15
+    # The towers are exact (above); the text model is W8A8 with compressed-tensors' own bf16 activation
+    # rounding (dispatch/act_arith.py): 0.051 measured, 0.085 while the activations were rounded in float32.
+    # Not traced further; the int8 weight-only kernel accumulates differently from the reference's bf16 matmul.
+    assert (logits - ref["logits"]).abs().max() <= 0.075
     prompt = inputs["input_ids"].shape[1]
     assert torch.equal(greedy(gemma4, inputs, 4)[:, : prompt + 4], ref["greedy_ids"][:, : prompt + 4])
 
