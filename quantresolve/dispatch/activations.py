@@ -62,7 +62,8 @@ class ActQuant:
     def __post_init__(self) -> None:
         from quantresolve.dispatch.act_arith import arithmetic  # the registry imports this module
 
-        arithmetic(self)  # an arithmetic that does not implement this kind is an error now, not at run time
+        # Resolved (and checked) once: a kind the arithmetic lacks is an error now, not in the hot path.
+        object.__setattr__(self, "_arith", arithmetic(self))
 
     def key(self) -> tuple[object, ...]:
         return (self.kind, self.granularity, self.static_scale, self.group, self.threshold, self.arith,
@@ -72,15 +73,11 @@ class ActQuant:
         """Real codes for integer / FP8 GEMMs (``fp8`` / ``int8`` kinds, tensor or token scales):
         float32 ``codes`` holding the int8 or E4M3 values and the float32 multiplier that
         dequantizes them (broadcastable to ``x``), computed as the producer computes them."""
-        from quantresolve.dispatch.act_arith import arithmetic
-
-        return arithmetic(self).quantize(self, x)
+        return self._arith.quantize(self, x)  # type: ignore[attr-defined]
 
     def fake(self, x: torch.Tensor) -> torch.Tensor:
         """Quantize-dequantize ``x`` as the producer does (float32 result, same shape)."""
-        from quantresolve.dispatch.act_arith import arithmetic
-
-        return arithmetic(self).fake(self, x).float()
+        return self._arith.fake(self, x).float()  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
