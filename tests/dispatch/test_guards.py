@@ -24,6 +24,7 @@ CPU = DeviceInfo()
 H100 = DeviceInfo(type="cuda", capability=(9, 0))
 A100 = DeviceInfo(type="cuda", capability=(8, 0))
 ADA = DeviceInfo(type="cuda", capability=(8, 9))  # L4 / L40S / RTX 40: FP8, row-wise scales via CUTLASS only
+B200 = DeviceInfo(type="cuda", capability=(10, 0))  # row-wise scales via CUTLASS again
 TURING = DeviceInfo(type="cuda", capability=(7, 5))
 
 
@@ -99,7 +100,7 @@ CASES: list[tuple[str, Side, Side, str]] = [
      "bfloat16 output"),
     ("scaled_mm_cuda", Side(FP8, Shapes(64, 64, dtype="float16"), ADA),
      Side(FP8, Shapes(64, 64, shard_sizes=(32, 32), dtype="float16"), ADA), "per-tensor"),
-    ("scaled_mm_cuda", Side(FP8_PC_PT, Shapes(64, 64), ADA), Side(FP8_PC_PT, Shapes(64, 64, dtype="float32"), H100),
+    ("scaled_mm_cuda", Side(FP8_PC_PT, Shapes(64, 64), ADA), Side(FP8_PC_PT, Shapes(64, 64, dtype="float32"), B200),
      "bfloat16 output"),
     # gemlite_cuda: CUDA, installed (patched), K % 32, 1/2/4/8-bit, group % 32, FP4 on SM 9.0+
     ("gemlite_cuda", Side(AWQ, Shapes(64, 256), A100), Side(AWQ, Shapes(64, 256)), "no CUDA device"),
@@ -119,6 +120,21 @@ CASES: list[tuple[str, Side, Side, str]] = [
 def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(gemlite, "gemlite_installed", lambda: True)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+
+
+@pytest.mark.parametrize(("cuda", "device", "ok"), [
+    ("13.0", H100, True), ("12.9", H100, True), ("12.6", H100, False),  # cuBLAS row-wise from 12.9
+    ("13.0", ADA, False), ("13.0", B200, False), (None, H100, False),
+])
+def test_scaled_mm_rowwise_output_dtypes_follow_torchs_dispatch(monkeypatch: pytest.MonkeyPatch, cuda, device,
+                                                                 ok: bool) -> None:
+    """fp16 output with per-token scales: cuBLAS (SM 9.x, CUDA ≥ 12.9) takes it, CUTLASS does not."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.version, "cuda", cuda)
+    verdict = _verdict("scaled_mm_cuda", Side(FP8_PC_PT, Shapes(64, 64, dtype="float16"), device))
+    assert verdict.ok is ok, verdict.reason
+    assert _verdict("scaled_mm_cuda", Side(FP8_PC_PT, Shapes(64, 64), device)).ok  # bf16: everywhere ≥ 8.9
 
 
 def _verdict(name: str, side: Side):

@@ -8,14 +8,16 @@ dynamic per-token). Two scalings, chosen per layer at ``prepare()``:
   with any output dtype.
 - **row-wise** (``[M, 1]`` activation and ``[1, N]`` weight scales): per-channel
   weights, dynamic per-token activations, or fused shards whose scales differ.
-  torch (≥ 2.7) runs row-wise scales on SM 8.9 with a CUTLASS kernel, and does
-  so on SM 9.x when its cuBLAS is older than 12.9 and on SM 10+; that kernel
-  takes a **bfloat16 output** only (cuBLAS row-wise, SM 9.x with cuBLAS ≥ 12.9,
-  also writes fp16/fp32). So row-wise layers need the bfloat16 compute dtype:
-  anything else is declined rather than left to fail in the first forward.
+  torch sends row-wise scales to cuBLAS only on SM 9.x with cuBLAS ≥ 12.9, which
+  writes any output dtype; everywhere else — SM 8.9 (a CUTLASS kernel since torch
+  2.7), SM 10+, older cuBLAS — to its CUTLASS kernel, which takes a **bfloat16
+  output** only. So a row-wise layer needs the bfloat16 compute dtype unless the
+  GPU is SM 9.x and torch's CUDA is ≥ 12.9 (its cuBLAS); anything else is
+  declined rather than left to fail in the first forward.
 
 Without a CUDA device it reports ``unavailable: no CUDA device`` and is never
-selected; no GPU ran these kernels in this version's tests.
+selected. Checked on an H100 (SM 9.0, torch 2.11 + CUDA 13.0): both scalings
+agree with the layer's float32 reference, and row-wise fp16/fp32 outputs run.
 
     >>> BACKENDS["scaled_mm_cuda"].supports(DeviceInfo(), None, Shapes(16, 16), None).reason
     'unavailable: no CUDA device'
@@ -40,7 +42,7 @@ from quantresolve.dispatch.codecs.base import act_kind
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
 
-__all__ = ["BACKENDS", "ROWWISE_DTYPE", "per_tensor_scheme"]
+__all__ = ["BACKENDS", "ROWWISE_DTYPE", "cublas_rowwise", "per_tensor_scheme"]
 
 #: The only output dtype torch's row-wise FP8 GEMM takes on every SM ≥ 8.9 (see the module docstring).
 ROWWISE_DTYPE = "bfloat16"
@@ -55,11 +57,23 @@ def per_tensor_scheme(scheme: QuantScheme | None, shapes: Shapes) -> bool:
             and not a.dynamic and not shapes.shard_sizes)
 
 
-def _output_dtype_guard(scheme: QuantScheme | None, shapes: Shapes) -> Verdict | None:
-    if shapes.dtype == ROWWISE_DTYPE or per_tensor_scheme(scheme, shapes):
+def cublas_rowwise(capability: tuple[int, int] | None) -> bool:
+    """True when torch runs row-wise FP8 scales through cuBLAS (any output dtype): SM 9.x and a
+    torch built with CUDA ≥ 12.9 (whose cuBLAS first has row-wise scaling)."""
+    cuda = torch.version.cuda
+    if capability is None or capability[0] != 9 or not cuda:
+        return False
+    major, minor = (int(p) for p in cuda.split(".")[:2])
+    return (major, minor) >= (12, 9)
+
+
+def _output_dtype_guard(scheme: QuantScheme | None, shapes: Shapes,
+                        capability: tuple[int, int] | None) -> Verdict | None:
+    if shapes.dtype == ROWWISE_DTYPE or per_tensor_scheme(scheme, shapes) or cublas_rowwise(capability):
         return None
-    return Verdict.no(f"row-wise FP8 scales need a {ROWWISE_DTYPE} output (torch's CUTLASS row-wise kernel), "
-                      f"compute dtype is {shapes.dtype}; only unfused per-tensor checkpoints run in other dtypes")
+    return Verdict.no(f"row-wise FP8 scales need a {ROWWISE_DTYPE} output here (torch's CUTLASS row-wise kernel; "
+                      f"cuBLAS takes others on SM 9.x with CUDA ≥ 12.9), compute dtype is {shapes.dtype}; only "
+                      "unfused per-tensor checkpoints run in other dtypes")
 
 
 @register_backend
@@ -83,7 +97,7 @@ class ScaledMM(Backend):
                 "tensor", "token") else Verdict.no("needs FP8 per-tensor or per-token activations"),
             lambda: None if shapes.k % 16 == 0 and shapes.n % 16 == 0 else Verdict.no(
                 f"needs N and K multiples of 16 (N={shapes.n}, K={shapes.k})"),
-            lambda: _output_dtype_guard(scheme, shapes),
+            lambda: _output_dtype_guard(scheme, shapes, capability),
         )
 
     def prepare(self, group: ShardGroup) -> Any:
