@@ -60,9 +60,9 @@ SPEED_GOAL, AUTO_GOAL, CORRECT_ERR = 5.0, 1.1, 2e-2
 
 def _fill(layer: Any, gen: torch.Generator) -> None:
     """Random but valid checkpoint tensors for the layer's expected specs (scale ranges kept sane)."""
-    import bitsandbytes.functional as F
-
     if layer.scheme is not None and layer.scheme.producer == "bitsandbytes" and layer.scheme.algo != "BNB_INT8":
+        import bitsandbytes.functional as F  # only bitsandbytes' own 4-bit layout needs its library
+
         w = (torch.randn(layer.out_features, layer.in_features, generator=gen) * 0.02).to(torch.bfloat16)
         packed, qs = F.quantize_4bit(w, blocksize=64, quant_type=layer.scheme.algo[4:].lower())
         layer.load("weight", packed)
