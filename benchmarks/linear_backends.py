@@ -202,14 +202,18 @@ def bench_row(producer: str, label: str, n: int, k: int, batch: int, device: str
     names = [name for name, v in backend_verdicts(scheme, Shapes(n, k, batch), device_info(device)) if v.ok]
     names += [name for name, v in backend_verdicts(scheme, Shapes(n, k), device_info(device))
               if v.ok and name not in names]
-    layers, mem, errs = {}, {}, {}
+    layers, mem, errs, failed = {}, {}, {}, {}
     ref = None
     for name in ["per_call_dequant", *[nm for nm in names if nm != "per_call_dequant"]]:
-        with PeakMemory(device) as peak:
-            layer = make_linear(scheme, k, n, backend=name, device=device)
-            _fill(layer, torch.Generator().manual_seed(1))  # same tensors for every backend
-            layer.finalize()
-            y = layer(x[:1]).float().cpu()
+        try:
+            with PeakMemory(device) as peak:
+                layer = make_linear(scheme, k, n, backend=name, device=device)
+                _fill(layer, torch.Generator().manual_seed(1))  # same tensors for every backend
+                layer.finalize()
+                y = layer(x[:1]).float().cpu()
+        except Exception as err:  # a kernel that cannot build or run here is reported, not fatal
+            failed[name] = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:100]}"
+            continue
         layers[name], mem[name] = layer, peak.peak_mib()
         if ref is None:
             ref = layer.reference(x[:1]).float().cpu()
@@ -234,7 +238,7 @@ def bench_row(producer: str, label: str, n: int, k: int, batch: int, device: str
     row = {"scheme": f"{producer}:{label}", "shape": f"{n}x{k}", "batch": batch, "auto": auto,
            "auto_ms": ms[auto], "best": best, "best_ms": ms[best], "dense_ms": ms["dense_bf16"],
            "naive_ms": ms["per_call_dequant"], "weight_bytes": checkpoint_bytes(layers["per_call_dequant"]),
-           "backends": {nm: (ms[nm], mem[nm], errs[nm]) for nm in layers}}
+           "backends": {nm: (ms[nm], mem[nm], errs[nm]) for nm in layers}, "failed": failed}
     del layers, fns, dense_w, dense
     gc.collect()
     return row
@@ -296,7 +300,8 @@ def to_markdown(rows: list[dict[str, Any]], command: str, goals: list[str]) -> s
              "| all backends (ms / MiB / err) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        detail = "; ".join(f"{nm} {t:.3f} / {m:.0f} / {e:.0e}" for nm, (t, m, e) in r["backends"].items())
+        detail = "; ".join([f"{nm} {t:.3f} / {m:.0f} / {e:.0e}" for nm, (t, m, e) in r["backends"].items()]
+                           + [f"{nm} failed ({why})" for nm, why in r.get("failed", {}).items()])
         lines.append(f"| {r['scheme']} | {r['shape']} | {r['batch']} | {r['auto']} | {r['auto_ms']:.3f} | "
                      f"{r['best']} | {r['best_ms']:.3f} | {r['dense_ms']:.3f} | "
                      f"{r['dense_ms'] / r['auto_ms']:.1f}× | {r['naive_ms']:.2f} | {detail} |")
