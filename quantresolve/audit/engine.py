@@ -44,10 +44,10 @@ from quantresolve.checkpoint import (
     packed_logical_shape,
     read_checkpoint,
 )
-from quantresolve.checkpoint.gcpause import gc_paused
 from quantresolve.errors import CheckpointError, ResolutionError
 from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.formats.scheme import QuantScheme
+from quantresolve.gcpause import gc_paused
 from quantresolve.naming.profiles import Profile, load_profile, profile_for_architectures
 from quantresolve.resolve.resolution import Resolution
 from quantresolve.resolve.resolver import Resolver

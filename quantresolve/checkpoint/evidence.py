@@ -27,9 +27,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from ..gcpause import gc_paused
 from .catalog import TensorInfo
 from .dtypes import E8M0_DTYPES, FLOAT_DTYPES, FP8_DTYPES
-from .gcpause import gc_paused
 from .inventory import Inventory, Module
 from .suffixes import ROLE_OF
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from ..gcpause import gc_paused
 from .catalog import CheckpointCatalog, TensorInfo
-from .gcpause import gc_paused
 from .suffixes import SIMPLE_SUFFIXES, split_parameter
 
 

@@ -38,8 +38,8 @@ from typing import Any
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
 
 from ..errors import CheckpointError
+from ..gcpause import gc_paused
 from .catalog import CheckpointCatalog, TensorInfo
-from .gcpause import gc_paused
 from .header import MAX_HEADER_BYTES, ShardHeader, read_shard_header
 from .jsonutil import strict_loads
 from .paths import allowed_roots, check_relative_name, resolve_inside

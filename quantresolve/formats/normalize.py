@@ -19,6 +19,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from quantresolve.errors import ConfigError, UnknownAlgorithmError
 from quantresolve.formats.algos import (
     MIXED_PRECISION,
@@ -80,14 +82,21 @@ def _layer_scheme(spec: LayerQuantSpec, *, group_size: int | None, file: str, fi
                            pre_quant_scale=spec.pre_quant_scale)
 
 
+def _json_key(name: str) -> str:
+    """``json.dumps(name)``, without the encoder's overhead for the usual plain ASCII module path."""
+    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
+        return f'"{name}"'
+    return json.dumps(name)
+
+
 def _layers(layers: dict[str, LayerQuantSpec] | None, *, group_size: int | None, file: str,
             field: str) -> tuple[tuple[LayerEntry, ...], tuple[NameEntry, ...]]:
-    """Per-layer entries; an entry whose algo is "none" becomes an exact exclusion."""
-    entries: list[LayerEntry] = []
+    """Per-layer entries, sorted by name; an entry whose algo is "none" becomes an exact exclusion."""
+    rows: list[dict[str, Any]] = []
     excluded: list[NameEntry] = []
     schemes: dict[tuple[object, ...], QuantScheme | None] = {}  # real configs repeat a handful of settings
     for name in sorted(layers or {}):
-        where = f"{field}[{json.dumps(name)}]"
+        where = f"{field}[{_json_key(name)}]"
         if not name.strip():
             raise ConfigError("empty module name as a quantized_layers key", file=file, field=where)
         spec = layers[name]  # type: ignore[index]
@@ -97,9 +106,14 @@ def _layers(layers: dict[str, LayerQuantSpec] | None, *, group_size: int | None,
         scheme = schemes[key]
         if scheme is None:
             excluded.append(NameEntry(original=name, kind="exact", file=file, field=where))
-        else:  # inputs are validated already: skip re-validation of 10^5 entries
-            entries.append(LayerEntry.model_construct(name=name, scheme=scheme, file=file, field=where))
-    return tuple(entries), tuple(excluded)
+        else:
+            rows.append({"name": name, "scheme": scheme, "file": file, "field": where})
+    # One validation call for all rows: pydantic-core builds 10^5 entries several times faster than
+    # per-entry construction (the schemes are instances already and are not re-validated).
+    return _LAYER_ROWS.validate_python(rows), tuple(excluded)
+
+
+_LAYER_ROWS: TypeAdapter[tuple[LayerEntry, ...]] = TypeAdapter(tuple[LayerEntry, ...])
 
 
 def modelopt_label_for_group(group: dict[str, Any]) -> str | None:

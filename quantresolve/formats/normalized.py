@@ -14,9 +14,11 @@ field path), so reports can always point back at the line a user wrote.
 
 from __future__ import annotations
 
+import operator
+from operator import attrgetter
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from quantresolve.formats.algos import Producer
 from quantresolve.formats.scheme import QuantScheme
@@ -124,6 +126,27 @@ class NormalizedConfig(BaseModel):
     sources: tuple[str, ...] = ()
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
 
+    _layer_columns: tuple[tuple[LayerEntry, ...], tuple[str, ...], tuple[QuantScheme, ...]] | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _sorted_layers(self) -> NormalizedConfig:
+        """Per-layer entries are kept sorted by name (lookups bisect them, see ``LayerIndex``); their
+        names and schemes are gathered once here, as columns, for indexes over ~10^5 entries."""
+        names = tuple(map(_NAME, self.layers))
+        if not all(map(operator.le, names, names[1:])):
+            object.__setattr__(self, "layers", tuple(sorted(self.layers, key=lambda e: (e.name, e.field))))
+            names = tuple(map(_NAME, self.layers))
+        self._layer_columns = (self.layers, names, tuple(map(_SCHEME, self.layers)))
+        return self
+
+    def layer_columns(self) -> tuple[tuple[str, ...], tuple[QuantScheme, ...]]:
+        """``(names, schemes)`` of :attr:`layers`, position by position (built once per ``layers``)."""
+        cols = self._layer_columns
+        if cols is None or cols[0] is not self.layers:  # e.g. after model_copy(update={"layers": ...})
+            cols = self._layer_columns = (self.layers, tuple(map(_NAME, self.layers)),
+                                          tuple(map(_SCHEME, self.layers)))
+        return cols[1], cols[2]
+
     @property
     def is_mixed_precision(self) -> bool:
         return self.quant_algo == "MIXED_PRECISION"
@@ -134,3 +157,7 @@ class NormalizedConfig(BaseModel):
         if self.default_scheme is not None:
             labels.add(self.default_scheme.algo)
         return sorted(labels)
+
+
+_NAME = attrgetter("name")
+_SCHEME = attrgetter("scheme")

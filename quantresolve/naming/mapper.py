@@ -113,6 +113,8 @@ class WeightsMapper:
                    for key, target in getattr(self, fam).items() if target is not None]
         object.__setattr__(self, "_inverse", tuple(inverse))
         object.__setattr__(self, "_identity", not any(getattr(self, fam) for fam in _FAMILIES))
+        object.__setattr__(self, "_plan", None)
+        object.__setattr__(self, "_head_preimages", {})
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -188,25 +190,50 @@ class WeightsMapper:
     def map_names(self, names: Iterable[str]) -> dict[str, str | None]:
         return {n: self.map_name(n) for n in names}
 
+    def head_plan(self) -> tuple[int, tuple[str, ...]] | None:
+        """How names split into a *head* whose rewriting does not depend on the rest, or ``None``.
+
+        Returns ``(depth, literals)``: a head is a name's first ``depth`` dotted
+        components, and ``literals`` are the texts the mapper's anchored regex
+        rules require at the start of a name. Only mappers made of prefix rules
+        (plus regex rules anchored on a literal) have a plan; substring and
+        suffix rules can fire anywhere in a name. Whether one particular head's
+        outcome is tail-independent is still decided per head
+        (:meth:`map_head` answers ``False`` when it is not).
+
+            >>> WeightsMapper(orig_to_new_prefix={"model.language_model.": "language_model.model."}).head_plan()
+            (3, ())
+        """
+        plan: tuple[int, tuple[str, ...]] | bool | None = self._plan  # type: ignore[attr-defined]
+        if plan is False:
+            return None
+        if plan is None:
+            literals = [_anchored_literal(p.pattern) for p, _ in self._regex]  # type: ignore[attr-defined]
+            if self.orig_to_new_substr or self.orig_to_new_suffix or any(lit is None for lit in literals):
+                object.__setattr__(self, "_plan", False)
+                return None
+            rule_texts = [*self.orig_to_new_prefix, *(v for v in self.orig_to_new_prefix.values() if v)]
+            depth = 1 + max((t.count(".") for t in rule_texts), default=0)
+            plan = (depth, tuple(lit for lit in literals if lit is not None))
+            object.__setattr__(self, "_plan", plan)
+        return plan  # type: ignore[return-value]
+
     def map_many(self, names: Sequence[str]) -> list[str | None]:
         """``[map_name(n) for n in names]``, fast for large sorted key lists (the same answers).
 
         Config keys share long heads (``model.language_model.layers``): when the
-        mapper has only prefix rules (plus regex rules anchored on a literal that
-        cannot occur in a head), every name under one head is rewritten the same
-        way, so the rules run once per head and the tail is appended. A head whose
-        outcome would depend on its tail, and any other rule family, falls back to
-        :meth:`map_name` per name — the result is always identical.
+        mapper has a :meth:`head_plan`, every name under one head is rewritten the
+        same way, so the rules run once per head and the tail is appended. A head
+        whose outcome would depend on its tail, and any other rule family, falls
+        back to :meth:`map_name` per name — the result is always identical.
 
             >>> m = WeightsMapper(orig_to_new_prefix={"model.language_model.": "language_model.model."})
             >>> m.map_many(["lm_head", "model.language_model.layers.0.mlp", "model.language_model.norm"])
             ['lm_head', 'language_model.model.layers.0.mlp', 'language_model.model.norm']
         """
         names = list(names)
-        if self.orig_to_new_substr or self.orig_to_new_suffix or len(names) < 64:
-            return [self.map_name(n) for n in names]
-        literals = [_anchored_literal(p.pattern) for p, _ in self._regex]  # type: ignore[attr-defined]
-        if any(lit is None for lit in literals):
+        plan = self.head_plan()
+        if plan is None or len(names) < 64:
             return [self.map_name(n) for n in names]
         if not all(map(operator.le, names, names[1:])):  # bisect needs sorted input
             order = sorted(range(len(names)), key=names.__getitem__)
@@ -215,8 +242,7 @@ class WeightsMapper:
             for slot, value in zip(order, mapped, strict=True):
                 out[slot] = value
             return out
-        rule_texts = [*self.orig_to_new_prefix, *(v for v in self.orig_to_new_prefix.values() if v)]
-        depth = 1 + max((t.count(".") for t in rule_texts), default=0)
+        depth = plan[0]
         out = [None] * len(names)
         i, n = 0, len(names)
         while i < n:
@@ -227,7 +253,7 @@ class WeightsMapper:
                 continue
             head = ".".join(parts[:depth])
             end = bisect_left(names, head + "/", i)  # "/" follows "." — every name starting "head."
-            text = self._map_head(head, literals)  # type: ignore[arg-type]
+            text = self.map_head(head)
             if text is False:
                 out[i:end] = [self.map_name(m) for m in names[i:end]]
             elif text is not None:
@@ -236,11 +262,20 @@ class WeightsMapper:
             i = end
         return out
 
-    def _map_head(self, head: str, literals: list[str]) -> str | bool | None:
+    def map_head(self, head: str) -> str | bool | None:
         """Rewritten ``head + "."`` for every name ``head.<tail>``; ``None`` when dropped; ``False``
-        when the outcome depends on the tail (a rule or guard longer than the head)."""
+        when the outcome depends on the tail (a rule or guard longer than the head), or when the
+        mapper has no :meth:`head_plan`.
+
+            >>> m = WeightsMapper(orig_to_new_prefix={"model.language_model.": "language_model.model."})
+            >>> m.map_head("model.language_model.layers"), m.map_head("model")
+            ('language_model.model.layers.', False)
+        """
+        plan = self.head_plan()
+        if plan is None:
+            return False
         text = head + "."
-        for lit in literals:  # an anchored regex rule can only fire on names starting with its literal
+        for lit in plan[1]:  # an anchored regex rule can only fire on names starting with its literal
             if _starts(text, lit) is not False:
                 return False
         for key, target in self.orig_to_new_prefix.items():
@@ -271,6 +306,10 @@ class WeightsMapper:
         """
         if self._identity:  # type: ignore[attr-defined]
             return frozenset((name,))
+        split = self.preimage_parts(name)
+        if split is not None:  # prefix rules: undone once per head, the rest appended
+            heads, rest = split
+            return frozenset(h + rest for h in heads)
         candidates = {name + "."}
         frontier = candidates
         for _ in range(len(self._inverse) + 1):  # type: ignore[attr-defined]  # undo chains of rules, any order
@@ -294,4 +333,64 @@ class WeightsMapper:
             plain = cand[:-1] if cand.endswith(".") else cand
             if plain and self.map_name(plain) == name:
                 out.add(plain)
+        return frozenset(out)
+
+    def preimage_parts(self, name: str) -> tuple[frozenset[str], str] | None:
+        """``(heads, rest)`` with ``preimages(name) == {h + rest for h in heads}``, or ``None`` when the
+        mapper has no :meth:`head_plan`, the name is no longer than a head, or the head's inversion
+        depends on the rest. Heads are inverted once and cached.
+
+            >>> m = WeightsMapper(orig_to_new_prefix={"model.language_model.": "language_model.model."})
+            >>> heads, rest = m.preimage_parts("language_model.model.layers.0.mlp")
+            >>> sorted(heads), rest
+            (['language_model.model.layers.', 'model.language_model.layers.'], '0.mlp')
+        """
+        if self._identity:  # type: ignore[attr-defined]
+            return None
+        plan = self.head_plan()
+        if plan is None:
+            return None
+        parts = name.split(".", plan[0])
+        if len(parts) <= plan[0]:
+            return None
+        rest = parts[-1]
+        head = name[: len(name) - len(rest)]
+        cache: dict[str, frozenset[str] | None] = self._head_preimages  # type: ignore[attr-defined]
+        if head in cache:
+            heads = cache[head]
+        else:
+            heads = self._preimage_heads(head)
+            if len(cache) < 100_000:
+                cache[head] = heads
+        return None if heads is None else (heads, rest)
+
+    def _preimage_heads(self, text: str) -> frozenset[str] | None:
+        """Checkpoint-space heads ``h`` (ending in ``.``) with ``map_name(h + rest) == text + rest`` for
+        every non-empty ``rest``: :meth:`preimages`' inversion run on the head alone. ``None`` when some
+        rule test would need the rest (``_starts`` cannot decide), so the caller inverts the whole name.
+        Only called for mappers with a :meth:`head_plan` (prefix rules and anchored regexes)."""
+        candidates = {text}
+        frontier = candidates
+        for _ in range(len(self._inverse) + 1):  # type: ignore[attr-defined]
+            found = set()
+            for _how, key, target in self._inverse:  # type: ignore[attr-defined]  # prefix rules only here
+                for cand in frontier:
+                    fires = _starts(cand, target)
+                    if fires is None:
+                        return None
+                    if fires:
+                        found.add(key + cand[len(target):])
+            frontier = found - candidates
+            if not frontier:
+                break
+            candidates |= frontier
+        out = set()
+        for cand in candidates:
+            if not cand.endswith(".") or cand == ".":
+                return None
+            mapped = self.map_head(cand[:-1])
+            if mapped is False:
+                return None
+            if mapped == text:
+                out.add(cand)
         return frozenset(out)

@@ -112,6 +112,9 @@ class EntryIndex:
         bodies = "|".join(f"(?:{_glob_body(e.original)})" for e in self.entries if e.kind == "glob")
         self._any_glob = re.compile(f"(?s:{bodies})") if bodies else None
         self._any_glob_tree = re.compile(rf"(?s:(?:{bodies})(?:\..*)?)") if bodies else None
+        # The literal text each glob starts with: a name (or ancestor) it matches starts with it too.
+        self._glob_leads = tuple(re.split(r"[*?\[]", e.original, maxsplit=1)[0]
+                                 for e in self.entries if e.kind == "glob")
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -122,6 +125,8 @@ class EntryIndex:
         return self.exact.get(prefix)
 
     def match_subtree(self, prefix: str) -> ConfigRef | None:
+        if not self.exact:
+            return None
         for anc in _ancestors(prefix):
             ref = self.exact.get(anc)
             if ref is not None:
@@ -140,6 +145,8 @@ class EntryIndex:
 
     def match_glob(self, prefix: str) -> ConfigRef | None:
         if self._any_glob is None:
+            return None
+        if not self.namespace.may_start_with(prefix, self._glob_leads):
             return None
         combined = self._any_glob_tree if self.modes.glob_ancestors else None
         for name in sorted(self.namespace.preimages(prefix)):
@@ -162,6 +169,8 @@ class EntryIndex:
         return None
 
     def match_class(self, kind: str) -> ConfigRef | None:
+        if not self.classes:
+            return None
         for cls in sorted(KIND_CLASSES.get(kind, ())):
             ref = self.classes.get(cls)
             if ref is not None:
@@ -179,7 +188,7 @@ class EntryIndex:
             ref = self.match_subtree(prefix)
             if ref is not None:
                 return ref, "subtree"
-        if self.modes.components:
+        if self.modes.components and self.components:
             ref = self.match_components(prefix)
             if ref is not None:
                 return ref, "components"

@@ -1,11 +1,13 @@
 """ModelOpt ``quantized_layers`` keys in model space, built for configs with ~70k keys.
 
-Every key is mapped into model space once (:meth:`WeightsMapper.map_many`,
-rules run once per shared head) and indexed by its mapped name; the config
-entry behind an answer (:class:`ConfigRef`, original and mapped spelling) is
-built only when a lookup hits it. MoE roll-ups read the keys under one container
-from a sorted view (a dotted subtree is a contiguous range), so a config with
-384 experts × 61 layers costs one sort, not one regex per key.
+Keys are looked up by model-space name through :class:`MappedNames`: keys that
+share a head the mapper rewrites uniformly are never mapped one by one (a lookup
+swaps the head back and bisects the sorted keys), and two keys mapping onto one
+name are still found at construction. The config entry behind an answer
+(:class:`ConfigRef`, original and mapped spelling) is built only when a lookup
+hits it. MoE roll-ups read the keys under one container as contiguous ranges of
+the sorted keys, so a config with 384 experts × 61 layers costs a few bisections
+per container, not one regex per key.
 
     >>> from quantresolve import load_config
     >>> from quantresolve.naming.mapper import WeightsMapper
@@ -24,44 +26,39 @@ from a sorted view (a dotted subtree is a contiguous range), so a config with
 
 from __future__ import annotations
 
-import operator
-from bisect import bisect_left
 from collections.abc import Sequence
 from operator import attrgetter
 
 from quantresolve.errors import MappingError
 from quantresolve.formats.normalized import Finding, LayerEntry
 from quantresolve.formats.scheme import QuantScheme
+from quantresolve.naming.mapped_names import MappedNames
 from quantresolve.resolve.namespace import Namespace
 from quantresolve.resolve.resolution import ConfigRef
 
 
 class LayerIndex:
-    """Model-space name → (scheme, config entry) for one config's per-layer entries."""
+    """Model-space name → (scheme, config entry) for one config's per-layer entries (sorted by name)."""
 
-    def __init__(self, layers: Sequence[LayerEntry], namespace: Namespace, findings: list[Finding]) -> None:
+    def __init__(self, layers: Sequence[LayerEntry], namespace: Namespace, findings: list[Finding], *,
+                 columns: tuple[Sequence[str], Sequence[QuantScheme]] | None = None) -> None:
+        """``columns``: the entries' names and schemes position by position
+        (:meth:`NormalizedConfig.layer_columns`), read off the entries when not given."""
         self._entries = layers
-        self._mapped = namespace.mapper.map_many(list(map(attrgetter("name"), layers)))
-        # Sorted entries: the first in sorted order wins, so build from the end.
-        count = len(self._mapped)
-        index = dict(zip(reversed(self._mapped), range(count - 1, -1, -1), strict=True))
-        anomalies = None in index or len(index) != count
-        index.pop(None, None)  # type: ignore[call-overload]
-        self._index: dict[str, int] = index  # type: ignore[assignment]
-        if anomalies:  # dropped names or collisions: rare, reported entry by entry in sorted order
-            self._report_anomalies(findings)
+        names, self._schemes = columns or (tuple(map(_NAME, layers)), tuple(map(_SCHEME, layers)))
+        self._names = MappedNames(names, namespace.mapper)
+        if self._names.anomalous:  # dropped names or collisions: rare, reported entry by entry in sorted order
+            self._report_anomalies(namespace, findings)
         self._refs: dict[int, ConfigRef] = {}
-        self._sorted: tuple[Sequence[str], Sequence[int], list[QuantScheme]] | None = None
-
-    def __len__(self) -> int:
-        return len(self._index)
+        self._found: dict[str, int | None] = {}
 
     def __bool__(self) -> bool:
-        return bool(self._index)
+        return bool(self._entries)
 
-    def _report_anomalies(self, findings: list[Finding]) -> None:
+    def _report_anomalies(self, namespace: Namespace, findings: list[Finding]) -> None:
+        mapped_names = namespace.mapper.map_many([e.name for e in self._entries])
         seen: dict[str, int] = {}
-        for i, (entry, mapped) in enumerate(zip(self._entries, self._mapped, strict=True)):
+        for i, (entry, mapped) in enumerate(zip(self._entries, mapped_names, strict=True)):
             if mapped is None:
                 findings.append(Finding(code="entry-dropped-by-mapper", severity="warning", subject=entry.name,
                                         file=entry.file, field=entry.field,
@@ -83,45 +80,42 @@ class LayerIndex:
         ref = self._refs.get(i)
         if ref is None:
             entry = self._entries[i]
-            ref = self._refs[i] = ConfigRef(original=entry.name, mapped=self._mapped[i], file=entry.file,
+            ref = self._refs[i] = ConfigRef(original=entry.name, mapped=self._names.mapped(i), file=entry.file,
                                             field=entry.field)
         return ref
 
     def get(self, name: str) -> tuple[QuantScheme, ConfigRef] | None:
-        """The entry whose mapped name is ``name``."""
-        i = self._index.get(name)
+        """The entry whose mapped name is ``name`` (the first in sorted order when several are)."""
+        found = self._found
+        if name in found:  # a constructor asks for the same ancestors over and over
+            i = found[name]
+        else:
+            i = found[name] = self._names.find(name)
         return None if i is None else (self._entries[i].scheme, self._ref(i))
-
-    def _view(self) -> tuple[Sequence[str], Sequence[int], list[QuantScheme]]:
-        """Mapped names in sorted order, their entry positions and schemes (built on first use)."""
-        if self._sorted is None:
-            mapped = self._mapped
-            if len(self._index) == len(mapped) and all(map(operator.le, mapped, mapped[1:])):
-                order: Sequence[int] = range(len(mapped))  # the usual case: mapping kept the sorted order
-                names: Sequence[str] = mapped  # type: ignore[assignment]
-                schemes = list(map(attrgetter("scheme"), self._entries))
-            else:
-                order = sorted(self._index.values(), key=mapped.__getitem__)
-                names = [mapped[i] for i in order]  # type: ignore[misc]
-                schemes = list(map(attrgetter("scheme"), (self._entries[i] for i in order)))
-            self._sorted = (names, order, schemes)
-        return self._sorted
 
     def experts(self, container: str) -> list[tuple[QuantScheme, int, ConfigRef]]:
         """The keys under ``container`` (its experts' projections) grouped by scheme:
-        ``(scheme, count, first key's entry)`` — a dotted subtree is one contiguous range of the
-        sorted names, so a 1,152-expert-key container costs two bisections and one set."""
-        if not self._index:
+        ``(scheme, count, first key's entry)``, the first key being the smallest model-space name —
+        a 1,152-expert-key container costs a few bisections and one set of scheme identities."""
+        ranges = self._names.under(container)
+        if not ranges:
             return []
-        names, order, schemes = self._view()
-        lo, hi = bisect_left(names, container + "."), bisect_left(names, container + "/")  # "/" follows "."
-        if lo == hi:
-            return []
-        span = schemes[lo:hi]
-        if len(set(map(id, span))) == 1:
-            return [(span[0], hi - lo, self._ref(order[lo]))]
+        spans = [self._schemes[r.start:r.stop] for r in ranges]
+        one = spans[0][0]
+        # the usual case: one scheme (count() compares by identity first, in C; equal schemes count as one)
+        if all(span.count(one) == len(span) for span in spans):
+            first = min((r.start for r in ranges), key=self._names.mapped)  # type: ignore[arg-type,return-value]
+            return [(one, sum(len(r) for r in ranges), self._ref(first))]
         merged: dict[QuantScheme, list[int]] = {}  # equal schemes built separately count as one
-        for k, scheme in enumerate(span, start=lo):
-            slot = merged.setdefault(scheme, [0, order[k]])
-            slot[0] += 1
-        return [(scheme, n, self._ref(i)) for scheme, (n, i) in merged.items()]
+        for r, span in zip(ranges, spans, strict=True):
+            for i, scheme in zip(r, span, strict=True):
+                slot = merged.setdefault(scheme, [0, i])
+                slot[0] += 1
+                if slot[1] != i and self._names.mapped(i) < self._names.mapped(slot[1]):  # type: ignore[operator]
+                    slot[1] = i
+        sides = sorted(merged.items(), key=lambda item: self._names.mapped(item[1][1]))  # type: ignore[arg-type,return-value]
+        return [(scheme, n, self._ref(i)) for scheme, (n, i) in sides]
+
+
+_NAME = attrgetter("name")
+_SCHEME = attrgetter("scheme")

@@ -88,6 +88,32 @@ class Namespace:
         self._preimage_cache[model_name] = result
         return result
 
+    def may_start_with(self, model_name: str, leads: tuple[str, ...]) -> bool:
+        """False only when no checkpoint-space spelling of ``model_name`` (:meth:`preimages`) can start
+        with any of ``leads`` — a cheap test that lets glob matching skip building the spellings.
+
+            >>> from quantresolve.naming.mapper import WeightsMapper
+            >>> ns = Namespace(WeightsMapper(orig_to_new_prefix={"model.language_model.": "language_model.model."}))
+            >>> ns.may_start_with("language_model.model.layers.0.mlp", ("mtp",))
+            False
+            >>> ns.may_start_with("language_model.model.layers.0.mlp", ("model.lang",))
+            True
+        """
+        if self._present is not None or model_name in self._preimage_cache:
+            return True  # spellings come from the checkpoint (or are built already): just match them
+        split = self.mapper.preimage_parts(model_name)
+        if split is None:
+            return True
+        heads, rest = split
+        if not heads:  # no rule inverts: the name stands for itself (as in preimages())
+            return model_name.startswith(leads)
+        for head in heads:
+            for lead in leads:
+                if head.startswith(lead) if len(lead) <= len(head) else (
+                        lead.startswith(head) and rest.startswith(lead[len(head):])):
+                    return True
+        return False
+
     def _spelled_like_ancestor(self, model_name: str) -> set[str]:
         """Checkpoint spellings of an absent module, derived from its nearest ancestor the checkpoint has.
 

@@ -11,7 +11,6 @@ MODULES = [
     "catalog",
     "dtypes",
     "evidence",
-    "gcpause",
     "grouping",
     "header",
     "inventory",
@@ -25,6 +24,13 @@ MODULES = [
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(f"quantresolve.checkpoint.{name}")
+    result = doctest.testmod(module)
+    assert result.failed == 0
+    assert result.attempted > 0
+
+
+def test_gc_pause_docstring_examples() -> None:
+    module = importlib.import_module("quantresolve.gcpause")
     result = doctest.testmod(module)
     assert result.failed == 0
     assert result.attempted > 0
