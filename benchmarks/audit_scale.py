@@ -34,8 +34,8 @@ def phases(directory: Path) -> dict[str, float]:
     from quantresolve.audit.engine import audit_inventory, choose_profile
     from quantresolve.audit.render import render_json
     from quantresolve.checkpoint import build_inventory, classify_inventory, read_checkpoint
-    from quantresolve.checkpoint.gcpause import gc_paused
     from quantresolve.formats.loader import load_config
+    from quantresolve.gcpause import gc_paused
 
     with gc_paused():
         t0 = time.perf_counter()
