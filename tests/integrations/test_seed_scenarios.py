@@ -279,8 +279,11 @@ def test_qwen3_5_logits_and_greedy_tokens_match_the_producer(qwen) -> None:
     inputs, ref = reference(checkpoint_dir(QWEN))
     with torch.no_grad():
         logits = qwen(**inputs).logits.float()
-    # NVFP4 (W4A4) and static FP8 activations emulated in float32 against ModelOpt's own fake quantization.
-    assert (logits - ref["logits"]).abs().max() <= 0.05
+    # NVFP4 (W4A4) and static FP8 activations against ModelOpt's own fake-quant model running the exported
+    # codes (fixtures/modelopt_reload.py): 0.0081 measured, the same with backend="dense_dequant" (0.0227
+    # while the reference ran the fake-quant weights before export, 2.8 % of whose FP8 codes the export
+    # rounds otherwise).
+    assert (logits - ref["logits"]).abs().max() <= 0.012
     assert torch.equal(greedy(qwen, inputs, 8), ref["greedy_ids"])
 
 
