@@ -11,9 +11,9 @@ set at ~1.5x the measured max |Δlogit| (logits reach |0.72|; one bf16 step ther
 bf16 step where the load is bit-exact. Activations are quantized with each producer's own arithmetic
 (:mod:`quantresolve.dispatch.act_arith`). What is left, measured:
 
-* **bit-exact** (0.0): every FP8 / NVFP4 / MXFP4 / W4A8 fixture of both producers (ModelOpt FP8,
-  MIXED and W4A8_AWQ included), compressed-tensors NVFP4A16 / MXFP4A16, the converted
-  ``ct-from-modelopt-nvfp4``, bitsandbytes NF4.
+* **bit-exact** (0.0), 14 fixtures: compressed-tensors FP8, FP8_DYNAMIC, FP8_BLOCK, NVFP4, NVFP4A16,
+  MXFP4A16 and the converted ``ct-from-modelopt-nvfp4``; ModelOpt FP8, NVFP4, W4A16_NVFP4, MXFP4,
+  MIXED and W4A8_AWQ; bitsandbytes NF4.
 * **CPU integer kernels** (W4A16, W8A16, W8A8, INT4_AWQ, INT8_SQ, ``ct-mixed``'s W4A16 half, LLM.int8):
   dequantization is bit-exact — with ``backend="dense_dequant"`` all of these but ``bnb-int8`` are 0.0 —
   and the int4/int8 kernels accumulate in another order (int4pack also takes float32 scales in bf16):
