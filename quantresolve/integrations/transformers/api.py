@@ -6,9 +6,12 @@ Steps (each in its own module of this package):
    profile, and the checkpoint's tensor catalogue from headers only;
 2. build the architecture from ``config.json`` with parameters on the meta
    device (:mod:`.build`), its quantization section stripped (:mod:`.config`);
-3. resolve every linear at its own module path — fused per the profile —
-   and every attention module's KV cache (:mod:`.plan`), then install the
-   dispatcher's linear methods (:mod:`.install`);
+3. replace MoE experts modules (3-D parameters) with one linear per expert
+   projection (:mod:`.expert_containers`, :mod:`.experts`) and resolve each
+   container as a whole (``kind="moe"``: its experts must agree); resolve
+   every linear at its own module path — fused per the profile — and every
+   attention module's KV cache (:mod:`.plan`), then install the dispatcher's
+   linear methods (:mod:`.install`);
 4. route every checkpoint tensor to its target through the profile's mapper
    before reading any data (:mod:`.route`): a tensor nothing consumes is an error;
 5. stream tensors shard by shard (:mod:`.stream`), tie what the config ties
@@ -42,6 +45,11 @@ from quantresolve.errors import LoadError, QuantResolveError
 from quantresolve.formats.loader import load_config
 from quantresolve.integrations.transformers.build import build_empty_model
 from quantresolve.integrations.transformers.config import compute_dtype, model_config
+from quantresolve.integrations.transformers.expert_containers import (
+    resolve_experts,
+    unfuse_experts,
+    with_expert_containers,
+)
 from quantresolve.integrations.transformers.install import Installed, check_no_meta, install
 from quantresolve.integrations.transformers.kv_attention import apply_fp8_kv
 from quantresolve.integrations.transformers.memory import release_freed_memory
@@ -148,6 +156,11 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     hf_config = model_config(root)
     cdtype = compute_dtype(hf_config, dtype)
     model = build_empty_model(hf_config, cdtype)
+    experts = unfuse_experts(model)  # MoE experts modules → one linear per expert projection
+    if experts:
+        chosen = with_expert_containers(chosen, experts)
+        resolver = Resolver(qconfig, chosen, checkpoint_modules=inventory.modules.keys())
+    moe = resolve_experts(resolver, experts)  # one scheme per container, or ConflictingExpertsError
     plans, attention = plan_layers(model, resolver)
     tied = tied_parameters(model)
     present = {m for n in inventory.modules if (m := chosen.mapper.map_name(n)) is not None}
@@ -160,6 +173,8 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     applied = bool(installed.kv) and bool(apply_fp8_kv(model))
     report = _report(root, chosen, resolver, plans, installed, applied)
     report.dropped = dropped
+    report.notes += [f"{r.prefix}: {experts[r.prefix].num_experts} experts ({experts[r.prefix].replaces}), "
+                     f"{r.algo or 'unquantized'} by rule {r.rule!r}" for r in moe]
     model.__dict__["quantresolve_report"] = report
     model.eval()
     return model
