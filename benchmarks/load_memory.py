@@ -10,8 +10,11 @@ Two checkpoints, each loaded in a fresh subprocess:
 
 The child imports everything first, records its resident set (baseline), resets the kernel's
 high-water mark (``/proc/self/clear_refs``), loads, and reports the peak (``VmHWM``) and the
-resident set after loading and reading every tensor the model holds (safetensors hands out
-tensors backed by the mapped file, so untouched pages would otherwise go uncounted). Printed per checkpoint: baseline RSS, peak RSS, their difference,
+resident set after loading and reading every tensor the model holds (a tensor backed by a
+memory-mapped file would otherwise count only its touched pages; the loader reads into owned
+memory, but the figure must not depend on that). The high-water mark is also sampled at the end
+of each streaming pass (quantized layers' tensors, read and finalized as they complete; then the
+dense tensors), which says where the peak occurs. Printed per checkpoint: baseline RSS, peak RSS, their difference,
 RSS retained after load, quantized checkpoint size (tensor bytes) and the dense bf16 size of the
 same model (parameters x 2 bytes). The synthetic checkpoint is measured a second time with glibc's
 ``MALLOC_MMAP_THRESHOLD_`` fixed, which separates what the loaded model holds from freed transient
@@ -59,9 +62,10 @@ def _status_kb(field: str) -> int:
 def _touch(model: Any) -> None:
     """Read every tensor the loaded model holds.
 
-    safetensors maps shards into memory and hands out tensors backed by the file: pages a load does
-    not read (embeddings, dense weights kept as stored) only become resident when first used. Reading
-    them all makes the figure what the model really occupies once it has run.
+    A tensor backed by a memory-mapped file (what ``safetensors.safe_open`` hands out, and what the
+    loader kept until it read into owned memory) only becomes resident page by page as it is used.
+    Reading them all makes the figure what the model really occupies once it has run, whatever the
+    loader does.
     """
     import torch
 
@@ -87,6 +91,19 @@ def _touch(model: Any) -> None:
             visit({k: v for k, v in vars(module).items() if not k.startswith("_modules")})
 
 
+def _sample_passes(marks: list[int]) -> None:
+    """Append ``VmHWM`` (kB) to ``marks`` each time a streaming pass of the loader ends."""
+    from quantresolve.integrations.transformers import api
+
+    stream = api.stream_tensors
+
+    def sampled(*args: Any, **kwargs: Any) -> Any:
+        yield from stream(*args, **kwargs)
+        marks.append(_status_kb("VmHWM"))
+
+    api.stream_tensors = sampled
+
+
 def _child(path: str) -> None:
     import warnings
 
@@ -95,6 +112,8 @@ def _child(path: str) -> None:
     from quantresolve.integrations.transformers import load_quantized
 
     warnings.simplefilter("ignore")
+    passes: list[int] = []
+    _sample_passes(passes)
     baseline = _status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     start = time.perf_counter()
@@ -109,7 +128,8 @@ def _child(path: str) -> None:
                   and hasattr(m, "shard_sizes"))
     print(json.dumps({"baseline_kb": baseline, "peak_kb": peak, "peak_during_kb": peak_during,
                       "after_kb": after, "anon_kb": anon, "file_kb": file, "seconds": seconds,
-                      "params": params, "counts": model.quantresolve_report.counts()}))
+                      "params": params, "counts": model.quantresolve_report.counts(),
+                      "pass_peaks_kb": passes}))
 
 
 # --------------------------------------------------------------------------- parent
@@ -178,7 +198,10 @@ def report(name: str, path: Path, figures: dict[str, Any]) -> None:
     print(f"{name}: {figures['params'] / 1e6:.1f} M params, load {figures['seconds']:.2f} s, {figures['counts']}")
     print(f"  baseline RSS (after imports) {base:8.1f} MB")
     print(f"  peak RSS, load + first use   {peak:8.1f} MB   (delta {peak - base:.1f} MB)")
-    print(f"  peak RSS inside load_quantized {during:6.1f} MB   (delta {during - base:.1f} MB; untouched mmap pages not counted)")
+    print(f"  peak RSS inside load_quantized {during:6.1f} MB   (delta {during - base:.1f} MB)")
+    for label, kb in zip(("pass 1 (quantized layers read, each finalized when complete)", "pass 2 (dense tensors read)"),
+                         figures.get("pass_peaks_kb", []), strict=False):
+        print(f"    high-water mark after {label}: delta {kb / 1024 - base:.1f} MB")
     print(f"  RSS after load + first use   {after:8.1f} MB   (delta {after - base:.1f} MB; "
           f"anonymous {figures['anon_kb'] / 1024:.1f} MB, file-backed {figures['file_kb'] / 1024:.1f} MB)")
     print(f"  quantized checkpoint         {quantized:8.1f} MB")

@@ -18,9 +18,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from quantresolve.dispatch import QuantLinear
 from quantresolve.errors import CheckpointError
 from quantresolve.integrations.transformers import load_quantized
 from quantresolve.integrations.transformers.shard_reader import TORCH_DTYPES, ShardReader
+from quantresolve.integrations.transformers.targets import ParamTarget
 
 from ..conftest import checkpoint_dir
 from .loaded import logits, reference
@@ -49,6 +51,23 @@ def test_no_checkpoint_mapping_after_load(tmp_path: Path) -> None:
     with torch.no_grad():
         got = model(reference("ct-w4a16")["input_ids"]).logits.float()
     assert torch.equal(got, logits("ct-w4a16"))  # the same weights as the fixture loaded in place
+
+
+@pytest.mark.parametrize("profile", [None, "llama"])
+def test_quantized_layers_are_finalized_before_dense_tensors_are_read(profile: str | None,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # The repack's transient buffers must not coincide with the dense embedding and head.
+    events: list[str] = []
+    load, finalize = ParamTarget.load, QuantLinear.finalize
+    monkeypatch.setattr(ParamTarget, "load", lambda self, *a: (events.append("dense"), load(self, *a))[1])
+    monkeypatch.setattr(QuantLinear, "finalize", lambda self: (events.append("finalize"), finalize(self))[1])
+    model = load_quantized(checkpoint_dir("ct-w4a16"), profile=profile)
+    layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
+    assert events.count("finalize") == len(layers) == (14 if profile is None else 8)  # fused: qkv, gate_up
+    assert "dense" in events and events.index("dense") > max(i for i, e in enumerate(events) if e == "finalize")
+    with torch.no_grad():
+        got = model(reference("ct-w4a16")["input_ids"]).logits.float()
+    assert torch.allclose(got, logits("ct-w4a16"), atol=0.02)
 
 
 def _raw_shard(path: Path, entries: dict[str, tuple[str, list[int], bytes]]) -> Path:

@@ -14,10 +14,12 @@ Steps (each in its own module of this package):
    linear methods (:mod:`.install`);
 4. route every checkpoint tensor to its target through the profile's mapper
    before reading any data (:mod:`.route`): a tensor nothing consumes is an error;
-5. stream tensors shard by shard (:mod:`.stream`), tie what the config ties
-   (:mod:`.tying`), refuse anything left unfilled, ``finalize()`` every
-   quantized layer — handing the repack's freed buffers back to the OS after each
-   (:mod:`.memory`) — and apply KV-cache scales (:mod:`.kv_attention`).
+5. stream tensors shard by shard (:mod:`.stream`), the quantized layers' first,
+   ``finalize()`` each quantized layer as soon as it is complete (:mod:`.layer_completion`)
+   — handing the repack's freed buffers back to the OS after each (:mod:`.memory`) — then
+   the dense tensors; tie what the config ties (:mod:`.tying`), refuse anything left
+   unfilled, finalize the layers not yet finalized, and apply KV-cache scales
+   (:mod:`.kv_attention`).
 
 The default profile is ``transformers`` — identity, unfused — because that is
 the namespace of the model built here; the built-in family profiles chosen from
@@ -41,6 +43,7 @@ import torch
 from transformers import PreTrainedModel
 
 from quantresolve.checkpoint import Inventory, build_inventory, read_checkpoint
+from quantresolve.dispatch import QuantLinear
 from quantresolve.errors import LoadError, QuantResolveError
 from quantresolve.formats.loader import load_config
 from quantresolve.integrations.transformers.build import build_empty_model
@@ -52,6 +55,7 @@ from quantresolve.integrations.transformers.expert_containers import (
 )
 from quantresolve.integrations.transformers.install import Installed, check_no_meta, install
 from quantresolve.integrations.transformers.kv_attention import apply_fp8_kv
+from quantresolve.integrations.transformers.layer_completion import LayerCompletion, quantized_first
 from quantresolve.integrations.transformers.memory import release_freed_memory
 from quantresolve.integrations.transformers.plan import LayerPlan, plan_layers
 from quantresolve.integrations.transformers.report import DENSE, KVRecord, LayerRecord, LoadReport
@@ -87,34 +91,47 @@ def _inventory(root: Path) -> Inventory:
 
 
 def _load_tensors(root: Path, inventory: Inventory, profile: Profile, installed: Installed,
-                  device: str | torch.device) -> list[str]:
+                  device: str | torch.device) -> tuple[list[str], LayerCompletion]:
+    """Stream every routed tensor into its target; ``(dropped tensor names, the layers finalized on the way)``."""
     routes = plan_routes(inventory, profile.mapper, installed.targets)
     if routes.unconsumed:
         raise LoadError(f"{len(routes.unconsumed)} checkpoint tensor(s) that nothing in the model consumes: "
                         f"{_names(routes.unconsumed)}", file=str(root))
-    for route, tensor in stream_tensors(root, routes.routes, device):
-        try:
-            installed.targets[route.module].load(route.suffix, tensor)
-        except LoadError as err:
-            raise LoadError(err.detail, file=route.file, field=route.tensor) from None
-    return routes.dropped
+    quantized, rest = quantized_first(routes.routes, installed.targets)
+    completion = LayerCompletion(quantized, installed.targets, installed.layers)
+    for part in (quantized, rest):  # repack quantized layers before the dense tensors are read
+        for route, tensor in stream_tensors(root, part, device):
+            try:
+                installed.targets[route.module].load(route.suffix, tensor)
+            except LoadError as err:
+                raise LoadError(err.detail, file=route.file, field=route.tensor) from None
+            if (prefix := completion.arrived(route)) is not None:
+                _finalize_layer(prefix, installed.layers[prefix])
+                completion.finalized.add(prefix)
+    return routes.dropped, completion
 
 
-def _check_filled(model: PreTrainedModel, installed: Installed) -> None:
-    missing = [f"{path}.{suffix}" for path, target in installed.targets.items() for suffix in target.missing()]
+def _check_filled(model: PreTrainedModel, installed: Installed, completion: LayerCompletion) -> None:
+    missing = [f"{path}.{suffix}" for path, target in installed.targets.items()
+               if not completion.finalized_target(path) for suffix in target.missing()]
     missing += [n for n in check_no_meta(model) if n not in missing]
     if missing:
         raise LoadError(f"{len(missing)} model tensor(s) that the checkpoint does not provide: "
                         f"{_names(sorted(set(missing)))}", field="checkpoint")
 
 
-def _finalize(installed: Installed) -> None:
+def _finalize_layer(prefix: str, layer: QuantLinear) -> None:
+    try:
+        layer.finalize()
+    except QuantResolveError as err:
+        raise type(err)(err.detail, file=err.file, field=prefix) from None
+    release_freed_memory()  # the repack's transient buffers, before the next layer's
+
+
+def _finalize(installed: Installed, done: set[str]) -> None:
     for prefix, layer in installed.layers.items():
-        try:
-            layer.finalize()
-        except QuantResolveError as err:
-            raise type(err)(err.detail, file=err.file, field=prefix) from None
-        release_freed_memory()  # the repack's transient buffers, before the next layer's
+        if prefix not in done:
+            _finalize_layer(prefix, layer)
     for scales in installed.kv.values():
         scales.finalize()
 
@@ -166,10 +183,10 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     present = {m for n in inventory.modules if (m := chosen.mapper.map_name(n)) is not None}
     check_tied_layers(tied, plans, present)
     installed = install(model, plans, attention, backend=backend, deny=tuple(deny), dtype=cdtype, device=device)
-    dropped = _load_tensors(root, inventory, chosen, installed, device)
+    dropped, completion = _load_tensors(root, inventory, chosen, installed, device)
     tie_parameters(tied, installed.targets, dict(model.named_parameters(remove_duplicate=False)))
-    _check_filled(model, installed)
-    _finalize(installed)
+    _check_filled(model, installed, completion)
+    _finalize(installed, completion.finalized)
     applied = bool(installed.kv) and bool(apply_fp8_kv(model))
     report = _report(root, chosen, resolver, plans, installed, applied)
     report.dropped = dropped
