@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from quantresolve.dispatch import BACKENDS, DeviceInfo, Shapes, make_linear, select_backend
-from quantresolve.dispatch.backends import gemlite
+from quantresolve.dispatch.backends import gemlite, triton_gemv
 from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, bnb_scheme, modelopt_scheme
@@ -114,6 +114,13 @@ CASES: list[tuple[str, Side, Side, str]] = [
     # bnb_cuda: CUDA, bitsandbytes formats
     ("bnb_cuda", Side(NF4, Shapes(48, 128), H100), Side(NF4, Shapes(48, 128)), "no CUDA device"),
     ("bnb_cuda", Side(INT8, Shapes(48, 128), H100), Side(AWQ, Shapes(48, 128), H100), "bitsandbytes"),
+    # triton_gemv_cuda: CUDA, Triton (patched), SM 8.0, int / NVFP4 / MXFP4, groups fitting its chunks,
+    # batch (every guard on both sides: tests/dispatch/test_triton_gemv.py)
+    ("triton_gemv_cuda", Side(AWQ, Shapes(40, 200), A100), Side(AWQ, Shapes(40, 200)), "no CUDA device"),
+    ("triton_gemv_cuda", Side(NVFP4, Shapes(64, 256), A100), Side(NVFP4, Shapes(64, 256), TURING), "8.0"),
+    ("triton_gemv_cuda", Side(CT_MXFP4, Shapes(64, 256), H100), Side(FP8, Shapes(64, 256), H100), "integer, NVFP4"),
+    ("triton_gemv_cuda", Side(AWQ16, Shapes(64, 256), H100), Side(CT_W3, Shapes(64, 256, batch=9), H100),
+     "batch 9 > 8"),
 ]
 
 
@@ -121,6 +128,7 @@ CASES: list[tuple[str, Side, Side, str]] = [
 def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(gemlite, "gemlite_installed", lambda: True)
+    monkeypatch.setattr(triton_gemv, "triton_installed", lambda: True)
     monkeypatch.setattr(torch.version, "cuda", "13.0")
 
 
@@ -158,7 +166,7 @@ def test_cuda_backends_unavailable_without_gpu() -> None:
     """Without patching, this machine's verdict is the real one: no CUDA device (or not installed)."""
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    for name in ("scaled_mm_cuda", "gemlite_cuda", "bnb_cuda"):
+    for name in ("scaled_mm_cuda", "gemlite_cuda", "bnb_cuda", "triton_gemv_cuda"):
         v = _verdict(name, Side(modelopt_scheme("FP8"), Shapes(64, 64), H100))
         assert not v.ok and v.reason == "unavailable: no CUDA device"
 
@@ -195,7 +203,7 @@ def test_batch_hint_selection(scheme: QuantScheme, batch: int | None, expect: st
 
 
 @pytest.mark.parametrize("name", ["int8pack_cpu", "int4pack_cpu", "int8split_cpu", "bnb_cpu", "int_mm_cpu",
-                                  "scaled_mm_cuda", "gemlite_cuda", "bnb_cuda"])
+                                  "scaled_mm_cuda", "gemlite_cuda", "bnb_cuda", "triton_gemv_cuda"])
 def test_forcing_a_declining_backend_is_a_clear_error(name: str) -> None:
     scheme = modelopt_scheme("MXFP8")  # no specialised kernel runs MXFP8
     with pytest.raises(BackendUnavailableError, match=rf"forced backend '{name}' cannot run MXFP8 .* at 64x256: "):
