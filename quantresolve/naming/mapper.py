@@ -310,24 +310,8 @@ class WeightsMapper:
         if split is not None:  # prefix rules: undone once per head, the rest appended
             heads, rest = split
             return frozenset(h + rest for h in heads)
-        candidates = {name + "."}
-        frontier = candidates
-        for _ in range(len(self._inverse) + 1):  # type: ignore[attr-defined]  # undo chains of rules, any order
-            found = set()
-            for how, key, target in self._inverse:  # type: ignore[attr-defined]
-                for cand in frontier:
-                    if how == "prefix":
-                        if cand.startswith(target):
-                            found.add(key + cand[len(target):])
-                    elif how == "suffix":
-                        if cand.endswith(target):
-                            found.add(cand[: len(cand) - len(target)] + key)
-                    elif target and target in cand:
-                        found.add(cand.replace(target, key))
-            frontier = found - candidates
-            if not frontier:
-                break
-            candidates |= frontier
+        candidates = self._undo_rules(name + ".")
+        assert candidates is not None  # only a head can be undecided
         out = set()
         for cand in candidates:
             plain = cand[:-1] if cand.endswith(".") else cand
@@ -369,21 +353,9 @@ class WeightsMapper:
         every non-empty ``rest``: :meth:`preimages`' inversion run on the head alone. ``None`` when some
         rule test would need the rest (``_starts`` cannot decide), so the caller inverts the whole name.
         Only called for mappers with a :meth:`head_plan` (prefix rules and anchored regexes)."""
-        candidates = {text}
-        frontier = candidates
-        for _ in range(len(self._inverse) + 1):  # type: ignore[attr-defined]
-            found = set()
-            for _how, key, target in self._inverse:  # type: ignore[attr-defined]  # prefix rules only here
-                for cand in frontier:
-                    fires = _starts(cand, target)
-                    if fires is None:
-                        return None
-                    if fires:
-                        found.add(key + cand[len(target):])
-            frontier = found - candidates
-            if not frontier:
-                break
-            candidates |= frontier
+        candidates = self._undo_rules(text, head=True)
+        if candidates is None:
+            return None
         out = set()
         for cand in candidates:
             if not cand.endswith(".") or cand == ".":
@@ -394,3 +366,32 @@ class WeightsMapper:
             if mapped == text:
                 out.add(cand)
         return frozenset(out)
+
+    def _undo_rules(self, text: str, *, head: bool = False) -> set[str] | None:
+        """``text`` and every spelling reached by undoing invertible rules, chains included (any order).
+
+        ``head=True``: ``text`` is a head whose rest is unknown; a prefix test the head alone cannot
+        decide (``_starts`` → ``None``) makes the answer ``None``.
+        """
+        candidates = {text}
+        frontier = candidates
+        for _ in range(len(self._inverse) + 1):  # type: ignore[attr-defined]
+            found = set()
+            for how, key, target in self._inverse:  # type: ignore[attr-defined]
+                for cand in frontier:
+                    if how == "prefix":
+                        fires = _starts(cand, target) if head else cand.startswith(target)
+                        if fires is None:
+                            return None
+                        if fires:
+                            found.add(key + cand[len(target):])
+                    elif how == "suffix":
+                        if cand.endswith(target):
+                            found.add(cand[: len(cand) - len(target)] + key)
+                    elif target and target in cand:
+                        found.add(cand.replace(target, key))
+            frontier = found - candidates
+            if not frontier:
+                break
+            candidates |= frontier
+        return candidates
