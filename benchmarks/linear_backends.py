@@ -58,8 +58,11 @@ SPEED_GOAL_SCHEMES = {"compressed-tensors:W4A16", "modelopt:W4A16_AWQ", "compres
 SPEED_GOAL, AUTO_GOAL, CORRECT_ERR = 5.0, 1.1, 2e-2
 
 
-def _fill(layer: Any, gen: torch.Generator) -> None:
-    """Random but valid checkpoint tensors for the layer's expected specs (scale ranges kept sane)."""
+def _fill(layer: Any, gen: torch.Generator, any_float: torch.dtype = torch.float32) -> None:
+    """Random but valid checkpoint tensors for the layer's expected specs (scale ranges kept sane).
+
+    ``any_float``: the dtype of tensors the format stores in any float dtype (integer scales);
+    compressed-tensors checkpoints keep them in the model's dtype (bf16)."""
     if layer.scheme is not None and layer.scheme.producer == "bitsandbytes" and layer.scheme.algo != "BNB_INT8":
         import bitsandbytes.functional as F  # only bitsandbytes' own 4-bit layout needs its library
 
@@ -77,6 +80,8 @@ def _fill(layer: Any, gen: torch.Generator) -> None:
             t = torch.rand(shape, generator=gen) * 0.002 + 0.0005
             if suffix in ("weight_global_scale", "input_global_scale"):
                 t = torch.full(shape, 200.0)
+            elif dtype == "float":
+                t = t.to(any_float)
         elif dtype == "float8_e4m3fn":
             t = (torch.rand(shape, generator=gen) + 0.5 if "scale" in suffix
                  else torch.randn(shape, generator=gen) * 40).to(torch.float8_e4m3fn)

@@ -216,23 +216,6 @@ INTERPRETER_CASES = [
 ]
 
 
-def _interpreter_index_fix() -> None:
-    """Triton 3.6's interpreter turns a loop bound into an int with ``int(array)``, which numpy ≥ 2.3
-    refuses for its 1-element arrays; read the element instead (interpreter only)."""
-    from triton.runtime import interpreter
-
-    original = interpreter._patch_lang_tensor
-    if getattr(original, "_one_element_fix", False):
-        return
-
-    def patched(tensor, scope):  # type: ignore[no-untyped-def]
-        original(tensor, scope)
-        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
-
-    patched._one_element_fix = True  # type: ignore[attr-defined]
-    interpreter._patch_lang_tensor = patched
-
-
 def _run_case(scheme_name: str, n: int | list[int], k: int, m: int) -> dict[str, object]:
     """Build the layer on the dequantizing reference, then prepare / apply / rebuild every input
     group through the GEMV backend and compare."""
@@ -262,7 +245,9 @@ def _run_case(scheme_name: str, n: int | list[int], k: int, m: int) -> dict[str,
 
 def _interpreter_main() -> None:  # the subprocess' entry point
     assert os.environ.get("TRITON_INTERPRET") == "1"
-    _interpreter_index_fix()
+    from quantresolve.dispatch.kernels.triton_gemv import patch_interpreter_for_numpy2
+
+    patch_interpreter_for_numpy2()
     results = {}
     for case in INTERPRETER_CASES:
         key = json.dumps(case)

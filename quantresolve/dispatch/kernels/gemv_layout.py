@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 
 #: Rows are padded to a multiple of this (the largest BLOCK_N), so weight loads need no row mask.
-ROW_ALIGN = 128
+ROW_ALIGN = 256
 #: Words per row are padded to a multiple of this (the largest BLOCK_KW): no tile straddles the end.
 WORD_ALIGN = 64
 #: Stripe of the packed layout (words per chunk); 4 = one 16-byte load per thread and slot.

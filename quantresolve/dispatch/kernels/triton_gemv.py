@@ -32,7 +32,7 @@ import torch
 
 from quantresolve.dispatch.kernels.gemv_configs import GEMV_MAX_M, GemvConfig
 from quantresolve.dispatch.kernels.gemv_formats import CHANNEL_GROUP, FORMATS
-from quantresolve.dispatch.kernels.gemv_layout import GemvWeights, values_per_word
+from quantresolve.dispatch.kernels.gemv_layout import ROW_ALIGN, WORD_ALIGN, GemvWeights, values_per_word
 
 try:  # the kernels exist only where Triton does; the backend checks before importing this module
     import triton
@@ -41,12 +41,30 @@ except ImportError:  # pragma: no cover - exercised on machines without Triton
     triton = None
     tl = None
 
-__all__ = ["dequantize_rows", "gemv", "launch_grid"]
+__all__ = ["dequantize_rows", "gemv", "launch_grid", "patch_interpreter_for_numpy2"]
 
 #: The float32 exponent field of 2^23 (``150 << 23``), the integer decode's magic number.
 MAGIC = 150 << 23
 #: Rows of the weight dequantized per launch by :func:`dequantize_rows` (bounds the scratch copy).
 DEQUANT_ROWS = 4096
+
+
+def patch_interpreter_for_numpy2() -> None:
+    """Let Triton 3.6's CPU interpreter run these kernels under numpy ≥ 2.3: it turns a loop bound
+    into an int with ``int(array)``, which those numpy versions refuse for its 1-element arrays, so
+    read the element instead. Only for ``TRITON_INTERPRET=1`` (tests, ``gpu_gemv_sweep --cpu-check``)."""
+    from triton.runtime import interpreter
+
+    original = interpreter._patch_lang_tensor
+    if getattr(original, "_one_element_index", False):
+        return
+
+    def patched(tensor, scope):  # type: ignore[no-untyped-def]
+        original(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+
+    patched._one_element_index = True  # type: ignore[attr-defined]
+    interpreter._patch_lang_tensor = patched
 
 
 def launch_grid(n: int, kw: int, cfg: GemvConfig) -> tuple[tuple[int, int], int]:
@@ -248,6 +266,9 @@ def gemv(x: torch.Tensor, w: GemvWeights, cfg: GemvConfig, out_dtype: torch.dtyp
     m, k = x.shape
     if m > GEMV_MAX_M or k != w.k:
         raise ValueError(f"gemv takes x [≤ {GEMV_MAX_M}, {w.k}], got {list(x.shape)}")
+    if ROW_ALIGN % cfg.block_n or WORD_ALIGN % cfg.block_kw or cfg.block_kw % w.stripe:
+        raise ValueError(f"{cfg.text()}: tiles must divide the padding ({ROW_ALIGN} rows, {WORD_ALIGN} words) "
+                         f"and hold whole chunks of {w.stripe} words")
     kw = w.words.shape[1]
     grid, per_split = launch_grid(w.n, kw, cfg)
     atomic = grid[1] > 1
