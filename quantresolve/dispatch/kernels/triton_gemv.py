@@ -32,7 +32,12 @@ import torch
 
 from quantresolve.dispatch.kernels.gemv_configs import GEMV_MAX_M, GemvConfig
 from quantresolve.dispatch.kernels.gemv_formats import CHANNEL_GROUP, FORMATS
-from quantresolve.dispatch.kernels.gemv_layout import ROW_ALIGN, WORD_ALIGN, GemvWeights, values_per_word
+from quantresolve.dispatch.kernels.gemv_layout import (
+    ROW_ALIGN,
+    WORD_ALIGN,
+    GemvWeights,
+    values_per_word,
+)
 
 try:  # the kernels exist only where Triton does; the backend checks before importing this module
     import triton
