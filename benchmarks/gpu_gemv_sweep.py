@@ -10,8 +10,8 @@ checkpoint tensors of compressed-tensors W4A16 (int4, group 128, bf16 scales) an
 (E2M1, E4M3 scales per 16, float32 global scale), built through quantresolve's own codecs and
 repacked by the backend's ``prepare()`` exactly as a loaded layer is.
 
-For every format × shape (N×K) × batch, every configuration (tile rows ``bn``, tile words
-``bkw``, K splits ``sk``, warps, pipeline stages) is first checked against ``x · Wᵀ`` on the
+For every format × shape (N×K) × batch, every configuration (kernel: ``fma`` CUDA-core GEMV or
+``dot`` tensor cores; tile rows ``bn``, tile words ``bkw``, K splits ``sk``, warps, pipeline stages) is first checked against ``x · Wᵀ`` on the
 float32 dequantized weight (relative error ≤ 1e-2, flagged ``WRONG`` otherwise), then timed on enough copies of the weight to
 stream ≥ 2× the L2 per round: ``ms`` is the GPU time per call from a CUDA graph of 64 back-to-back
 calls (launch overhead excluded: what the kernel streams), ``eager_ms`` the same calls launched from
@@ -22,7 +22,7 @@ dequantized bf16 weight (what ``dense_dequant`` runs) and the whole layer call w
 configuration. The end prints the best configuration per row and a ``TUNED`` table to paste into
 ``quantresolve/dispatch/kernels/gemv_configs.py``. One line per measurement::
 
-    gpu_gemv_sweep: fmt=w4a16 shape=28672x8192 batch=1 cfg=bn64-bkw32-sk2-w4-s2 ms=0.0612 eager_ms=0.0700 gbps=1950 hbm_pct=58 err=3e-07
+    gpu_gemv_sweep: fmt=w4a16 shape=28672x8192 batch=1 cfg=fma-bn64-bkw32-sk2-w4-s2 ms=0.0612 eager_ms=0.0700 gbps=1950 hbm_pct=58 err=3e-07
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from linear_backends import _fill, hbm_gbps, rotation  # the sibling benchmark's helpers
 
 from quantresolve.dispatch import BACKENDS, make_linear
-from quantresolve.dispatch.backends.triton_gemv import sm_count
+from quantresolve.dispatch.backends.triton_gemv import kernel_launcher, sm_count
 from quantresolve.dispatch.kernels.gemv_configs import (
     GemvConfig,
     choose_config,
@@ -62,14 +62,18 @@ FORMATS: dict[str, QuantScheme] = {
 SHAPES = [(8192, 28672), (28672, 8192), (4096, 4096)]
 BATCHES = [1, 4, 8]
 
-#: Tiles tried per batch bucket: (block_n, block_kw, num_warps, num_stages). Each is compiled once
-#: per format and bucket (seconds, cached by Triton on disk for the next run); splits of K are a
-#: run-time argument, tried per shape: none, the built-in rule's, and twice that.
-TILES: dict[int, list[tuple[int, int, int, int]]] = {
-    1: [(64, 32, 4, 2), (64, 32, 4, 1), (64, 32, 4, 3), (128, 32, 4, 2), (128, 32, 8, 2), (64, 64, 4, 2),
-        (32, 32, 4, 2), (256, 32, 8, 2)],
-    4: [(16, 32, 4, 2), (16, 32, 4, 1), (32, 32, 4, 2), (16, 16, 4, 2), (32, 16, 4, 2), (32, 32, 8, 2)],
-    8: [(16, 16, 4, 2), (16, 32, 4, 2), (16, 16, 4, 1), (32, 16, 4, 2), (8, 32, 4, 2), (32, 16, 8, 2)],
+#: Tiles tried per batch bucket: (kernel, block_n, block_kw, num_warps, num_stages) — ``fma`` the
+#: CUDA-core GEMV, ``dot`` the tensor-core kernel. Each is compiled once per format and bucket
+#: (seconds, cached by Triton on disk for the next run); splits of K are a run-time argument, tried
+#: per shape: none, the built-in rule's, and twice that.
+TILES: dict[int, list[tuple[str, int, int, int, int]]] = {
+    1: [("fma", 64, 32, 4, 2), ("fma", 64, 32, 4, 1), ("dot", 32, 16, 4, 2), ("fma", 64, 32, 4, 3),
+        ("fma", 128, 32, 4, 2), ("fma", 128, 32, 8, 2), ("fma", 64, 64, 4, 2), ("fma", 32, 32, 4, 2),
+        ("fma", 256, 32, 8, 2), ("dot", 64, 32, 4, 2)],
+    4: [("dot", 32, 16, 4, 2), ("fma", 16, 32, 4, 2), ("dot", 64, 16, 4, 2), ("dot", 32, 32, 4, 2),
+        ("dot", 32, 16, 4, 3), ("dot", 64, 32, 8, 2), ("dot", 16, 16, 4, 2), ("fma", 32, 16, 4, 2)],
+    8: [("dot", 32, 16, 4, 2), ("fma", 16, 16, 4, 2), ("dot", 64, 16, 4, 2), ("dot", 32, 32, 4, 2),
+        ("dot", 32, 16, 4, 3), ("dot", 64, 32, 8, 2), ("dot", 16, 16, 4, 2), ("fma", 16, 32, 4, 2)],
 }
 QUICK_TILES = {b: tiles[:3] for b, tiles in TILES.items()}
 #: Relative error allowed against the float32 weight: compressed-tensors' own dequantization rounds
@@ -148,12 +152,12 @@ def gpu_ms(fns: list[Callable[[], object]], calls: int = GRAPH_CALLS) -> tuple[f
     return sorted(times)[len(times) // 2], start.elapsed_time(end) / calls
 
 
-def configs_for(n: int, kw: int, tiles: list[tuple[int, int, int, int]], sms: int) -> list[GemvConfig]:
+def configs_for(n: int, kw: int, tiles: list[tuple[str, int, int, int, int]], sms: int) -> list[GemvConfig]:
     """Every tile with no split, the built-in rule's split and twice that."""
     out = []
-    for bn, bkw, warps, stages in tiles:
+    for kernel, bn, bkw, warps, stages in tiles:
         rule = split_for(n, kw, bn, bkw, sms)
-        out += [GemvConfig(bn, bkw, sk, warps, stages) for sk in sorted({1, rule, 2 * rule})]
+        out += [GemvConfig(bn, bkw, sk, warps, stages, kernel) for sk in sorted({1, rule, 2 * rule})]
     return out
 
 
@@ -179,8 +183,6 @@ class Subject:
 
 def sweep_row(sub: Subject, batch: int, tiles: dict[int, list], peak: float | None, deadline: float,
               sms: int) -> dict[str, Any]:
-    from quantresolve.dispatch.kernels import triton_gemv
-
     n, k, fmt = sub.n, sub.k, sub.fmt
     x = torch.randn(batch, k, device=DEVICE, generator=torch.Generator(DEVICE).manual_seed(batch)).to(torch.bfloat16)
     ref = sub.reference(x)
@@ -196,9 +198,10 @@ def sweep_row(sub: Subject, batch: int, tiles: dict[int, list], peak: float | No
             print(f"gpu_gemv_sweep: {tag} time budget spent, remaining configurations skipped", flush=True)
             break
         try:
-            y = triton_gemv.gemv(x, sub.packed, cfg, out_dtype=torch.float32)
+            launch = kernel_launcher(cfg)
+            y = launch(x, sub.packed, cfg, torch.float32)
             err = float((y - ref).norm() / ref.norm())
-            ms, eager = gpu_ms([lambda w=w, c=cfg: triton_gemv.gemv(x, w, c) for w in sub.weights])
+            ms, eager = gpu_ms([lambda w=w, c=cfg, f=launch: f(x, w, c, None) for w in sub.weights])
         except Exception as exc:  # a configuration that does not compile or run is reported, not fatal
             first = (str(exc).splitlines() or [""])[0][:120]
             print(f"gpu_gemv_sweep: {tag} cfg={cfg.text()} failed={type(exc).__name__}: {first}", flush=True)
@@ -236,7 +239,7 @@ def summary(rows: list[dict[str, Any]], peak: float | None) -> list[str]:
         fmt = {"w4a16": "int4", "nvfp4a16": "nvfp4"}[r["fmt"]]
         tuned.append(f'    ("{fmt}", {r["n"]}, {r["k"]}, {r["batch"]}): GemvConfig(block_n={cfg.block_n}, '
                      f"block_kw={cfg.block_kw}, split_k={cfg.split_k}, num_warps={cfg.num_warps}, "
-                     f"num_stages={cfg.num_stages}),")
+                     f'num_stages={cfg.num_stages}, kernel="{cfg.kernel}"),')
     lines += ["", "TUNED = {  # paste into quantresolve/dispatch/kernels/gemv_configs.py", *tuned, "}"]
     return lines
 

@@ -105,7 +105,8 @@ GUARD_CASES = [
     ((AWQ, Shapes(64, 256)), (ct_int(8, None).model_copy(update={"weights": QuantArgs(
         num_bits=8, type="int", strategy="tensor")}), Shapes(64, 256)), "group or channel"),
     ((SCHEMES["mo-w4a16-awq-g16"], Shapes(64, 256)), (modelopt_scheme("W4A16_AWQ", group_size=48),
-                                                       Shapes(64, 256)), "multiple of 32 or divides it"),
+                                                       Shapes(64, 256)), "multiple of 32 or 16"),
+    ((ct_int(4, 16), Shapes(64, 256)), (ct_int(4, 8), Shapes(64, 256)), "multiple of 32 or 16"),
     ((SCHEMES["ct-w8a16-g128"], Shapes(64, 256)), (ct_int(8, 24), Shapes(64, 256)), "multiple of 16"),
     ((AWQ, Shapes(64, 256, batch=8)), (AWQ, Shapes(64, 256, batch=9)), "batch 9 > 8"),
     # a group as large as K is one scale column, whatever its size
@@ -212,13 +213,18 @@ INTERPRETER_CASES = [
     ("mo-w4a16-awq-g16", 48, 128, 2), ("mo-w8a16", 64, 256, 1), ("ct-nvfp4a16", 64, 256, 1),
     ("ct-nvfp4a16", [32, 24], 208, 5), ("ct-nvfp4-w4a4", 64, 256, 2), ("mo-nvfp4", [32, 32], 256, 1),
     ("mo-w4a16-nvfp4", 40, 160, 1), ("mo-w4a16-nvfp4", [24, 40], 96, 2), ("ct-mxfp4a16", 64, 256, 1), ("ct-mxfp4a16", 40, 224, 6),
-    ("ct-w4a16-g128", 64, 256, 12), ("ct-nvfp4a16", 40, 160, 9),
+    ("ct-w4a16-g128", 64, 256, 12), ("ct-nvfp4a16", 40, 160, 9), ("ct-w4a16-asym-g32", 40, 96, 33),
+    ("ct-w8a16-g128", 24, 128, 70),
 ]
 
 
 def _run_case(scheme_name: str, n: int | list[int], k: int, m: int) -> dict[str, object]:
     """Build the layer on the dequantizing reference, then prepare / apply / rebuild every input
-    group through the GEMV backend and compare."""
+    group through the GEMV backend and compare; and both kernels with the rule's tiles."""
+    from dataclasses import replace
+
+    from quantresolve.dispatch.backends.triton_gemv import kernel_launcher
+    from quantresolve.dispatch.kernels.gemv_configs import GEMV_MAX_M, PACKED_MAX_M
     from tests.dispatch.test_backends import _random_tensors
 
     fused = isinstance(n, list)
@@ -230,7 +236,7 @@ def _run_case(scheme_name: str, n: int | list[int], k: int, m: int) -> dict[str,
     layer.finalize()
     backend = BACKENDS[NAME]
     x = torch.randn(m, k, generator=torch.Generator().manual_seed(m)).to(torch.bfloat16)
-    errs, exact = [], []
+    errs, exact, kernel_errs = [], [], {}
     for group, _ in layer._groups:
         ref = group.transform.apply(x).float() @ group.dense().t()
         dense = group.dense()
@@ -238,9 +244,16 @@ def _run_case(scheme_name: str, n: int | list[int], k: int, m: int) -> dict[str,
         y = backend.apply(state, x, group)
         assert y.shape == (m, group.n)
         errs.append(float((y.float() - ref).norm() / ref.norm().clamp(min=1e-6)))
+        xin = group.transform.apply(x)
+        for kernel, most in (("fma", GEMV_MAX_M), ("dot", PACKED_MAX_M)):
+            if m <= most:
+                cfg = replace(choose_config(state[0].fmt, group.n, k, m, 132), kernel=kernel)
+                yk = kernel_launcher(cfg)(xin, state[0], cfg, torch.float32)
+                err = float((yk - ref).norm() / ref.norm().clamp(min=1e-6))
+                kernel_errs[kernel] = max(kernel_errs.get(kernel, 0.0), err)
         rebuild = backend.rebuild(state, group)
         exact.append(rebuild is not None and torch.equal(rebuild().to(dense.dtype), dense))
-    return {"err": max(errs), "rebuild_exact": all(exact)}
+    return {"err": max(errs), "rebuild_exact": all(exact), "kernels": kernel_errs}
 
 
 def _interpreter_main() -> None:  # the subprocess' entry point
@@ -279,6 +292,9 @@ def test_interpreted_kernel_matches_dequantized_reference(interpreted: dict, cas
     assert "error" not in result, result.get("error")
     assert result["err"] < 1e-5, result
     assert result["rebuild_exact"], result
+    m = case[3]
+    assert set(result["kernels"]) == {k for k, most in (("fma", 8), ("dot", 64)) if m <= most}, result
+    assert max(result["kernels"].values(), default=0.0) < 1e-5, result
 
 
 def test_interpreter_flag_does_not_leak() -> None:
@@ -296,8 +312,9 @@ GPU_SCHEMES = ["ct-w4a16-g128", "ct-w4a16-asym-g32", "mo-w4a16-awq-g128", "ct-w8
 @pytest.mark.cuda
 @pytest.mark.parametrize("scheme_name", GPU_SCHEMES)
 @pytest.mark.parametrize(("n", "k"), [(4096, 4096), (8192, 2048), (2000, 4100)])
-@pytest.mark.parametrize("m", [1, 4, 8, 16])
-def test_gpu_kernel_matches_dequantized_reference(scheme_name: str, n: int, k: int, m: int) -> None:
+@pytest.mark.parametrize("m", [1, 2, 4, 8, 16, 80])
+def test_gpu_layer_matches_dequantized_reference(scheme_name: str, n: int, k: int, m: int) -> None:
+    """Through the layer: the configuration rule's kernel per batch (80 rows: dequantize + matmul)."""
     from tests.dispatch.test_backends import _random_tensors
 
     layer = make_linear(SCHEMES[scheme_name], k, n, backend=NAME, device="cuda")
@@ -307,6 +324,30 @@ def test_gpu_kernel_matches_dequantized_reference(scheme_name: str, n: int, k: i
     y, ref = layer(x).float(), layer.reference(x).float()  # reference: the bf16 dequantized weight
     err = float((y - ref).norm() / ref.norm())
     assert err < 1e-2, err
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("scheme_name", GPU_SCHEMES)
+@pytest.mark.parametrize("kernel", ["fma", "dot"])
+@pytest.mark.parametrize("m", [1, 3, 8])
+def test_gpu_both_kernels_match_at_every_small_batch(scheme_name: str, kernel: str, m: int) -> None:
+    from dataclasses import replace
+
+    from quantresolve.dispatch.backends.triton_gemv import kernel_launcher, sm_count
+    from tests.dispatch.test_backends import _random_tensors
+
+    n, k = 3000, 2048
+    layer = make_linear(SCHEMES[scheme_name], k, n, backend=NAME, device="cuda")
+    _random_tensors(layer, seed=5)
+    layer.finalize()
+    group, state = layer._groups[0]
+    x = torch.randn(m, k, device="cuda").to(torch.bfloat16)
+    ref = layer.reference(x).float()
+    for split in (1, 4):
+        cfg = replace(choose_config(state[0].fmt, n, k, m, sm_count(x.device)), kernel=kernel, split_k=split)
+        y = kernel_launcher(cfg)(group.transform.apply(x), state[0], cfg, torch.bfloat16).float()
+        assert float((y - ref).norm() / ref.norm()) < 1e-2, (cfg.text(), float((y - ref).norm() / ref.norm()))
 
 
 @needs_gpu

@@ -1,11 +1,14 @@
 """``triton_gemv_cuda``: our Triton GEMV streaming the packed 4/8-bit weight (integer, NVFP4, MXFP4).
 
-For decoding-sized batches (M ≤ 8) on CUDA: at ``finalize()`` the weight is repacked once into the
+For decoding-sized batches on CUDA: at ``finalize()`` the weight is repacked once into the
 striped int32 layout of :mod:`~quantresolve.dispatch.kernels.gemv_layout` (codes, scales kept
-narrow: E4M3/E8M0 as bytes), and every call runs :func:`~quantresolve.dispatch.kernels.triton_gemv.gemv`
-— one pass over ≈ 0.53 bytes per weight (int4 group 128, NVFP4) instead of the 2 bytes of a
-dequantized bf16 copy. Larger batches (prefill, when the layer was built without a ``batch``
-hint) dequantize 4096 rows at a time with the same decode and use the dense matmul.
+narrow: E4M3/E8M0 as bytes), and every call streams it once — ≈ 0.53 bytes per weight (int4 group
+128, NVFP4) instead of the 2 bytes of a dequantized bf16 copy — through the CUDA-core GEMV
+(:mod:`~quantresolve.dispatch.kernels.triton_gemv`, one row of x) or the tensor-core kernel
+(:mod:`~quantresolve.dispatch.kernels.triton_dot`, 2 … 64 rows), as
+:func:`~quantresolve.dispatch.kernels.gemv_configs.choose_config` says. The registry offers it for
+``batch`` hints ≤ 8; a layer built without a hint that meets a long prefill (> 64 rows)
+dequantizes 4096 rows at a time with the same decode and uses the dense matmul.
 
 Schemes: integer weights with an integer view (compressed-tensors pack-/int-quantized W4A16,
 W4A16 asymmetric, W8A16, ModelOpt INT4 AWQ and W8A16) of ≤ 8 bits, channel-wise or with groups
@@ -16,11 +19,10 @@ and K (padded at repack). Triton is imported in ``prepare()`` only; without it, 
 ``supports()`` says so.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
-    >>> gpu = DeviceInfo(type="cuda", capability=(9, 0))
     >>> format_guard(modelopt_scheme("W4A16_AWQ", group_size=128), Shapes(64, 256)) is None
     True
     >>> format_guard(modelopt_scheme("W4A16_AWQ", group_size=48), Shapes(64, 256)).reason
-    'needs a group size that is a multiple of 32 or divides it (packed chunks of 32 elements), got 48'
+    'needs a group size that is a multiple of 32 or 16 (packed chunks of 32 elements), got 48'
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from quantresolve.dispatch.backends.int_weights import (
     weight_only_input,
 )
 from quantresolve.dispatch.codecs.base import codec_overrides
-from quantresolve.dispatch.kernels.gemv_configs import GEMV_MAX_M, choose_config
+from quantresolve.dispatch.kernels.gemv_configs import PACKED_MAX_M, GemvConfig, choose_config
 from quantresolve.dispatch.kernels.gemv_formats import FORMATS, int_format
 from quantresolve.dispatch.kernels.gemv_layout import (
     DEFAULT_STRIPE,
@@ -85,9 +87,10 @@ def _chunk(bits: int) -> int:
     return DEFAULT_STRIPE * values_per_word(FORMATS[int_format(bits)].bits)
 
 
-def group_fits(group: int, chunk: int, stripe: int = DEFAULT_STRIPE) -> bool:
-    """A chunk lies in one scale group, or splits into whole groups of whole stripes."""
-    return group % chunk == 0 or (chunk % group == 0 and group % stripe == 0)
+def group_fits(group: int, chunk: int) -> bool:
+    """A chunk lies in one scale group, or its halves do (NVFP4's 16 in chunks of 32; both kernels
+    read at most two scales per chunk)."""
+    return group % chunk == 0 or 2 * group == chunk
 
 
 def format_guard(scheme: QuantScheme | None, shapes: Shapes) -> Verdict | None:
@@ -105,7 +108,7 @@ def format_guard(scheme: QuantScheme | None, shapes: Shapes) -> Verdict | None:
         return Verdict.no(f"needs 1..8-bit integer weights, got {w.num_bits}")
     chunk = _chunk(w.num_bits)
     if w.strategy == "group" and (w.group_size or 0) < shapes.k and not group_fits(int(w.group_size or 0), chunk):
-        return Verdict.no(f"needs a group size that is a multiple of {chunk} or divides it "
+        return Verdict.no(f"needs a group size that is a multiple of {chunk} or {chunk // 2} "
                           f"(packed chunks of {chunk} elements), got {w.group_size}")
     return None
 
@@ -163,6 +166,15 @@ def _fp4_weights(group: ShardGroup) -> tuple[GemvWeights, Any]:
     return GemvWeights(kind, n, k, words, scale, group_size, DEFAULT_STRIPE, row_scale=row_scale), originals
 
 
+def kernel_launcher(cfg: GemvConfig) -> Callable[..., torch.Tensor]:
+    """The launch function of ``cfg.kernel``: ``fma`` the CUDA-core GEMV, ``dot`` the tensor-core
+    kernel (both take ``(x, packed, cfg, out_dtype)``; imported here, they import Triton)."""
+    from quantresolve.dispatch.kernels import triton_dot, triton_gemv
+
+    launchers = {"fma": triton_gemv.gemv, "dot": triton_dot.gemm_small}
+    return launchers[cfg.kernel]
+
+
 @functools.cache
 def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
@@ -208,10 +220,10 @@ class TritonGemv(Backend):
         m = xin.shape[0]
         if m == 0:
             return torch.empty(0, packed.n, dtype=group.dtype, device=xin.device)
-        if m <= GEMV_MAX_M:
+        if m <= PACKED_MAX_M:
             cfg = choose_config(packed.fmt, packed.n, packed.k, m, sm_count(xin.device),
                                 kw=packed.words.shape[1])
-            return triton_gemv.gemv(xin, packed, cfg, out_dtype=group.dtype)
+            return kernel_launcher(cfg)(xin, packed, cfg, group.dtype)
         out = torch.empty(m, packed.n, dtype=group.dtype, device=xin.device)
         xd = xin.to(group.dtype)
         for row0 in range(0, packed.n, triton_gemv.DEQUANT_ROWS):
