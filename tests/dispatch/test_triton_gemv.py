@@ -185,6 +185,22 @@ def test_pack_unpack_round_trip_and_slot_positions(bits: int, stripe: int, n: in
                 assert (int(words[0, kw]) & 0xFFFFFFFF) >> (bits * j) & ((1 << bits) - 1) == int(codes[0, e])
 
 
+@pytest.mark.parametrize("name", ["ct-w4a16-g128", "ct-nvfp4a16", "ct-w8a16-asym-channel", "mo-w4a16-awq-g16"])
+def test_repacking_in_row_chunks_equals_repacking_whole(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """``prepare()`` unpacks a large weight a row chunk at a time (bounded memory): same words, scales."""
+    from tests.dispatch.test_backends import _random_tensors
+
+    layer = make_linear(SCHEMES[name], 256, 300, backend="per_call_dequant")
+    _random_tensors(layer, seed=3)
+    layer.finalize()
+    group = layer._groups[0][0]
+    whole = BACKENDS[NAME].prepare(group)[0]
+    monkeypatch.setattr(triton_gemv, "CHUNK_ELEMENTS", 256 * 7)  # 7 rows per chunk
+    parts = BACKENDS[NAME].prepare(group)[0]
+    assert torch.equal(whole.words, parts.words) and torch.equal(whole.scale, parts.scale)
+    assert whole.words.shape == (512, 64)  # 300 rows padded to 512, 256 codes in 32 words padded to 64
+
+
 @pytest.mark.parametrize(("n", "kw", "cfg"), [
     (4096, 512, GemvConfig(64, 32, 8)), (8192, 3584, GemvConfig(64, 32, 5)), (28672, 1024, GemvConfig(64, 32, 1)),
     (40, 64, GemvConfig(16, 16, 7)), (130, 128, GemvConfig(128, 64, 3)),

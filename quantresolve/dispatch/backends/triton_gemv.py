@@ -51,6 +51,7 @@ from quantresolve.dispatch.backends.int_weights import (
     scales_only,
     weight_only_input,
 )
+from quantresolve.dispatch.chunked import CHUNK_ELEMENTS
 from quantresolve.dispatch.codecs.base import codec_overrides
 from quantresolve.dispatch.kernels.gemv_configs import PACKED_MAX_M, GemvConfig, choose_config
 from quantresolve.dispatch.kernels.gemv_formats import FORMATS, int_format
@@ -115,13 +116,23 @@ def format_guard(scheme: QuantScheme | None, shapes: Shapes) -> Verdict | None:
 
 # -- repacking ------------------------------------------------------------------------------------
 
+def _rows_per_chunk(k: int) -> int:
+    """Rows whose one-byte codes fill :data:`~quantresolve.dispatch.chunked.CHUNK_ELEMENTS` (the
+    unpacked codes and their int16 step stay one chunk's size, not the whole weight's)."""
+    return max(1, CHUNK_ELEMENTS // max(1, k))
+
+
 def _int_weights(group: ShardGroup) -> tuple[GemvWeights, Any]:
     view = group_int_view(group)
     fmt = FORMATS[int_format(view.bits)]
     n, k = group.n, group.k
     rows = padded_rows(n)
-    words = pack_codes((view.q.to(torch.int16) + fmt.offset).to(torch.uint8), bits=fmt.bits,
-                       stripe=DEFAULT_STRIPE, fill=fmt.fill, rows=rows)
+    words: torch.Tensor | None = None
+    for row0 in range(0, n, _rows_per_chunk(k)):  # unsigned codes a row chunk at a time
+        codes = (view.q[row0:row0 + _rows_per_chunk(k)].to(torch.int16) + fmt.offset).to(torch.uint8)
+        words = pack_codes(codes, bits=fmt.bits, stripe=DEFAULT_STRIPE, fill=fmt.fill, rows=rows, out=words,
+                           row0=row0)
+    assert words is not None
     kernel_group = view.group if view.group < k else 0  # one scale column: channel-wise
     cols = -(-padded_words(k, fmt.bits) * values_per_word(fmt.bits) // kernel_group) if kernel_group else 1
     if kernel_group and not group_fits(kernel_group, DEFAULT_STRIPE * values_per_word(fmt.bits)):
@@ -144,9 +155,10 @@ def _fp4_weights(group: ShardGroup) -> tuple[GemvWeights, Any]:
         if fp4 is None:
             raise DispatchError(f"{group.codec.scheme.algo}: no FP4 view of the weight", field="backend")
         kind, group_size = fp4.kind, fp4.group
-        codes = unpack_nibbles(fp4.packed, low_first=True)[:, :k]
-        words = pack_codes(codes, bits=4, stripe=DEFAULT_STRIPE, fill=FORMATS[kind].fill, rows=rows,
-                           out=words, row0=row)
+        for r0 in range(0, shard.n, _rows_per_chunk(k)):  # E2M1 codes a row chunk at a time
+            codes = unpack_nibbles(fp4.packed[r0:r0 + _rows_per_chunk(k)], low_first=True)[:, :k]
+            words = pack_codes(codes, bits=4, stripe=DEFAULT_STRIPE, fill=FORMATS[kind].fill, rows=rows,
+                               out=words, row0=row + r0)
         scales.append(fp4.scale.view(torch.uint8) if fp4.scale.dtype != torch.uint8 else fp4.scale)
         ts = fp4.tensor_scale if fp4.tensor_scale is not None else torch.ones(())
         row_scales.append(ts.float().reshape(1).expand(shard.n))
