@@ -232,6 +232,9 @@ class TritonGemv(Backend):
         m = xin.shape[0]
         if m == 0:
             return torch.empty(0, packed.n, dtype=group.dtype, device=xin.device)
+        if xin.is_cuda and xin.device.index not in (None, torch.cuda.current_device()):
+            with torch.cuda.device(xin.device):  # Triton launches on the current device
+                return self.apply(state, x, group)
         if m <= PACKED_MAX_M:
             cfg = choose_config(packed.fmt, packed.n, packed.k, m, sm_count(xin.device),
                                 kw=packed.words.shape[1])
