@@ -108,14 +108,20 @@ def pack_codes(codes: torch.Tensor, *, bits: int, stripe: int, fill: int, rows: 
 
 
 def unpack_codes(words: torch.Tensor, n: int, k: int, *, bits: int, stripe: int) -> torch.Tensor:
-    """The inverse of :func:`pack_codes`: uint8 codes ``[n, k]`` (padding dropped)."""
+    """The inverse of :func:`pack_codes`: uint8 codes ``[n, k]`` (padding dropped), unpacked a row
+    chunk at a time (the int64 intermediates stay ≤ :data:`PACK_ELEMENTS` elements)."""
     vpw = values_per_word(bits)
-    w = words[:n].to(torch.int64) & 0xFFFFFFFF
-    shifts = torch.arange(vpw, device=words.device, dtype=torch.int64) * bits
-    slots = (w.unsqueeze(-1) >> shifts) & ((1 << bits) - 1)  # [n, kw, vpw]
     kw = words.shape[1]
-    by_element = slots.reshape(n, kw // stripe, stripe, vpw).transpose(2, 3).reshape(n, kw * vpw)
-    return by_element[:, :k].to(torch.uint8)
+    shifts = torch.arange(vpw, device=words.device, dtype=torch.int64) * bits
+    out = torch.empty(n, k, dtype=torch.uint8, device=words.device)
+    step = max(1, PACK_ELEMENTS // max(1, kw * vpw))
+    for i in range(0, n, step):
+        w = words[i:min(n, i + step)].to(torch.int64) & 0xFFFFFFFF
+        slots = (w.unsqueeze(-1) >> shifts) & ((1 << bits) - 1)  # [rows, kw, vpw]
+        rows = w.shape[0]
+        by_element = slots.reshape(rows, kw // stripe, stripe, vpw).transpose(2, 3).reshape(rows, kw * vpw)
+        out[i:i + rows] = by_element[:, :k]
+    return out
 
 
 def pad_matrix(t: torch.Tensor, rows: int, cols: int, value: float = 0) -> torch.Tensor:
