@@ -32,9 +32,9 @@ W8 = modelopt_scheme("W8A16")
 def test_registry_order_and_listing() -> None:
     names = [n for n, _ in backend_verdicts(AWQ, Shapes(64, 256))]
     assert names == list(BACKENDS)
-    # the dequantizing references, then gemlite (slower than dequantize-once + cuBLAS where measured:
-    # it is chosen only when forced)
-    assert names[-3:] == ["dense_dequant", "per_call_dequant", "gemlite_cuda"]
+    # the dequantizing references, then our Triton GEMV (not yet run on a GPU) and gemlite (slower than
+    # dequantize-once + cuBLAS where measured): both are chosen only when forced
+    assert names[-4:] == ["dense_dequant", "per_call_dequant", "triton_gemv_cuda", "gemlite_cuda"]
     assert select_backend(AWQ, Shapes(64, 256)).name == "int4pack_cpu"
     assert select_backend(AWQ, Shapes(40, 256)).name == "dense_dequant"
 

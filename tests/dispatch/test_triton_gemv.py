@@ -29,6 +29,7 @@ from quantresolve.dispatch.kernels.gemv_layout import (
     unpack_codes,
 )
 from quantresolve.dispatch.kernels.triton_gemv import launch_grid
+from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, modelopt_scheme
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -142,13 +143,20 @@ def test_without_cuda_the_real_verdict_is_no_device() -> None:
     assert _verdict(AWQ, Shapes(64, 256)).reason == "unavailable: no CUDA device"
 
 
-@pytest.mark.parametrize(("scheme", "batch", "expect"), [
-    (AWQ, 1, NAME), (AWQ, 8, NAME), (AWQ, 9, "dense_dequant"), (SCHEMES["ct-nvfp4a16"], 1, NAME),
-    (SCHEMES["mo-nvfp4"], None, NAME), (SCHEMES["ct-mxfp4a16"], 4, NAME), (modelopt_scheme("FP8"), 1, "scaled_mm_cuda"),
-    (modelopt_scheme("MXFP8"), 1, "dense_dequant"),
+@pytest.mark.parametrize(("scheme", "batch", "forced"), [
+    (AWQ, 1, NAME), (AWQ, 8, NAME), (AWQ, 9, None), (SCHEMES["ct-nvfp4a16"], 1, NAME),
+    (SCHEMES["mo-nvfp4"], None, NAME), (SCHEMES["ct-mxfp4a16"], 4, NAME), (modelopt_scheme("MXFP8"), 1, None),
 ])
-def test_cuda_order_puts_the_gemv_before_the_dequantizing_references(fake_cuda: None, scheme, batch, expect) -> None:
-    assert select_backend(scheme, Shapes(64, 256, batch=batch), H100).name == expect
+def test_cuda_auto_order_keeps_the_unverified_gemv_behind_the_dequantizing_reference(
+        fake_cuda: None, scheme, batch, forced) -> None:
+    """Not yet run on a GPU: the auto choice is the dequantizing reference; forcing it works where it supports."""
+    shapes = Shapes(64, 256, batch=batch)
+    assert select_backend(scheme, shapes, H100).name == "dense_dequant"
+    if forced is None:
+        with pytest.raises(BackendUnavailableError):
+            select_backend(scheme, shapes, H100, backend=NAME)
+    else:
+        assert select_backend(scheme, shapes, H100, backend=NAME).name == NAME
 
 
 def test_registry_import_does_not_import_triton() -> None:
@@ -158,7 +166,6 @@ def test_registry_import_does_not_import_triton() -> None:
 
 
 def test_forcing_it_on_cpu_is_a_clear_error() -> None:
-    from quantresolve.errors import BackendUnavailableError
 
     with pytest.raises(BackendUnavailableError, match=rf"forced backend '{NAME}' cannot run .*no CUDA device"):
         make_linear(AWQ, 256, 64, backend=NAME)
@@ -368,6 +375,6 @@ def test_gpu_both_kernels_match_at_every_small_batch(scheme_name: str, kernel: s
 
 @needs_gpu
 @pytest.mark.cuda
-def test_gpu_auto_selects_it_for_decoding() -> None:
-    assert make_linear(AWQ, 4096, 4096, batch=1, device="cuda").backend == NAME
+def test_gpu_forced_for_decoding_and_declined_above_its_batch() -> None:
+    assert make_linear(AWQ, 4096, 4096, batch=1, device="cuda", backend=NAME).backend == NAME
     assert make_linear(AWQ, 4096, 4096, batch=64, device="cuda").backend == "dense_dequant"

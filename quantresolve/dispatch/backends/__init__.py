@@ -2,9 +2,9 @@
 
 Only backends of the same device compete, so the order that matters is within
 CPU and within CUDA: the specialised kernels first, then bitsandbytes' own,
-then our Triton GEMV (CUDA, small batches), then the two dequantizing
-references (any device, any scheme), then gemlite (slower than the dequantizing
-reference where measured; see below).
+then the two dequantizing references (any device, any scheme), then our Triton
+GEMV (CUDA, small batches; not yet run on a GPU, so forced only — see below), then
+gemlite (slower than the dequantizing reference where measured; see below).
 """
 
 from quantresolve.dispatch.backends import scaled_mm  # noqa: F401  scaled_mm_cuda
@@ -15,10 +15,14 @@ from quantresolve.dispatch.backends import int8pack  # noqa: F401  int8pack_cpu 
 from quantresolve.dispatch.backends import int4pack  # noqa: F401  int4pack_cpu, int8split_cpu  isort: skip
 from quantresolve.dispatch.backends import int_mm  # noqa: F401  int_mm_cpu  isort: skip
 from quantresolve.dispatch.backends import bnb  # noqa: F401  bnb_cuda, bnb_cpu  isort: skip
-# Our Triton GEMV streams the packed 4/8-bit weight at batch ≤ 8, before the dequantizing references
-# (not yet measured on a GPU: benchmarks/gpu_gemv_sweep.py; reorder if cuBLAS on the bf16 copy wins).
-from quantresolve.dispatch.backends import triton_gemv  # noqa: F401  triton_gemv_cuda  isort: skip
 from quantresolve.dispatch.backends import reference  # noqa: F401  isort: skip
+
+# Our Triton GEMV (packed 4/8-bit weights, batch ≤ 8) comes after the dequantizing references until it has
+# run on a GPU: it was verified only under Triton's CPU interpreter and compiled offline for sm_90, never
+# executed or timed on a device. Policy (as for gemlite's FP4 paths): an unverified kernel is never chosen
+# automatically; backend="triton_gemv_cuda" forces it. Move it before `reference` once
+# benchmarks/gpu_gemv_sweep.py and the GPU tests have passed and it beats cuBLAS on the bf16 copy.
+from quantresolve.dispatch.backends import triton_gemv  # noqa: F401  triton_gemv_cuda  isort: skip
 
 # gemlite after dequantize-once + cuBLAS: measured on an H100 (torch 2.11, Triton 3.6, gemlite 0.6.0.post2)
 # its W4A16 batch-1 GEMV at 28672×8192 took 0.31 ms against 0.22 ms for cuBLAS on the dequantized
