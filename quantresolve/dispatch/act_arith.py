@@ -8,10 +8,19 @@ bit against their own functions in ``tests/dispatch/test_act_arith.py``:
 ModelOpt (``TensorQuantizer`` on CPU, ``NVFP4QTensor`` / ``MXFP4QTensor`` /
 ``MXFP8QTensor`` for the block formats):
 
-- FP8: float32 multiplier ``448 / amax`` (``amax`` per tensor from
-  ``input_scale · 448``, or per token from the bf16 activation), ``x · m`` clamped
-  and cast, dequantized by ``· (1 / m)``, the result rounded to the activation dtype;
-  an ``amax`` ≤ 2⁻²⁴ counts as 1.
+- FP8: float32 multiplier ``448 / amax`` (``amax`` per tensor from the exported
+  ``input_scale``, see below, or per token from the bf16 activation), ``x · m``
+  clamped and cast, dequantized by ``· (1 / m)``, the result rounded to the activation
+  dtype; an ``amax`` ≤ 2⁻²⁴ counts as 1. ``1 / m`` is not the exported ``amax / 448``:
+  they differ in the last float32 bit for some ``amax``, and a product that falls
+  on a bf16 tie then rounds the other way. The same quantizer rounds the FP8
+  weights and the FP8 KV cache (the weight codec and :mod:`..kv_cache` use
+  :func:`modelopt_amax` too).
+- A calibrated ``amax`` is exported as the scale ``amax / qmax`` (float32) and is read
+  back by :func:`modelopt_amax`: ``scale · qmax``, or that value rounded to the
+  activation dtype when it divides back to ``scale`` exactly — a calibrated amax is the
+  largest magnitude the quantizer saw, a value of the dtype it ran in, and
+  ``scale · qmax`` can be one float32 step away from it.
 - INT8 (SmoothQuant): ``m = 127 / amax``, ``round(x · m)`` clamped to −128..127 (its
   ``narrow_range`` is off by default), dequantized by ``/ m``.
 - NVFP4: block scale ``amax / (6 · s₂)`` (``6 · s₂`` rounded first), a zero
@@ -39,6 +48,7 @@ dtype (bf16 for a bf16 model), static scales in their stored dtype:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -136,11 +146,58 @@ FLOAT32 = Arithmetic("float32", {"fp8": _f32_scalar, "int8": _f32_scalar}, {"fp8
 _MODELOPT_EPS = 1.0 / (1 << 24)
 
 
+def modelopt_amax(scale: Tensor, qmax: float, dtype: torch.dtype) -> Tensor:
+    """The float32 ``amax`` behind ModelOpt's exported ``scale = amax / qmax`` (elementwise).
+
+    ``scale · qmax`` in float32 is not always the amax the quantizer held. The
+    calibrated amax is a magnitude the quantizer saw, so a value of ``dtype`` (the
+    dtype the model ran in); when ``scale · qmax`` rounded to ``dtype`` divides back
+    to ``scale`` exactly, that is the amax. Otherwise (an amax that is no value of
+    ``dtype``) ``scale · qmax`` is kept. Example, the ``v_scale`` of
+    ``modelopt-w4a16-nvfp4-fp8kv``'s layer 0, from an amax of 0.91796875:
+
+        >>> s = torch.tensor(0.91796875) / 448
+        >>> float(s * 448), float(modelopt_amax(s, 448.0, torch.bfloat16))
+        (0.9179688096046448, 0.91796875)
+        >>> float(modelopt_amax(torch.tensor(5.3) / 448, 448.0, torch.bfloat16))  # 5.3 is no bf16 value
+        5.300000190734863
+    """
+    scale = scale.float()
+    amax = scale * qmax
+    rounded = amax.to(dtype).float()
+    return torch.where(rounded / qmax == scale, rounded, amax)
+
+
+@functools.lru_cache(maxsize=1024)
+def _static_amax(scale: float, qmax: float, dtype: torch.dtype) -> float:
+    # Once per (checkpoint scale, activation dtype): the per-call cost stays one scalar tensor.
+    return float(modelopt_amax(torch.tensor(scale, dtype=torch.float32), qmax, dtype))
+
+
 def _modelopt_amax(act: ActQuant, x: Tensor, qmax: float) -> Tensor:
-    """float32 amax: the calibrated one (``input_scale · qmax``, as the export divided it) or the live one."""
+    """float32 amax: the calibrated one (read back from ``input_scale``) or the live one."""
     if act.static_scale is not None:
-        return torch.tensor(act.static_scale, dtype=torch.float32, device=x.device) * qmax
+        return torch.tensor(_static_amax(act.static_scale, qmax, x.dtype), dtype=torch.float32, device=x.device)
     return _row_amax(act, x).float()
+
+
+def modelopt_fp8_dequant(scale: Tensor, dtype: torch.dtype) -> Tensor:
+    """ModelOpt's FP8 dequantizing multiplier ``1 / (448 / amax)`` for exported scales ``amax / 448``.
+
+    What its fake quantizer multiplies the E4M3 codes by (float32; a zero scale gives 0).
+    It is not always the scale itself. An amax of 0.07177734375 (147 · 2⁻¹¹ = 7 · 21 · 2⁻¹¹,
+    a bf16 value; a row of ``modelopt-fp8-pc-pt``'s layer-0 ``q_proj``) makes the scale
+    exactly 21 · 2⁻¹⁷, while ``448 / amax`` is inexact and its reciprocal one float32 step
+    larger. Code 26 times the scale is a bf16 tie, which the larger multiplier breaks upward:
+
+        >>> s = torch.tensor(0.07177734375) / 448
+        >>> m = modelopt_fp8_dequant(s, torch.bfloat16)
+        >>> float(s), float(m)
+        (0.00016021728515625, 0.00016021729970816523)
+        >>> float((26 * s).bfloat16()), float((26 * m).bfloat16())
+        (0.004150390625, 0.004180908203125)
+    """
+    return 1.0 / (E4M3_MAX / modelopt_amax(scale, E4M3_MAX, dtype))
 
 
 def _modelopt_parts(act: ActQuant, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -131,6 +131,46 @@ def test_modelopt_static_activations_bit_exact(kind: str, num_bits: object, qmax
     assert float(codes.min()) == (-E4M3_MAX if kind == "fp8" else -128.0)  # the clamp ran (int8 is not narrow)
 
 
+def test_modelopt_static_amax_is_read_back_from_the_exported_scale() -> None:
+    """The checkpoint stores ``input_scale = amax / 448`` (float32). For the bf16 amax 3.875,
+    ``input_scale · 448`` is one float32 step off it, and 568 of these activations then round to
+    another E4M3 value than ModelOpt's quantizer puts them on; read back as a bf16 value it is exact."""
+    from quantresolve.dispatch.act_arith import modelopt_amax
+
+    x = _acts()
+    amax = torch.tensor(3.875)
+    scale = amax / E4M3_MAX
+    assert float(scale * E4M3_MAX) != 3.875
+    assert float(modelopt_amax(scale, E4M3_MAX, torch.bfloat16)) == 3.875
+    assert float(modelopt_amax(scale, E4M3_MAX, torch.float32)) == float(scale * E4M3_MAX)  # no bf16 to read
+    quantizer = _modelopt_quantizer((4, 3))
+    quantizer.amax = amax
+    expect = quantizer(x)
+    act = ActQuant(kind="fp8", granularity="tensor", static_scale=float(scale), arith="modelopt")
+    assert torch.equal(act.fake(x), expect.float())
+    mult = E4M3_MAX / (scale * E4M3_MAX)  # the amax taken as the scale times 448
+    unread = ((x.float() * mult).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() * (1 / mult))
+    assert _differs(unread.to(torch.bfloat16), expect)
+
+
+def test_modelopt_fp8_dequant_is_its_quantizers_multiplier() -> None:
+    """The weights of ``modelopt-fp8-pc-pt`` (FP8 per channel): for a row whose bf16 amax is a multiple
+    of 7, ``amax / 448`` is short and a code times it can be a bf16 tie; ModelOpt's quantizer multiplies
+    by ``1 / (448 / amax)`` and breaks it the other way. The codec's dense weight is the quantizer's."""
+    from quantresolve.dispatch.act_arith import modelopt_fp8_dequant
+
+    codes = torch.arange(-448, 449, dtype=torch.float32).to(torch.float8_e4m3fn).float().unique()
+    amax = torch.tensor([[0.07177734375], [0.0703125], [0.98046875], [3.875]])  # bf16 values; 147 = 7 · 21
+    weight = (codes * (amax / E4M3_MAX)).to(torch.bfloat16)  # the checkpoint's codes · weight_scale
+    quantizer = _modelopt_quantizer((4, 3))
+    quantizer.axis = 0
+    quantizer.amax = amax
+    expect = quantizer(weight)
+    got = (codes * modelopt_fp8_dequant(amax / E4M3_MAX, torch.bfloat16)).to(torch.bfloat16)
+    assert torch.equal(got, expect)
+    assert _differs(weight, expect)  # the plain product is off on the ties
+
+
 def test_modelopt_per_token_fp8_bit_exact() -> None:
     x = _acts()
     expect = _modelopt_quantizer((4, 3), type="dynamic", block_sizes={-1: None})(x)

@@ -210,8 +210,33 @@ def test_modelopt_w4a8_awq_is_int4_then_fp8() -> None:
     assert layer.backend == "dense_dequant"  # not an integer weight: the int4 kernels decline it
 
 
+#: ModelOpt FP8 weight quantizer settings per label (its presets' ``*weight_quantizer``).
+_MODELOPT_FP8_WEIGHTS = {"FP8": {"axis": None}, "FP8_PER_CHANNEL_PER_TOKEN": {"axis": 0},
+                         "FP8_PB_WO": {"block_sizes": {-1: 128, -2: 128}}}
+
+
+def _modelopt_fp8_weight_quantizer(label: str, w: torch.Tensor):
+    """ModelOpt's FP8 weight quantizer for ``label``, max-calibrated on ``w`` as ``mtq.quantize`` does."""
+    from modelopt.torch.quantization.config import QuantizerAttributeConfig
+    from modelopt.torch.quantization.nn import TensorQuantizer
+
+    quantizer = TensorQuantizer(QuantizerAttributeConfig(num_bits=(4, 3), **_MODELOPT_FP8_WEIGHTS[label]))
+    quantizer.disable_quant()
+    quantizer.enable_calib()
+    quantizer(w)
+    quantizer.load_calib_amax()
+    quantizer.enable_quant()
+    quantizer.disable_calib()
+    return quantizer
+
+
 @pytest.mark.parametrize("label", ["FP8", "FP8_PER_CHANNEL_PER_TOKEN", "W8A8_SQ_PER_CHANNEL", "W8A16", "FP8_PB_WO"])
 def test_modelopt_export_quantizers(label: str) -> None:
+    """The export's own packer writes the codes; the dense weight is what ModelOpt's model computes with.
+
+    For FP8 that is its weight quantizer run on the decoded bf16 weight, as the fixtures' references
+    run it (``fixtures/modelopt_reload.py``): codes times ``1 / (448 / amax)``, not times the exported
+    ``amax / 448`` — with per-channel scales 194 of this weight's 65536 elements differ between the two."""
     from modelopt.torch.export.quant_utils import to_quantized_weight
 
     n, k = 256, 256
@@ -235,12 +260,21 @@ def test_modelopt_export_quantizers(label: str) -> None:
         layer.load(suffix, torch.tensor(0.01))
     layer.finalize()
     if label == "FP8_PB_WO":
-        expect = q.float() * scale.repeat_interleave(128, 0).repeat_interleave(128, 1)
+        plain = q.float() * scale.repeat_interleave(128, 0).repeat_interleave(128, 1)
     elif label == "FP8":
-        expect = q.float() * scale
+        plain = q.float() * scale
     else:
-        expect = q.float() * scale.reshape(n, 1)
-    assert torch.equal(layer.dequantize(), expect.to(torch.bfloat16))
+        plain = q.float() * scale.reshape(n, 1)
+    plain = plain.to(torch.bfloat16)
+    if label not in _MODELOPT_FP8_WEIGHTS:  # int8: ModelOpt's product is the plain one
+        assert torch.equal(layer.dequantize(), plain)
+        return
+    quantizer = _modelopt_fp8_weight_quantizer(label, w.to(torch.bfloat16))
+    assert torch.equal(quantizer.amax.float().reshape(scale.shape) / 448, scale)  # what the export divided
+    expect = quantizer(plain)
+    assert torch.equal(layer.dequantize(), expect)
+    if label == "FP8_PER_CHANNEL_PER_TOKEN":
+        assert int((expect != plain).sum()) > 0  # the data tells the two products apart
 
 
 @pytest.mark.parametrize("quant_type", ["nf4", "fp4"])

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from quantresolve.dispatch.act_arith import modelopt_fp8_dequant
 from quantresolve.dispatch.codecs.base import (
     FP4Weights,
     IntCodec,
@@ -44,7 +45,8 @@ def _group(codec: WeightCodec, k: int) -> int:
 
 @register_codec("modelopt", "FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO")
 class ModelOptFP8(WeightCodec):
-    """FP8 E4M3 weights: ``W = w · weight_scale`` with a scalar, per-row ``[N]`` or 128×128 block scale.
+    """FP8 E4M3 weights: ``W = w · weight_scale`` with a scalar, per-row ``[N]`` or 128×128 block scale,
+    the product computed as ModelOpt's fake quantizer computes it (``w · (1 / (448 / amax))``).
 
     ``FP8`` adds a static per-tensor ``input_scale``; ``FP8_PER_CHANNEL_PER_TOKEN``
     quantizes activations per token at run time; ``FP8_PB_WO`` is weight-only.
@@ -68,14 +70,18 @@ class ModelOptFP8(WeightCodec):
         return specs
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        # ModelOpt's model multiplies the codes by its quantizer's 1 / (448 / amax), not by the
+        # exported amax / 448: a product on a bf16 tie rounds the other way (0.17 % of
+        # modelopt-fp8-pc-pt's weights; act_arith.modelopt_fp8_dequant).
         w, s = t["weight"].float(), t["weight_scale"].float()
         strategy = self.scheme.weights.strategy  # type: ignore[union-attr]
         if strategy == "channel":
-            return w * row_scale(t, "weight_scale", n)
+            return w * modelopt_fp8_dequant(row_scale(t, "weight_scale", n), self.model_dtype)
+        mult = modelopt_fp8_dequant(s, self.model_dtype)
         if strategy == "block":
             bs = self.scheme.weights.block_structure or (128, 128)  # type: ignore[union-attr]
-            return w * expand_blocks(s, tuple(bs), n, k)  # type: ignore[arg-type]
-        return w * s.reshape(())
+            return w * expand_blocks(mult, tuple(bs), n, k)  # type: ignore[arg-type]
+        return w * mult.reshape(())
 
 
 @register_codec("modelopt", "NVFP4", "W4A16_NVFP4", "NVFP4_AWQ", "W4A8_NVFP4_FP8")

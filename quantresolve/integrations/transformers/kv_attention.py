@@ -4,17 +4,17 @@ An engine with an FP8 KV cache stores ``fp8(k / k_scale)`` and reads back
 ``· k_scale`` (same for v), after RoPE. transformers keeps its cache in the
 compute dtype, so the same rounding is applied where keys and values reach the
 attention kernel: the attention function registered here (one per base
-implementation, e.g. ``quantresolve_fp8kv_sdpa``) fake-quantizes the key/value
-states of every attention module that carries :class:`KVCacheScales` and then
-calls the base implementation unchanged. Re-quantizing cached values that are
-already on the FP8 grid returns them exactly, so applying it to the whole
-cache at every step equals quantizing each entry once when stored.
+implementation, e.g. ``quantresolve_fp8kv_sdpa``) rounds the key/value states of
+every attention module that carries :class:`~quantresolve.dispatch.KVCacheScales`
+(:meth:`~quantresolve.dispatch.KVCacheScales.round_trip`: the producer's own FP8
+arithmetic, as its quantized attention rounds the post-RoPE keys and the values)
+and then calls the base implementation unchanged. Re-quantizing cached values
+that are already on the FP8 grid returns them exactly, so applying it to the
+whole cache at every step equals quantizing each entry once when stored.
 
-    >>> import torch
-    >>> [round(v, 4) for v in fp8_round_trip(torch.tensor([0.30, -1.0]), 0.01).tolist()]
-    [0.3, -0.96]
-
-(30 is on the e4m3 grid; 100 is not — 3 mantissa bits give 96 or 104.)
+    >>> from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    >>> register("sdpa"), f"{PREFIX}sdpa" in ALL_ATTENTION_FUNCTIONS
+    ('quantresolve_fp8kv_sdpa', True)
 """
 
 from __future__ import annotations
@@ -33,14 +33,6 @@ from quantresolve.errors import LoadError
 from quantresolve.integrations.transformers.install import KV_ATTR
 
 PREFIX = "quantresolve_fp8kv_"
-#: Largest finite float8_e4m3fn value.
-FP8_MAX = 448.0
-
-
-def fp8_round_trip(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """``x`` stored as e4m3 with a per-tensor ``scale`` and read back, in ``x``'s dtype."""
-    q = (x.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
-    return (q.float() * scale).to(x.dtype)
 
 
 def _base_function(name: str, module: nn.Module) -> Callable[..., Any]:
@@ -54,7 +46,7 @@ def _wrapper(base: str) -> Callable[..., Any]:
                   attention_mask: torch.Tensor | None, **kwargs: Any) -> Any:
         scales = module.__dict__.get(KV_ATTR)
         if scales is not None:
-            key, value = fp8_round_trip(key, scales.k_scale), fp8_round_trip(value, scales.v_scale)
+            key, value = scales.round_trip(key, value)
         return _base_function(base, module)(module, query, key, value, attention_mask, **kwargs)
 
     attention.__name__ = f"{PREFIX}{base}"
