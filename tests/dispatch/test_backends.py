@@ -17,6 +17,8 @@ from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError, DispatchError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, bnb_scheme, modelopt_scheme
 
+from .machine import AVX512_GEMV
+
 pytestmark = pytest.mark.filterwarnings("ignore")
 CPU = DeviceInfo()
 
@@ -35,8 +37,8 @@ def test_registry_order_and_listing() -> None:
     # the dequantizing references, then our Triton GEMV (not yet run on a GPU) and gemlite (slower than
     # dequantize-once + cuBLAS where measured): both are chosen only when forced
     assert names[-4:] == ["dense_dequant", "per_call_dequant", "triton_gemv_cuda", "gemlite_cuda"]
-    assert select_backend(AWQ, Shapes(64, 256)).name == "int4pack_cpu"
-    assert select_backend(AWQ, Shapes(40, 256)).name == "dense_dequant"
+    assert select_backend(AWQ, Shapes(64, 256)).name == ("avx512_gemv_cpu" if AVX512_GEMV else "int4pack_cpu")
+    assert select_backend(AWQ, Shapes(40, 256)).name == ("avx512_gemv_cpu" if AVX512_GEMV else "dense_dequant")
 
 
 def test_force_unsupported_backend_is_clear_error() -> None:
@@ -53,10 +55,10 @@ def test_force_and_deny_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert make_linear(AWQ, 256, 64).backend == "per_call_dequant"
     assert make_linear(AWQ, 256, 64, backend="dense_dequant").backend == "dense_dequant"
     monkeypatch.delenv("QUANTRESOLVE_BACKEND")
-    monkeypatch.setenv("QUANTRESOLVE_DENY_BACKENDS", "int4pack_cpu, dense_dequant")
+    monkeypatch.setenv("QUANTRESOLVE_DENY_BACKENDS", "avx512_gemv_cpu, int4pack_cpu, dense_dequant")
     assert make_linear(AWQ, 256, 64).backend == "per_call_dequant"
     monkeypatch.delenv("QUANTRESOLVE_DENY_BACKENDS")
-    assert make_linear(AWQ, 256, 64, deny=["int4pack_cpu"]).backend == "dense_dequant"
+    assert make_linear(AWQ, 256, 64, deny=["avx512_gemv_cpu", "int4pack_cpu"]).backend == "dense_dequant"
 
 
 def test_unimplemented_scheme_is_error_naming_it() -> None:
@@ -163,4 +165,4 @@ def test_fp32_activations_cast_and_back() -> None:
     layer.finalize()
     x = torch.randn(2, 256)
     y = layer(x)
-    assert layer.backend == "int4pack_cpu" and y.dtype == torch.float32 and torch.isfinite(y).all()
+    assert layer.backend == ("avx512_gemv_cpu" if AVX512_GEMV else "int4pack_cpu") and y.dtype == torch.float32 and torch.isfinite(y).all()

@@ -9,10 +9,13 @@ import pytest
 from quantresolve.cli.main import main
 from quantresolve.dispatch import BACKENDS
 
+from .machine import as_cpu
+
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-def test_json_lists_every_backend(capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_lists_every_backend(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    as_cpu(monkeypatch, avx512=False)  # torch's int4pack is the choice without AVX-512 BF16
     assert main(["kernels", "--scheme", "int4_awq", "--shape", "4096x4096", "--batch", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["algo"] == "W4A16_AWQ" and out["selected"] == "int4pack_cpu"

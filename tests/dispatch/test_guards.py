@@ -13,10 +13,12 @@ import pytest
 import torch
 
 from quantresolve.dispatch import BACKENDS, DeviceInfo, Shapes, make_linear, select_backend
-from quantresolve.dispatch.backends import gemlite, triton_gemv
+from quantresolve.dispatch.backends import avx512_gemv, gemlite, triton_gemv
 from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, bnb_scheme, modelopt_scheme
+
+from .machine import as_cpu
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -78,6 +80,19 @@ CASES: list[tuple[str, Side, Side, str]] = [
     ("int4pack_cpu", Side(CT_W4_CHANNEL, Shapes(64, 96)), Side(CT_W4_CHANNEL, Shapes(64, 100)), "channel"),
     ("int4pack_cpu", Side(AWQ, Shapes(64, 256)), Side(MO_W8, Shapes(64, 256)), "≤ 4-bit"),
     ("int4pack_cpu", Side(AWQ, Shapes(64, 256, batch=6)), Side(AWQ, Shapes(64, 256, batch=7)), "batch 7 > 6"),
+    # avx512_gemv_cpu: CPU, eval mode, ≤ 8-bit integer codes, int4 group 32 / multiple of 64 dividing K, int8
+    # group multiple of 64, channel with K % 32 (int4) / K % 64 (int8), batch; the CPU-flag, toolchain and
+    # build-failure guards are patched here and tested on both sides in tests/dispatch/test_avx512_gemv.py
+    ("avx512_gemv_cpu", Side(AWQ, Shapes(64, 256)), Side(AWQ, Shapes(64, 256), H100), "CPU-only"),
+    ("avx512_gemv_cpu", Side(AWQ, Shapes(64, 256)), Side(AWQ, Shapes(64, 256), DeviceInfo(training=True)), "eval mode"),
+    ("avx512_gemv_cpu", Side(MO_W8, Shapes(64, 256)), Side(NF4, Shapes(64, 256)), "integer weights only"),
+    ("avx512_gemv_cpu", Side(AWQ, Shapes(40, 256)), Side(AWQ16, Shapes(40, 256)), "group size 32 or a multiple of 64"),
+    ("avx512_gemv_cpu", Side(AWQ, Shapes(37, 384)), Side(AWQ, Shapes(37, 320)), "dividing K"),
+    ("avx512_gemv_cpu", Side(_ct_int(4, "group", 32), Shapes(8, 96)), Side(_ct_int(8, "group", 32), Shapes(8, 96)),
+     "a multiple of 64"),
+    ("avx512_gemv_cpu", Side(CT_W4_CHANNEL, Shapes(64, 96)), Side(CT_W4_CHANNEL, Shapes(64, 100)), "K % 32"),
+    ("avx512_gemv_cpu", Side(CT_W8_ASYM_CHANNEL, Shapes(64, 128)), Side(CT_W8_ASYM_CHANNEL, Shapes(64, 96)), "K % 64"),
+    ("avx512_gemv_cpu", Side(CT_W8, Shapes(64, 256, batch=2)), Side(CT_W8, Shapes(64, 256, batch=3)), "batch 3 > 2"),
     # int8split_cpu: 5..8 bits, same shape rules, batch
     ("int8split_cpu", Side(CT_W8, Shapes(64, 256)), Side(AWQ, Shapes(64, 256)), "5..8-bit"),
     ("int8split_cpu", Side(CT_W8, Shapes(64, 256)), Side(CT_W8, Shapes(40, 256)), "N % 16"),
@@ -130,6 +145,9 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gemlite, "gemlite_installed", lambda: True)
     monkeypatch.setattr(triton_gemv, "triton_installed", lambda: True)
     monkeypatch.setattr(torch.version, "cuda", "13.0")
+    # the AVX-512 GEMV's machine guards (CPU flags, C++ toolchain) as on a machine that has them
+    monkeypatch.setattr(avx512_gemv, "missing_cpu_flags", lambda: ())
+    monkeypatch.setattr(avx512_gemv, "toolchain_problem", lambda: None)
 
 
 @pytest.mark.parametrize(("cuda", "device", "ok"), [
@@ -178,11 +196,14 @@ def test_gemlite_not_installed_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not v.ok and "gemlite is not installed" in v.reason and "[cuda]" in v.reason
 
 
-def test_failing_guard_falls_to_next_backend() -> None:
+@pytest.mark.parametrize("avx512", [False, True])
+def test_failing_guard_falls_to_next_backend(monkeypatch: pytest.MonkeyPatch, avx512: bool) -> None:
     """A shape outside every kernel's guards runs on the dense fallback, finite (no inf/nan, no crash)."""
-    assert select_backend(AWQ, Shapes(40, 256)).name == "dense_dequant"
+    as_cpu(monkeypatch, avx512=avx512)
+    ours = "avx512_gemv_cpu" if avx512 else None
+    assert select_backend(AWQ, Shapes(40, 256)).name == (ours or "dense_dequant")  # N % 16: int4pack declines
     assert select_backend(MO_W8, Shapes(40, 200)).name == "dense_dequant"
-    assert select_backend(CT_W8, Shapes(64, 256)).name == "int8split_cpu"
+    assert select_backend(CT_W8, Shapes(64, 256)).name == (ours or "int8split_cpu")
     assert select_backend(CT_W8, Shapes(64, 256, batch=32)).name == "dense_dequant"
     layer = make_linear(MO_W8, 200, 40)
     layer.load("weight", torch.randint(-127, 128, (40, 200), dtype=torch.int8))
@@ -191,18 +212,29 @@ def test_failing_guard_falls_to_next_backend() -> None:
     assert torch.isfinite(layer(torch.randn(3, 200, dtype=torch.bfloat16))).all()
 
 
-@pytest.mark.parametrize(("scheme", "batch", "expect"), [
-    (CT_W8A8, None, "int8pack_cpu"), (CT_W8A8, 4, "int8pack_cpu"), (CT_W8A8, 32, "int_mm_cpu"),
-    (AWQ, 1, "int4pack_cpu"), (AWQ, 32, "dense_dequant"), (CT_W8, 2, "int8split_cpu"), (CT_W8, 3, "dense_dequant"),
-    (INT8, 1, "int8pack_cpu"), (INT8, 32, "dense_dequant"), (NF4, 4, "bnb_cpu"), (NF4, 32, "dense_dequant"),
+OURS = "avx512_gemv_cpu"
+
+
+# (scheme, batch hint, choice without AVX-512 BF16, choice with it)
+@pytest.mark.parametrize(("scheme", "batch", "expect", "expect_avx512"), [
+    (CT_W8A8, None, "int8pack_cpu", "int8pack_cpu"), (CT_W8A8, 4, "int8pack_cpu", "int8pack_cpu"),
+    (CT_W8A8, 32, "int_mm_cpu", "int_mm_cpu"),
+    (AWQ, 1, "int4pack_cpu", OURS), (AWQ, 5, "int4pack_cpu", "int4pack_cpu"), (AWQ, 32, "dense_dequant", "dense_dequant"),
+    (CT_W8, 2, "int8split_cpu", OURS), (CT_W8, 3, "dense_dequant", "dense_dequant"), (AWQ, 2, "int4pack_cpu", OURS),
+    (AWQ, 3, "int4pack_cpu", "int4pack_cpu"), (CT_W8, 5, "dense_dequant", "dense_dequant"),
+    (INT8, 1, "int8pack_cpu", "int8pack_cpu"), (MO_W8, 5, "dense_dequant", "dense_dequant"), (INT8, 32, "dense_dequant", "dense_dequant"), (NF4, 4, "bnb_cpu", "bnb_cpu"),
+    (NF4, 32, "dense_dequant", "dense_dequant"),
 ])
-def test_batch_hint_selection(scheme: QuantScheme, batch: int | None, expect: str) -> None:
+@pytest.mark.parametrize("avx512", [False, True])
+def test_batch_hint_selection(monkeypatch: pytest.MonkeyPatch, scheme: QuantScheme, batch: int | None, expect: str,
+                              expect_avx512: str, avx512: bool) -> None:
     """Weight-only kernels win small batches (W8A8 too, activations emulated); large hints go to
     torch._int_mm for W8A8 and to the dense matmul otherwise (crossovers in backends/base.py)."""
-    assert select_backend(scheme, Shapes(64, 256, batch=batch)).name == expect
+    as_cpu(monkeypatch, avx512=avx512)
+    assert select_backend(scheme, Shapes(64, 256, batch=batch)).name == (expect_avx512 if avx512 else expect)
 
 
-@pytest.mark.parametrize("name", ["int8pack_cpu", "int4pack_cpu", "int8split_cpu", "bnb_cpu", "int_mm_cpu",
+@pytest.mark.parametrize("name", ["avx512_gemv_cpu", "int8pack_cpu", "int4pack_cpu", "int8split_cpu", "bnb_cpu", "int_mm_cpu",
                                   "scaled_mm_cuda", "gemlite_cuda", "bnb_cuda", "triton_gemv_cuda"])
 def test_forcing_a_declining_backend_is_a_clear_error(name: str) -> None:
     scheme = modelopt_scheme("MXFP8")  # no specialised kernel runs MXFP8

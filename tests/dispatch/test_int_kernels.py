@@ -52,7 +52,7 @@ def _channel(bits: int, symmetric: bool = True):
 
 @pytest.mark.parametrize(("n", "k"), [(64, 256), (128, 512)])
 def test_int8split_is_exact_for_ct_w8a16(n: int, k: int) -> None:
-    layer, ref = _ct_layer(_preset("W8A16"), n, k)
+    layer, ref = _ct_layer(_preset("W8A16"), n, k, backend="int8split_cpu")
     assert layer.backend == "int8split_cpu"
     assert torch.equal(_identity_out(layer), ref.to(torch.bfloat16))
     x = torch.randn(3, k, generator=torch.Generator().manual_seed(5)).to(torch.bfloat16)
@@ -62,20 +62,20 @@ def test_int8split_is_exact_for_ct_w8a16(n: int, k: int) -> None:
 
 def test_int8split_asymmetric_channel_within_bf16() -> None:
     """Asymmetric zero points enter the kernel as bf16 ``(8 − zp)·s``: one bf16 rounding per weight."""
-    layer, ref = _ct_layer(_channel(8, symmetric=False), 64, 256)
+    layer, ref = _ct_layer(_channel(8, symmetric=False), 64, 256, backend="int8split_cpu")
     assert layer.backend == "int8split_cpu"
     out = _identity_out(layer).float()
     assert float((out - ref.float()).abs().max() / ref.float().abs().max()) < 1e-2
 
 
 def test_int4pack_channel_scales_are_exact() -> None:
-    layer, ref = _ct_layer(_channel(4), 64, 192)
+    layer, ref = _ct_layer(_channel(4), 64, 192, backend="int4pack_cpu")
     assert layer.backend == "int4pack_cpu"
     assert torch.equal(_identity_out(layer), ref.to(torch.bfloat16))
 
 
 def test_int4pack_group_is_exact() -> None:
-    layer, ref = _ct_layer(_preset("W4A16"), 64, 256)
+    layer, ref = _ct_layer(_preset("W4A16"), 64, 256, backend="int4pack_cpu")
     assert layer.backend == "int4pack_cpu"
     assert torch.equal(_identity_out(layer), ref.to(torch.bfloat16))
 

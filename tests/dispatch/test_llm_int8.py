@@ -17,6 +17,8 @@ from quantresolve.dispatch.llm_int8 import llm_int8_fake
 from quantresolve.dispatch.specs import Shapes
 from quantresolve.formats.scheme import bnb_scheme
 
+from .machine import as_cpu
+
 pytestmark = pytest.mark.filterwarnings("ignore")
 EMULATED_TOL = 5e-3
 
@@ -106,10 +108,14 @@ def test_threshold_from_scheme() -> None:
     assert layer.codec.act_quant({}).threshold == 4.5
 
 
-def test_selection_order() -> None:
-    """int8pack (emulated, faster at small batch) first; bitsandbytes' exact ops where int8pack cannot run."""
+@pytest.mark.parametrize("avx512", [False, True])
+def test_selection_order(monkeypatch: pytest.MonkeyPatch, avx512: bool) -> None:
+    """int8pack (emulated, faster at small batch) first, then our AVX-512 GEMV where the CPU runs it;
+    bitsandbytes' exact ops where int8pack cannot run."""
+    as_cpu(monkeypatch, avx512=avx512)
     def ok(shapes: Shapes) -> list[str]:
         return [name for name, v in backend_verdicts(bnb_scheme("BNB_INT8"), shapes) if v.ok]
 
-    assert ok(Shapes(64, 256))[0] == "int8pack_cpu" and "bnb_cpu" in ok(Shapes(64, 256))
+    assert ok(Shapes(64, 256))[:2] == (["int8pack_cpu", "avx512_gemv_cpu"] if avx512 else ["int8pack_cpu", "int8split_cpu"])
+    assert "bnb_cpu" in ok(Shapes(64, 256))
     assert ok(Shapes(64, 200))[0] == "bnb_cpu"  # K % 16 != 0

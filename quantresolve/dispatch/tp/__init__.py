@@ -39,8 +39,8 @@ Worked example — both ranks of a row-parallel INT4 AWQ layer, in one process:
     ...     layer.finalize()
     ...     return layer
     >>> ranks = [build(TPSpec("row", rank, 2)) for rank in range(2)]
-    >>> ranks[1].expected_tensors()[(None, "weight")], ranks[1].in_features, ranks[1].backend
-    (((32, 64), 'uint8'), 32, 'int4pack_cpu')
+    >>> ranks[1].expected_tensors()[(None, "weight")], ranks[1].in_features, ranks[1].backend.endswith("_cpu")
+    (((32, 64), 'uint8'), 32, True)
     >>> whole = build()
     >>> torch.equal(torch.cat([r.dequantize() for r in ranks], dim=1), whole.dequantize())
     True
