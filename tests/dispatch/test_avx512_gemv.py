@@ -37,14 +37,16 @@ def test_pack_roundtrips(n: int, k: int) -> None:
 
 
 def test_int4_layout_is_what_the_kernel_reads() -> None:
-    """Byte j of (block, row) = u[j] | u[32 + j] << 4, rows of a tile adjacent (the C++ source's contract)."""
-    q = torch.arange(64, dtype=torch.int32).remainder(16).sub(8).to(torch.int8).repeat(2, 1)
+    """16-bit lane i of (block, row) = u[i] | u[32+i] << 4 | u[64+i] << 8 | u[96+i] << 12, little-endian,
+    rows of a tile adjacent (the C++ source's contract)."""
+    q = torch.arange(128, dtype=torch.int32).remainder(16).sub(8).to(torch.int8).repeat(2, 1)
     q[1] = q[1].flip(0)
     packed = avx512_gemv.pack_int4(q)
-    assert packed.shape == (1, 1, 4, 32)
+    assert packed.shape == (1, 1, 4, 64)
     u = q.to(torch.int32) + 8
-    assert packed[0, 0, 0, 5].item() == u[0, 5].item() | (u[0, 37].item() << 4)
-    assert packed[0, 0, 1, 7].item() == u[1, 7].item() | (u[1, 39].item() << 4)
+    for row, i in ((0, 5), (1, 7), (1, 31)):
+        lane = packed[0, 0, row, 2 * i].item() | packed[0, 0, row, 2 * i + 1].item() << 8
+        assert lane == sum(u[row, 32 * j + i].item() << (4 * j) for j in range(4))
     assert packed[0, 0, 2:].eq(0).all()  # padded rows: byte 0 (their scale is 0, their output dropped)
 
 
@@ -111,6 +113,7 @@ def test_kernel_matches_reference(scheme: QuantScheme, sizes: list[int], k: int,
 @needs_kernel
 @pytest.mark.parametrize(("bits", "n", "k", "group", "asym", "m"), [
     (4, 37, 32, 32, True, 1), (4, 13, 96, 32, False, 3), (4, 64, 256, 128, True, 2), (4, 9, 512, 512, True, 4),
+    (4, 11, 192, 64, True, 1), (4, 6, 64, 64, False, 2), (4, 8, 384, 128, False, 1),
     (8, 37, 256, 128, True, 1), (8, 8, 192, 64, False, 4),
 ])
 def test_kernel_is_float32_exact(bits: int, n: int, k: int, group: int, asym: bool, m: int) -> None:
@@ -125,16 +128,11 @@ def test_kernel_is_float32_exact(bits: int, n: int, k: int, group: int, asym: bo
     x = torch.randn(m, k, generator=g).to(torch.bfloat16)
     w = (q.double() - (zero.double().repeat_interleave(group, 1) if asym else 0)) * scale.double().repeat_interleave(group, 1)
     ref = x.double() @ w.t()
-    sc, zc = scale, (scale * zero if asym else None)
-    if bits == 4 and group == 32 and k % 64:  # the padded half block's own zero-scale group
-        sc = torch.cat([sc, sc.new_zeros(n, 1)], 1)
-        zc = None if zc is None else torch.cat([zc, zc.new_zeros(n, 1)], 1)
-    major = avx512_gemv._group_major
-    zc = major(zc, n) if zc is not None else torch.empty(0)
+    sc, zc = avx512_gemv.pack_scales(scale, scale * zero if asym else None, bits, k, group)
     kern = avx512_gemv.kernels()
     run = kern.gemv_int4 if bits == 4 else kern.gemv_int8
     codes = avx512_gemv.pack_int4(q) if bits == 4 else avx512_gemv.pack_int8(q)
-    y = run(x, codes, major(sc, n), zc, n, k, group)
+    y = run(x, codes, sc, zc, n, k, group)
     assert y.dtype == torch.float32 and _rel_err(y, ref) < 1e-5, _rel_err(y, ref)
 
 

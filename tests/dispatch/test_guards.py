@@ -86,7 +86,7 @@ CASES: list[tuple[str, Side, Side, str]] = [
     ("avx512_gemv_cpu", Side(AWQ, Shapes(64, 256)), Side(AWQ, Shapes(64, 256), H100), "CPU-only"),
     ("avx512_gemv_cpu", Side(AWQ, Shapes(64, 256)), Side(AWQ, Shapes(64, 256), DeviceInfo(training=True)), "eval mode"),
     ("avx512_gemv_cpu", Side(MO_W8, Shapes(64, 256)), Side(NF4, Shapes(64, 256)), "integer weights only"),
-    ("avx512_gemv_cpu", Side(AWQ, Shapes(40, 256)), Side(AWQ16, Shapes(40, 256)), "group size 32 or a multiple of 64"),
+    ("avx512_gemv_cpu", Side(AWQ, Shapes(40, 256)), Side(AWQ16, Shapes(40, 256)), "group size 32, 64 or a multiple of 128"),
     ("avx512_gemv_cpu", Side(AWQ, Shapes(37, 384)), Side(AWQ, Shapes(37, 320)), "dividing K"),
     ("avx512_gemv_cpu", Side(_ct_int(4, "group", 32), Shapes(8, 96)), Side(_ct_int(8, "group", 32), Shapes(8, 96)),
      "a multiple of 64"),

@@ -1,7 +1,7 @@
 """``avx512_gemv_cpu``: our AVX-512 weight-only GEMV for int4 / int8 codes, ≤ 4 rows per call (issue #5).
 
 It computes ``y[m, n] = Σ_g s[n,g] · Σ_{k∈g} x[m,k] · (q[n,k] − z[n,g])`` with bf16 activations, int4
-codes decoded to bf16 by a table lookup and multiplied by ``vdpbf16ps`` (int8 codes widened to
+codes decoded to bf16 by bit tricks (one shift and one ``vpternlogd`` per 32) and multiplied by ``vdpbf16ps`` (int8 codes widened to
 float32 and multiplied by FMA), float32 accumulation per group, the scale applied in float32 and the
 zero point as ``− s·z · Σ_{k∈g} x``. Weights are repacked at ``finalize()`` into one sequential stream
 per 4 output rows (layout: :mod:`..kernels.avx512_gemv_src`) on transparent huge pages and read with
@@ -15,6 +15,8 @@ carrying the compiler's reason.
     >>> from quantresolve.formats.scheme import modelopt_scheme
     >>> kernel_group(4, "group", 128, 8192), kernel_group(4, "channel", None, 96), kernel_group(8, "group", 32, 256)
     (128, 32, None)
+    >>> kernel_group(4, "channel", None, 192), kernel_group(4, "group", 192, 384)
+    (64, None)
     >>> import torch
     >>> q = torch.randint(-8, 8, (6, 96), dtype=torch.int8)
     >>> torch.equal(unpack_int4(pack_int4(q), 6, 96), q)
@@ -56,8 +58,8 @@ from quantresolve.formats.scheme import QuantScheme
 
 __all__ = ["BACKENDS", "kernel_group", "pack_int4", "pack_int8", "unpack_int4", "unpack_int8"]
 
-#: Rows per tile of the packed layout (``R`` in the C++ source) and the K block (64 weights).
-TILE, BLOCK = 4, 64
+#: Rows per tile of the packed layout (``R`` in the C++ source) and the K blocks (weights) of int4 and int8.
+TILE, BLOCK4, BLOCK = 4, 128, 64
 #: Rows the kernel takes per call; ``apply`` runs larger inputs in slices of this many.
 KERNEL_ROWS = 4
 #: CPU flags the compiled code needs (``/proc/cpuinfo`` spelling).
@@ -110,14 +112,18 @@ def kernels() -> Any:
 
 
 def kernel_group(bits: int, strategy: str, group_size: int | None, k: int) -> int | None:
-    """The kernel's group at in_features ``k``, or ``None``. int4: 32 or a multiple of 64 dividing
-    ``k``; int8: a multiple of 64 dividing ``k``. Channel scales run as one group of ``k`` (``k % 64
-    == 0``), or for int4 as groups of 32 with the scale repeated."""
+    """The kernel's group at in_features ``k``, or ``None``. int4: 32, 64 or a multiple of 128 dividing
+    ``k`` (its blocks are 128 weights); int8: a multiple of 64 dividing ``k``. Channel scales run as one
+    group of ``k`` when ``k`` is a whole number of blocks, else (int4) as groups of 64 or 32, the scale
+    repeated."""
+    block = BLOCK4 if bits <= 4 else BLOCK
     if strategy == "channel":
-        return k if k % 64 == 0 else (32 if bits <= 4 and k % 32 == 0 else None)
+        if k % block == 0:
+            return k
+        return next((g for g in (64, 32) if bits <= 4 and k % g == 0), None)
     if strategy != "group" or not group_size or k % group_size:
         return None
-    return group_size if group_size % 64 == 0 or (bits <= 4 and group_size == 32) else None
+    return group_size if group_size % block == 0 or (bits <= 4 and group_size in (32, 64)) else None
 
 
 def _tiles(t: torch.Tensor, n: int, cols: int) -> torch.Tensor:
@@ -127,8 +133,8 @@ def _tiles(t: torch.Tensor, n: int, cols: int) -> torch.Tensor:
     return out
 
 
-def _padded_k(k: int) -> int:
-    return -(-k // BLOCK) * BLOCK
+def _padded_k(k: int, block: int = BLOCK) -> int:
+    return -(-k // block) * block
 
 
 #: Output rows repacked at a time: the padded copy and its nibble planes stay a few MiB per 1024 rows.
@@ -143,21 +149,25 @@ def _buffer(shape: tuple[int, ...], dtype: torch.dtype, alloc: Callable[[int], t
 
 
 def pack_int4(q: torch.Tensor, alloc: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
-    """Signed 4-bit codes ``[n, k]`` → the kernel's bytes ``[⌈n/4⌉, k'/64, 4, 32]`` (``k'`` = ``k`` rounded
-    up to 64): ``u = q + 8``, byte ``j`` of a (block, row) = ``u[j] | u[32 + j] << 4``."""
+    """Signed 4-bit codes ``[n, k]`` → the kernel's bytes ``[⌈n/4⌉, k'/128, 4, 64]`` (``k'`` = ``k`` rounded
+    up to 128): ``u = q + 8``; 16-bit lane ``i`` of a (block, row) = ``u[i] | u[32+i] << 4 | u[64+i] << 8 |
+    u[96+i] << 12`` (little-endian)."""
     n, k = q.shape
-    out = _buffer((-(-n // TILE), _padded_k(k) // BLOCK, TILE, 32), torch.uint8, alloc)
+    kp = _padded_k(k, BLOCK4)
+    out = _buffer((-(-n // TILE), kp // BLOCK4, TILE, 64), torch.uint8, alloc)
     for i in range(0, n, PACK_ROWS):
-        u = _tiles((q[i:i + PACK_ROWS] + 8).to(torch.uint8), min(PACK_ROWS, n - i), _padded_k(k))
-        u = u.reshape(-1, TILE, _padded_k(k) // BLOCK, 2, 32)
-        out[i // TILE: i // TILE + u.shape[0]] = (u[:, :, :, 0] | (u[:, :, :, 1] << 4)).transpose(1, 2)
+        u = _tiles((q[i:i + PACK_ROWS] + 8).to(torch.int16), min(PACK_ROWS, n - i), kp)
+        u = u.reshape(-1, TILE, kp // BLOCK4, 4, 32)
+        lanes = u[:, :, :, 0] | (u[:, :, :, 1] << 4) | (u[:, :, :, 2] << 8) | (u[:, :, :, 3] << 12)
+        out[i // TILE: i // TILE + u.shape[0]] = lanes.transpose(1, 2).contiguous().view(torch.uint8)
     return out
 
 
 def unpack_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
     """The inverse of :func:`pack_int4`: signed int8 codes ``[n, k]``."""
-    halves = torch.stack([packed & 15, packed >> 4], dim=3)  # [T, B, R, 2, 32]
-    u = halves.permute(0, 2, 1, 3, 4).reshape(-1, packed.shape[1] * BLOCK)
+    lanes = packed.contiguous().view(torch.int16).to(torch.int32) & 0xFFFF  # [T, B, R, 32]
+    nibbles = torch.stack([(lanes >> (4 * j)) & 15 for j in range(4)], dim=3)  # [T, B, R, 4, 32]
+    u = nibbles.permute(0, 2, 1, 3, 4).reshape(-1, packed.shape[1] * BLOCK4)
     return (u[:n, :k].to(torch.int8) - 8).contiguous()
 
 
@@ -181,13 +191,24 @@ def _group_major(t: torch.Tensor, n: int) -> torch.Tensor:
     return _tiles(t.float(), n, t.shape[1]).reshape(-1, TILE, t.shape[1]).transpose(1, 2).contiguous()
 
 
+def pack_scales(scale: torch.Tensor, zc: torch.Tensor | None, bits: int, k: int, g: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel's scales and ``scale · zero`` (empty when symmetric) from float32 ``[n, k/g]``: groups
+    of the padded tail block (int4 groups of 32 / 64 when ``k`` is not a whole number of blocks) get
+    scale 0, and both go tile-major."""
+    n = scale.shape[0]
+    groups = _padded_k(k, BLOCK4 if bits <= 4 else BLOCK) // g
+    pad = lambda t: torch.cat([t.float(), t.new_zeros(n, groups - t.shape[1])], dim=1)  # noqa: E731
+    return _group_major(pad(scale), n), (_group_major(pad(zc), n) if zc is not None else torch.empty(0))
+
+
 def _shape_guard(bits: int, shapes: Shapes, scheme: QuantScheme) -> Verdict | None:
     w = scheme.weights
     assert w is not None  # int_scheme_guard ran first
     if kernel_group(bits, w.strategy, w.group_size, shapes.k) is not None:
         return None
     got = f"{w.strategy} {w.group_size or ''}".rstrip()
-    need = "32 or a multiple of 64" if bits <= 4 else "a multiple of 64"
+    need = "32, 64 or a multiple of 128" if bits <= 4 else "a multiple of 64"
     return Verdict.no(f"needs group size {need} dividing K, or channel scales with K % "
                       f"{32 if bits <= 4 else 64} == 0 (K={shapes.k}, got {got})")
 
@@ -224,17 +245,13 @@ class Avx512GemvCPU(Backend):
         g = kernel_group(bits, w.strategy, w.group_size, group.k)
         assert g is not None and view.group % g == 0
         scale = view.scale.float().repeat_interleave(view.group // g, dim=1)
-        zero = None
+        zc = None
         if view.zero is not None and bool(view.zero.ne(0).any()):
-            zero = _group_major(scale * view.zero.float().repeat_interleave(view.group // g, dim=1), group.n)
-        if bits == 4 and g == 32 and group.k % BLOCK:  # the padded half block is its own (zero-scale) group
-            scale = torch.cat([scale, scale.new_zeros(group.n, 1)], dim=1)
-            zero = None if zero is None else torch.cat([zero, zero.new_zeros(zero.shape[0], 1, TILE)], dim=1)
+            zc = scale * view.zero.float().repeat_interleave(view.group // g, dim=1)
         # on huge pages: the kernel streams them, and 4 KiB pages made it TLB-bound (kernel source)
         huge = kernels().huge_empty
         codes = pack_int4(view.q, huge) if bits == 4 else pack_int8(view.q, huge)
-        return (codes, _group_major(scale, group.n), zero if zero is not None else torch.empty(0), g, bits,
-                scales_only(view))
+        return (codes, *pack_scales(scale, zc, bits, group.k, g), g, bits, scales_only(view))
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         codes, scale, zc, g, bits, _ = state

@@ -132,7 +132,7 @@ def needs_cpu(device: DeviceInfo) -> Verdict | None:
 #: --threads 1 --clock thread --stat min``): int4pack ≈ dense at 8, int8pack and bitsandbytes
 #: lose from 8, int8split (two int4 passes) ≈ dense at 4. Re-measure on an idle machine.
 #: avx512_gemv_cpu (wall clock, 2 threads, load ≈ 1.7, docs/benchmarks.md): beats int4pack / int8split and
-#: dense at batch 1 and 2 at 4096² and 28672×8192; at 3 int4pack wins for int4 (12.4 vs 10.6 ms).
+#: dense at batch 1 and 2 at 4096² and 28672×8192; at 3 int4pack wins for int4 (10.4 vs 14.2 ms).
 MAX_BATCH: dict[str, int] = {"avx512_gemv_cpu": 2, "int4pack_cpu": 6, "int8pack_cpu": 4, "int8split_cpu": 2, "bnb_cpu": 4,
                              # the Triton GEMV's own limit (kernels/gemv_configs.GEMV_MAX_M), not yet a
                              # measured crossover against cuBLAS on the dequantized weight
