@@ -11,6 +11,7 @@ import torch
 
 from quantresolve.dispatch import BACKENDS, DeviceInfo, Shapes, make_linear
 from quantresolve.dispatch.backends import avx512_gemv
+from quantresolve.dispatch.backends.int_weights import bf16_in, weight_only_input
 from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, modelopt_scheme
@@ -118,7 +119,8 @@ def test_kernel_matches_reference(scheme: QuantScheme, sizes: list[int], k: int,
 ])
 def test_kernel_is_float32_exact(bits: int, n: int, k: int, group: int, asym: bool, m: int) -> None:
     """The compiled kernel on packed operands against a float64 reference: products are exact and sums
-    float32, so the relative error stays at float32 rounding (1e-5) — a wrong nibble, group or zero is O(1)."""
+    float32, so the relative error stays at float32 rounding (1e-5) — a wrong nibble, group or zero is O(1).
+    int4 multiplies bf16(s·(q − z)) (float32 product, one rounding: the dequantized weight), int8 q·s."""
     g = torch.Generator().manual_seed(k + m)
     half = 1 << (bits - 1)
     q = torch.randint(-half, half, (n, k), generator=g, dtype=torch.int32).to(torch.int8)
@@ -126,14 +128,75 @@ def test_kernel_is_float32_exact(bits: int, n: int, k: int, group: int, asym: bo
     scale = torch.rand(n, groups, generator=g) * 0.01 + 0.001
     zero = torch.randint(-3, 4, (n, groups), generator=g).float() if asym else None
     x = torch.randn(m, k, generator=g).to(torch.bfloat16)
-    w = (q.double() - (zero.double().repeat_interleave(group, 1) if asym else 0)) * scale.double().repeat_interleave(group, 1)
+    zfull = zero.repeat_interleave(group, 1) if asym else 0
+    if bits == 4:
+        w = ((q.float() - zfull) * scale.repeat_interleave(group, 1)).to(torch.bfloat16).double()
+    else:
+        w = (q.double() - (zfull.double() if asym else 0)) * scale.double().repeat_interleave(group, 1)
     ref = x.double() @ w.t()
-    sc, zc = avx512_gemv.pack_scales(scale, scale * zero if asym else None, bits, k, group)
+    zc = (zero if bits == 4 else scale * zero) if asym else None
+    sc, zc = avx512_gemv.pack_scales(scale, zc, bits, k, group)
     kern = avx512_gemv.kernels()
     run = kern.gemv_int4 if bits == 4 else kern.gemv_int8
     codes = avx512_gemv.pack_int4(q) if bits == 4 else avx512_gemv.pack_int8(q)
     y = run(x, codes, sc, zc, n, k, group)
     assert y.dtype == torch.float32 and _rel_err(y, ref) < 1e-5, _rel_err(y, ref)
+
+
+# int4 schemes whose kernel must compute a bf16 GEMV on layer.dequantize(): bf16 scales (CT checkpoints), float32
+# scales (their float32 product then rounds once), zero points, fused shards, groups of 32 / 64 / 128 / channel.
+EXACT_CASES = [
+    (scheme_from_label("W4A16_ASYM", "compressed-tensors"), [20, 12], 512, torch.bfloat16),
+    (scheme_from_label("W4A16", "compressed-tensors"), [48], 384, torch.bfloat16),
+    (scheme_from_label("W4A16", "compressed-tensors"), [16], 256, torch.float32),
+    (modelopt_scheme("W4A16_AWQ", group_size=128), [37], 256, torch.float32),
+    (modelopt_scheme("W4A16_AWQ", group_size=64), [24, 13], 192, torch.bfloat16),
+    (_ct_int(4, "group", 32, symmetric=False), [12], 96, torch.bfloat16),
+    (_ct_int(4, "channel"), [8], 96, torch.float32),
+]
+
+
+@needs_kernel
+@pytest.mark.parametrize(("scheme", "sizes", "k", "scale_dtype"), EXACT_CASES,
+                         ids=[f"{c[0].algo}-{c[1]}x{c[2]}-{c[3]}" for c in EXACT_CASES])
+@pytest.mark.parametrize("batch", [1, 2, 4])
+def test_int4_is_a_bf16_gemv_on_the_dequantized_weight(scheme: QuantScheme, sizes: list[int], k: int,
+                                                      scale_dtype: torch.dtype, batch: int) -> None:
+    """Before the final rounding the kernel's float32 output is ``x @ dequantize()ᵀ`` up to float32 summation
+    order (≤ 2e-6 of Σ|x·w| per output; one bf16 step on one weight of K is ≈ 4e-3 / K of it), and farther
+    from the unrounded weight than that: the same weight the producers' dense bf16 GEMV uses."""
+    names = [f"s{i}" for i in range(len(sizes))] if len(sizes) > 1 else None
+    layer = make_linear(scheme, k, sizes if names else sizes[0], shard_names=names, backend="avx512_gemv_cpu")
+    original, loaded = layer.load, {}
+
+    def load(suffix: str, t: torch.Tensor, shard: str | None = None) -> None:
+        t = t.to(scale_dtype) if t.is_floating_point() and suffix.endswith("scale") else t
+        loaded.setdefault(shard, {})[suffix] = t
+        original(suffix, t, shard)
+
+    layer.load = load  # type: ignore[method-assign]
+    _fill(layer, scheme)
+    layer.finalize()
+    x = torch.randn(batch, k, generator=torch.Generator().manual_seed(batch)).to(torch.bfloat16)
+    w = layer.dequantize()
+    assert w.dtype == torch.bfloat16
+    y = torch.cat([layer._impl.apply(state, x, group) for group, state in layer._groups], dim=-1)
+    assert y.dtype == torch.float32
+    # per input group (AWQ's pre_quant_scale may differ per shard), x as the kernel takes it
+    xs = [bf16_in(weight_only_input(x, group)).double() for group, _ in layer._groups]
+    ws = w.double().split([group.n for group, _ in layer._groups])
+    ref = torch.cat([xg @ wg.t() for xg, wg in zip(xs, ws, strict=True)], dim=-1)
+    bound = torch.cat([xg.abs() @ wg.abs().t() for xg, wg in zip(xs, ws, strict=True)], dim=-1)
+    err = ((y.double() - ref).abs() / bound).max().item()
+    assert err < 2e-6, err
+    codec = layer._groups[0][0].codec
+    views = [codec.int_weights(loaded[shard], n, k) for shard, n in zip(names or [None], sizes, strict=True)]
+    rep = lambda t: t.double().repeat_interleave(views[0].group, 1)[:, :k]  # noqa: E731
+    unrounded = torch.cat([(v.q.double() - (rep(v.zero) if v.zero is not None else 0)) * rep(v.scale) for v in views])
+    parts = unrounded.split([g.n for g, _ in layer._groups])
+    far_ref = torch.cat([xg @ ug.t() for xg, ug in zip(xs, parts, strict=True)], dim=-1)
+    far = ((y.double() - far_ref).abs() / bound).max().item()
+    assert far > 10 * err, (far, err)
 
 
 @needs_kernel

@@ -1,10 +1,12 @@
 """``avx512_gemv_cpu``: our AVX-512 weight-only GEMV for int4 / int8 codes, ≤ 4 rows per call (issue #5).
 
-It computes ``y[m, n] = Σ_g s[n,g] · Σ_{k∈g} x[m,k] · (q[n,k] − z[n,g])`` with bf16 activations, int4
-codes decoded to bf16 by bit tricks (one shift and one ``vpternlogd`` per 32) and multiplied by ``vdpbf16ps`` (int8 codes widened to
-float32 and multiplied by FMA), float32 accumulation per group, the scale applied in float32 and the
-zero point as ``− s·z · Σ_{k∈g} x``. Weights are repacked at ``finalize()`` into one sequential stream
-per 4 output rows (layout: :mod:`..kernels.avx512_gemv_src`) on transparent huge pages and read with
+int4: a bf16 GEMV on the dequantized weight, exactly as the producers and ``dense_dequant`` compute it —
+per (row, group) a 16-entry bf16 table ``bf16(s·(q − z))`` indexed by the codes (``vpermw``), multiplied
+by ``vdpbf16ps`` and summed over the row in float32, so the result is ``x @ dequantize()ᵀ`` up to float32
+summation order (bf16 and float32 scales; a float16 scale's product rounds to float16 first there, and the
+table does not). int8: ``y[m, n] = Σ_g s[n,g] · Σ_{k∈g} x[m,k] · q[n,k] − s·z · Σ_{k∈g} x`` with the codes
+widened to float32 and multiplied by FMA, the scale applied per group in float32. Weights are repacked at
+``finalize()`` into one sequential stream per 4 output rows (layout: :mod:`..kernels.avx512_gemv_src`) on transparent huge pages and read with
 software prefetch: measured, 4 KiB pages made the stream TLB-bound and a short prefetch left DRAM idle.
 
 The C++ source is compiled on first use by :func:`torch.utils.cpp_extension.load_inline` (cached
@@ -245,9 +247,10 @@ class Avx512GemvCPU(Backend):
         g = kernel_group(bits, w.strategy, w.group_size, group.k)
         assert g is not None and view.group % g == 0
         scale = view.scale.float().repeat_interleave(view.group // g, dim=1)
-        zc = None
+        zc = None  # int4: the zero points themselves (the kernel's tables); int8: scale · zero
         if view.zero is not None and bool(view.zero.ne(0).any()):
-            zc = scale * view.zero.float().repeat_interleave(view.group // g, dim=1)
+            zc = view.zero.float().repeat_interleave(view.group // g, dim=1)
+            zc = zc if bits == 4 else scale * zc
         # on huge pages: the kernel streams them, and 4 KiB pages made it TLB-bound (kernel source)
         huge = kernels().huge_empty
         codes = pack_int4(view.q, huge) if bits == 4 else pack_int8(view.q, huge)

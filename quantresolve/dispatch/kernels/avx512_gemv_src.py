@@ -5,15 +5,19 @@ rows in tiles of ``R = 4``, ``N`` padded to a multiple of 4 and ``K`` to a whole
 meet zero activations). One tile is one sequential stream, ``[K/block, R, bytes per block]``:
 
 - int4: 64 bytes per (128-weight block, row), ``u = q + 8`` (0..15); 16-bit lane ``i`` holds weights
-  ``i, 32+i, 64+i, 96+i`` in its four nibbles. ``(lane >> 4j) & 15 | 0x4300`` is the bf16 of
-  ``128 + u`` — one shift and one ``vpternlogd`` per 32 weights, then ``vdpbf16ps``; the offset
-  ``136 = 128 + 8`` (and the zero point) come back as ``− s·(136 + z)·Σ_{k∈g} x``. (A first version
-  decoded with ``vpmovzxbw`` + two ``vpermw`` table lookups: the same time at batch 1, which is
-  memory-bound; 7.9 against 7.4 ms at batch 2, 28672x8192.)
+  ``i, 32+i, 64+i, 96+i`` in its four nibbles. Per (row, group) the kernel builds the bf16 table
+  ``T[u] = bf16(s·(u − 8 − z))`` — the float32 product rounded once to nearest-even, i.e. exactly the
+  dequantized weight (``IntWeights.dense`` for bf16 and float32 scales, then bf16) — looks the nibbles up
+  with ``vpermw`` and accumulates ``vdpbf16ps`` over the whole row in float32: a bf16 GEMV on
+  ``QuantLinear.dequantize()``, as the producers compute it, up to float32 summation order. (Before: the
+  nibbles became bf16 ``128 + u`` by a shift and a ``vpternlogd``, float32 group sums were scaled
+  afterwards — more precise than the producers, and not the same: a greedy near-tie of ``ct-w4a16-asym``
+  went the other way. The table costs 4–7 % at 28672x8192, batch 1.)
 - int8: 64 signed bytes per (64-weight block, row), widened to float32 and multiplied by FMA.
 
-Scales ``[N/R, G, R]`` float32, and for asymmetric weights ``zc = scale · zero`` of the same shape:
-``y = Σ_g s·Σ_k x·q − Σ_g zc·Σ_k x`` — the second term uses the per-call group sums of ``x``.
+Scales ``[N/R, G, R]`` float32. Asymmetric int4 passes the zero points ``z`` of the same shape; asymmetric
+int8 passes ``zc = scale · zero``: ``y = Σ_g s·Σ_k x·q − Σ_g zc·Σ_k x`` — the second term uses the per-call
+group sums of ``x``.
 
     >>> "dpbf16" in SOURCE
     True
@@ -63,51 +67,50 @@ inline void prefetch_lines(const void* p, int bytes) {
 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
 // One tile of R rows, RS of them at a time. A 16-bit lane of a (128-weight block, row) holds 4 nibbles,
-// weights i, 32+i, 64+i, 96+i; (lane >> 4j) & 15 | 0x4300 is the bf16 of 128 + u (exponent 2^7, the nibble
-// in the mantissa: one shift and one vpternlogd per 32 weights, no port-5 shuffle). With u = q + 8 the
-// weight term is s·Σx·(128 + u) − s·(136 + z)·Σx. CPG: 32-weight chunks per group (1, 2), 0 = whole blocks.
+// weights i, 32+i, 64+i, 96+i, as u = q + 8. Per (row, group) a 16-entry bf16 table T[u] = bf16(s·(u − 8 − z))
+// (float32 product, one round-to-nearest-even: the dequantized weight exactly, as IntWeights.dense() then
+// .to(bfloat16) computes it for float32 and bf16 scales) is built with a sub, a mul and a vcvtneps2bf16; the
+// nibbles index it with vpermw, and vdpbf16ps accumulates the whole row in float32 — a bf16 GEMV on the
+// dequantized weight, no per-group scaling. CPG: 32-weight chunks per group (1, 2), 0 = whole blocks.
 template <int M, int RS, int CPG, bool ZERO>
-void int4_tile(const uint8_t* codes, const float* sc, const float* zc, const uint16_t* xp,
-               const float* xs, int64_t Kp, int64_t g, int64_t G, float* acc_out) {
+void int4_tile(const uint8_t* codes, const float* sc, const float* zp, const uint16_t* xp,
+               int64_t Kp, int64_t g, float* acc_out) {
   const int64_t nb = Kp / 128, bpg = CPG == 0 ? g / 128 : 1;
-  const __m512i nib = _mm512_set1_epi16(0x000F), bias = _mm512_set1_epi16(0x4300);
-  const __m512 c136 = _mm512_set1_ps(136.f);
+  const __m512i nib = _mm512_set1_epi16(0x000F);
+  const __m512 base = _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f,
+                                     0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
   for (int r0 = 0; r0 < R; r0 += RS) {
-    __m512 racc[RS][M], acc[RS][M];
+    __m512 acc[RS][M];
     for (int r = 0; r < RS; ++r)
-      for (int m = 0; m < M; ++m) racc[r][m] = acc[r][m] = _mm512_setzero_ps();
-    auto flush = [&](int r, int m, int64_t gi) {
-      const __m512 s = _mm512_set1_ps(sc[gi * R + r0 + r]);
-      __m512 c = _mm512_mul_ps(s, c136);
-      if (ZERO) c = _mm512_add_ps(c, _mm512_set1_ps(zc[gi * R + r0 + r]));
-      racc[r][m] = _mm512_fmadd_ps(acc[r][m], s, racc[r][m]);
-      racc[r][m] = _mm512_fnmadd_ps(c, _mm512_loadu_ps(xs + (m * G + gi) * 16), racc[r][m]);
-      acc[r][m] = _mm512_setzero_ps();
+      for (int m = 0; m < M; ++m) acc[r][m] = _mm512_setzero_ps();
+    // entries 0..15 in the low 256 bits; the indices are nibbles, so vpermw never reads the upper half
+    auto table = [&](int r, int64_t gi) {
+      __m512 c = base;
+      if (ZERO) c = _mm512_sub_ps(c, _mm512_set1_ps(zp[gi * R + r0 + r]));
+      const __m256bh t = _mm512_cvtneps_pbh(_mm512_mul_ps(c, _mm512_set1_ps(sc[gi * R + r0 + r])));
+      return _mm512_castsi256_si512((__m256i)t);
     };
     for (int64_t b = 0; b < nb; ++b) {
       if (r0 == 0) prefetch_lines(codes + b * R * 64, R * 64);
       for (int r = 0; r < RS; ++r) {
         const __m512i v = _mm512_loadu_si512(codes + (b * R + r0 + r) * 64);
-        __m512i w[4];
-        w[0] = _mm512_ternarylogic_epi32(v, nib, bias, 0xEA);  // (v & 15) | 0x4300
-        w[1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), nib, bias, 0xEA);
-        w[2] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 8), nib, bias, 0xEA);
-        w[3] = _mm512_or_si512(_mm512_srli_epi16(v, 12), bias);
-        for (int m = 0; m < M; ++m) {
-          const uint16_t* xm = xp + m * Kp + b * 128;
-          for (int j = 0; j < 4; ++j) {
-            acc[r][m] = _mm512_dpbf16_ps(acc[r][m], (__m512bh)w[j], (__m512bh)_mm512_loadu_si512(xm + 32 * j));
-            if (CPG == 1) flush(r, m, 4 * b + j);
-            if (CPG == 2 && (j & 1)) flush(r, m, 2 * b + j / 2);
-          }
+        __m512i idx[4];
+        idx[0] = _mm512_and_si512(v, nib);
+        idx[1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        idx[2] = _mm512_and_si512(_mm512_srli_epi16(v, 8), nib);
+        idx[3] = _mm512_srli_epi16(v, 12);
+        __m512i tab = CPG == 0 ? table(r, b / bpg) : _mm512_setzero_si512();
+        for (int j = 0; j < 4; ++j) {
+          if (CPG == 1) tab = table(r, 4 * b + j);
+          if (CPG == 2 && !(j & 1)) tab = table(r, 2 * b + j / 2);
+          const __m512bh w = (__m512bh)_mm512_permutexvar_epi16(idx[j], tab);
+          for (int m = 0; m < M; ++m)
+            acc[r][m] = _mm512_dpbf16_ps(acc[r][m], w, (__m512bh)_mm512_loadu_si512(xp + m * Kp + b * 128 + 32 * j));
         }
       }
-      if (CPG == 0 && (b + 1) % bpg == 0)
-        for (int r = 0; r < RS; ++r)
-          for (int m = 0; m < M; ++m) flush(r, m, b / bpg);
     }
     for (int r = 0; r < RS; ++r)
-      for (int m = 0; m < M; ++m) acc_out[m * R + r0 + r] = hsum(racc[r][m]);
+      for (int m = 0; m < M; ++m) acc_out[m * R + r0 + r] = hsum(acc[r][m]);
   }
 }
 
@@ -185,27 +188,26 @@ torch::Tensor huge_empty(int64_t nbytes) {
   return torch::from_blob(p, {nbytes}, [](void* q) { std::free(q); }, torch::TensorOptions().dtype(torch::kUInt8));
 }
 
-torch::Tensor gemv_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, torch::Tensor zc, int64_t N,
+torch::Tensor gemv_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, torch::Tensor zp, int64_t N,
                         int64_t K, int64_t g) {
-  check(x, codes, sc, zc, K, g);
+  check(x, codes, sc, zp, K, g);
   const int64_t M = x.size(0), Kp = (K + 127) / 128 * 128, G = Kp / g, tiles = (N + R - 1) / R;
   TORCH_CHECK(g == 32 || g == 64 || (g % 128 == 0 && K % g == 0), "int4: group 32, 64 or a multiple of 128 dividing K");
   TORCH_CHECK(codes.numel() == tiles * R * Kp / 2 && sc.numel() == tiles * R * G, "int4: packed sizes");
-  const bool zero = zc.numel() > 0;
+  const bool zero = zp.numel() > 0;
   std::vector<uint16_t> xp;
   std::vector<float> xs;
-  prep_x((const uint16_t*)x.data_ptr(), M, K, Kp, g, G, xp, xs, true);
+  prep_x((const uint16_t*)x.data_ptr(), M, K, Kp, g, G, xp, xs, false);
   auto y = torch::empty({M, N}, x.options().dtype(at::kFloat));
   const uint8_t* cp = codes.data_ptr<uint8_t>();
   const float* sp = sc.data_ptr<float>();
-  const float* zp = zero ? zc.data_ptr<float>() : nullptr;
+  const float* zpp = zero ? zp.data_ptr<float>() : nullptr;
   const uint16_t* xpp = xp.data();
-  const float* xsp = xs.data();
   const int64_t cstride = R * Kp / 2, sstride = R * G;
 #define QR_INT4_CPG(MM, RS, CPG)                                                                         \
   over_tiles(tiles, M, N, y.data_ptr<float>(), [&](int64_t t, float* out) {                              \
-    if (zero) int4_tile<MM, RS, CPG, true>(cp + t * cstride, sp + t * sstride, zp + t * sstride, xpp, xsp, Kp, g, G, out); \
-    else int4_tile<MM, RS, CPG, false>(cp + t * cstride, sp + t * sstride, nullptr, xpp, xsp, Kp, g, G, out); \
+    if (zero) int4_tile<MM, RS, CPG, true>(cp + t * cstride, sp + t * sstride, zpp + t * sstride, xpp, Kp, g, out); \
+    else int4_tile<MM, RS, CPG, false>(cp + t * cstride, sp + t * sstride, nullptr, xpp, Kp, g, out);   \
   })
 #define QR_INT4(MM, RS)                                                                                  \
   if (g == 32) QR_INT4_CPG(MM, RS, 1); else if (g == 64) QR_INT4_CPG(MM, RS, 2); else QR_INT4_CPG(MM, RS, 0)
