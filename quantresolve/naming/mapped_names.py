@@ -32,9 +32,8 @@ entry by entry exactly as before.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from quantresolve.naming.mapper import WeightsMapper
 
@@ -49,17 +48,11 @@ class _Group:
     hi: int
 
 
-def _identity(x: Any) -> str:
-    return x  # type: ignore[no-any-return]
-
-
 class MappedNames:
-    """Model-space lookups over a **sorted** sequence of checkpoint-space names (or of items whose ``key``
-    is the name: config entries are used in place, without copying their names out)."""
+    """Model-space lookups over a **sorted** sequence of checkpoint-space names."""
 
-    def __init__(self, items: Sequence[Any], mapper: WeightsMapper, key: Callable[[Any], str] | None = None) -> None:
-        self._items = items
-        self._key = key or _identity
+    def __init__(self, names: Sequence[str], mapper: WeightsMapper) -> None:
+        self._names = names
         self._mapper = mapper
         self._groups: list[_Group] = []
         self._loose: dict[str, int] = {}  # mapped name → first position, for names outside any group
@@ -77,18 +70,15 @@ class MappedNames:
 
     # --- construction ---------------------------------------------------------------------------
 
-    def _name(self, i: int) -> str:
-        return self._key(self._items[i])
-
     def _bisect(self, text: str, lo: int, hi: int) -> int:
-        return bisect_left(self._items, text, lo, hi, key=self._key)
+        return bisect_left(self._names, text, lo, hi)
 
     def _group(self, depth: int) -> bool:
         """Split the names into head groups and loose names; False when an anomaly needs per-key mapping."""
-        n, i = len(self._items), 0
+        n, i = len(self._names), 0
         loose: list[int] = []
         while i < n:
-            name = self._name(i)
+            name = self._names[i]
             parts = name.split(".", depth)
             if len(parts) <= depth:
                 loose.append(i)
@@ -105,7 +95,7 @@ class MappedNames:
                 self._groups.append(_Group(orig_head, mapped_head, i, end))  # type: ignore[arg-type]
             i = end
         for i in loose:
-            mapped = self._mapper.map_name(self._name(i))
+            mapped = self._mapper.map_name(self._names[i])
             if mapped is None or mapped in self._loose:
                 return False
             self._loose[mapped] = i
@@ -116,8 +106,7 @@ class MappedNames:
         self._groups = []
         self._loose = {}
         self.anomalous = False
-        names = [self._name(i) for i in range(len(self._items))]
-        for i, mapped in enumerate(self._mapper.map_many(names)):
+        for i, mapped in enumerate(self._mapper.map_many(self._names)):
             if mapped is None or mapped in self._loose:
                 self.anomalous = True
                 continue
@@ -142,7 +131,7 @@ class MappedNames:
                     lo = self._bisect(inner, g1.lo, g1.hi)
                     hi = self._bisect(inner[:-1] + "/", lo, g1.hi) if inner.endswith(".") else g1.hi
                     for i in range(lo, hi):
-                        name = self._name(i)
+                        name = self._names[i]
                         if not name.startswith(inner):
                             break
                         if self._in_group(g2, head[: pos + 1] + name[len(g1.orig_head):]) is not None:
@@ -155,7 +144,7 @@ class MappedNames:
     def _in_group(self, g: _Group, model_name: str) -> int | None:
         orig = g.orig_head + model_name[len(g.mapped_head):]
         i = self._bisect(orig, g.lo, g.hi)
-        return i if i < g.hi and self._name(i) == orig else None
+        return i if i < g.hi and self._names[i] == orig else None
 
     def _find_grouped(self, model_name: str) -> int | None:
         best = None
@@ -182,8 +171,8 @@ class MappedNames:
         """Model-space name of the name at position ``i``."""
         for g in self._groups:
             if g.lo <= i < g.hi:
-                return g.mapped_head + self._name(i)[len(g.orig_head):]
-        return self._mapper.map_name(self._name(i))
+                return g.mapped_head + self._names[i][len(g.orig_head):]
+        return self._mapper.map_name(self._names[i])
 
     def under(self, model_prefix: str) -> list[range]:
         """Positions of the names mapped strictly under ``model_prefix`` (``model_prefix + "."…``), as ranges."""

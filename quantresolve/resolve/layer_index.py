@@ -16,7 +16,7 @@ per container, not one regex per key.
     ...     "model.language_model.layers.1.mlp.experts.0.down_proj": {"quant_algo": "NVFP4", "group_size": 16},
     ...     "model.language_model.layers.1.mlp.experts.1.down_proj": {"quant_algo": "NVFP4", "group_size": 16}}})
     >>> mapper = WeightsMapper(orig_to_new_prefix={"model.language_model.": "language_model.model."})
-    >>> index = LayerIndex(cfg.layers, Namespace(mapper), [])
+    >>> index = LayerIndex(cfg, Namespace(mapper), [])
     >>> scheme, ref = index.get("language_model.model.layers.1.mlp.experts.0.down_proj")
     >>> scheme.algo, ref.original
     ('NVFP4', 'model.language_model.layers.1.mlp.experts.0.down_proj')
@@ -27,10 +27,9 @@ per container, not one regex per key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 
 from quantresolve.errors import MappingError
-from quantresolve.formats.normalized import Finding, LayerEntry
+from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.formats.scheme import QuantScheme
 from quantresolve.naming.mapped_names import MappedNames
 from quantresolve.resolve.namespace import Namespace
@@ -40,23 +39,20 @@ from quantresolve.resolve.resolution import ConfigRef
 class LayerIndex:
     """Model-space name → (scheme, config entry) for one config's per-layer entries (sorted by name)."""
 
-    def __init__(self, layers: Sequence[LayerEntry], namespace: Namespace, findings: list[Finding], *,
-                 columns: tuple[Sequence[str], Sequence[QuantScheme]] | None = None) -> None:
-        """``columns``: the entries' names and schemes position by position
-        (:meth:`NormalizedConfig.layer_columns`), read off the entries when not given."""
-        self._entries = layers
-        names, self._schemes = columns or (tuple(map(_NAME, layers)), tuple(map(_SCHEME, layers)))
+    def __init__(self, config: NormalizedConfig, namespace: Namespace, findings: list[Finding]) -> None:
+        self._entries = config.layers
+        names, self._schemes = config.layer_columns()
         self._names = MappedNames(names, namespace.mapper)
         if self._names.anomalous:  # dropped names or collisions: rare, reported entry by entry in sorted order
-            self._report_anomalies(namespace, findings)
+            self._report_anomalies(names, namespace, findings)
         self._refs: dict[int, ConfigRef] = {}
         self._found: dict[str, int | None] = {}
 
     def __bool__(self) -> bool:
         return bool(self._entries)
 
-    def _report_anomalies(self, namespace: Namespace, findings: list[Finding]) -> None:
-        mapped_names = namespace.mapper.map_many([e.name for e in self._entries])
+    def _report_anomalies(self, names: Sequence[str], namespace: Namespace, findings: list[Finding]) -> None:
+        mapped_names = namespace.mapper.map_many(names)
         seen: dict[str, int] = {}
         for i, (entry, mapped) in enumerate(zip(self._entries, mapped_names, strict=True)):
             if mapped is None:
@@ -115,7 +111,3 @@ class LayerIndex:
                     slot[1] = i
         sides = sorted(merged.items(), key=lambda item: self._names.mapped(item[1][1]))  # type: ignore[arg-type,return-value]
         return [(scheme, n, self._ref(i)) for scheme, (n, i) in sides]
-
-
-_NAME = attrgetter("name")
-_SCHEME = attrgetter("scheme")

@@ -46,7 +46,7 @@ class ModelOptRules:
         self.ctx = ctx
         cfg = ctx.config
         self.exclude = EntryIndex(cfg.exclude, ctx.namespace, MatchModes(subtree=True, glob_ancestors=True))
-        self.layers = LayerIndex(cfg.layers, ctx.namespace, ctx.findings, columns=cfg.layer_columns())
+        self.layers = LayerIndex(cfg, ctx.namespace, ctx.findings)
         self.expert_excludes: dict[str, list[ConfigRef]] = defaultdict(list)
         for mapped, ref in self.exclude.exact.items():
             hit = ctx.profile.expert_of(mapped)
