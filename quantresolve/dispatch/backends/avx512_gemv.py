@@ -47,6 +47,7 @@ from quantresolve.dispatch.backends.base import (
 )
 from quantresolve.dispatch.backends.int_weights import (
     bf16_in,
+    bits_guard,
     group_int_view,
     int_scheme_guard,
     rebuild_from_codes,
@@ -233,7 +234,7 @@ class Avx512GemvCPU(Backend):
             lambda: needs_cpu(device),
             lambda: Verdict.no("needs eval mode (the kernel has no backward)") if device.training else None,
             lambda: int_scheme_guard(scheme),
-            lambda: None if w.num_bits <= 8 else Verdict.no(f"needs ≤ 8-bit weights, got {w.num_bits}"),  # type: ignore[union-attr]
+            lambda: bits_guard(scheme, 8),
             lambda: _shape_guard(w.num_bits, shapes, scheme),  # type: ignore[union-attr, arg-type]
             lambda: batch_guard(shapes, self.name, "the AVX-512 GEMV"),
             lambda: Verdict.no("unavailable: CPU lacks " + ", ".join(missing_cpu_flags()))

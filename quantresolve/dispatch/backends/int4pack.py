@@ -44,6 +44,7 @@ from quantresolve.dispatch.backends.base import (
 )
 from quantresolve.dispatch.backends.int_weights import (
     bf16_in,
+    bits_guard,
     group_int_view,
     int_scheme_guard,
     rebuild_from_codes,
@@ -164,11 +165,10 @@ class Int4PackCPU(Backend):
 
     def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
                  scheme: QuantScheme | None) -> Verdict:
-        w = scheme.weights if scheme else None
         return first_failure(
             lambda: needs_cpu(device),
             lambda: int_scheme_guard(scheme),
-            lambda: None if w.num_bits <= 4 else Verdict.no(f"needs ≤ 4-bit weights, got {w.num_bits}"),  # type: ignore[union-attr]
+            lambda: bits_guard(scheme, 4),
             lambda: _shape_guards(shapes, scheme),
             lambda: batch_guard(shapes, self.name, "int4pack"),
         )
@@ -202,12 +202,10 @@ class Int8SplitCPU(Backend):
 
     def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
                  scheme: QuantScheme | None) -> Verdict:
-        w = scheme.weights if scheme else None
         return first_failure(
             lambda: needs_cpu(device),
             lambda: int_scheme_guard(scheme),
-            lambda: None if 4 < w.num_bits <= 8 else Verdict.no(  # type: ignore[union-attr]
-                f"needs 5..8-bit weights, got {w.num_bits}"),  # type: ignore[union-attr]
+            lambda: bits_guard(scheme, 8, least=5),
             lambda: _shape_guards(shapes, scheme),
             lambda: batch_guard(shapes, self.name, "int8split"),
         )

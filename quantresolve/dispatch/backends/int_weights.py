@@ -42,6 +42,20 @@ def int_scheme_guard(scheme: QuantScheme | None) -> Verdict | None:
     return None
 
 
+def bits_guard(scheme: QuantScheme | None, most: int, least: int = 1) -> Verdict | None:
+    """``None`` when the weights have ``least..most`` bits (after :func:`int_scheme_guard`), else the reason.
+
+        >>> from quantresolve.formats.scheme import modelopt_scheme
+        >>> bits_guard(modelopt_scheme("W4A16_AWQ"), 8, least=5).reason
+        'needs 5..8-bit weights, got 4'
+    """
+    bits = scheme.weights.num_bits  # type: ignore[union-attr]
+    if least <= bits <= most:
+        return None
+    need = f"≤ {most}" if least <= 1 else f"{least}..{most}"
+    return Verdict.no(f"needs {need}-bit weights, got {bits}")
+
+
 def group_int_view(group: ShardGroup) -> IntWeights:
     """The integer view of all shards of a group, concatenated along N (missing zero points = 0).
 
