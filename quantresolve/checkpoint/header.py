@@ -50,6 +50,10 @@ class ShardHeader:
     tensors: dict[str, TensorInfo]
     metadata: dict[str, str]
     data_bytes: int
+    #: ``(begin, end, name)`` of every tensor, relative to :attr:`data_start`, in file order.
+    spans: list[tuple[int, int, str]]
+    #: Byte offset of the data buffer in the file (``8 + header length``).
+    data_start: int
 
 
 def _entry_error(file: str, name: str, detail: str) -> CheckpointError:
@@ -94,8 +98,10 @@ def _validate_entry(file: str, name: str, entry: object) -> tuple[str, tuple[int
     return dtype, tuple(shape), offsets[0], offsets[1]
 
 
-def _parse_entries(file: str, header: dict, data_bytes: int, exact: bool) -> dict[str, TensorInfo]:
+def _parse_entries(file: str, header: dict, data_bytes: int,
+                   exact: bool) -> tuple[dict[str, TensorInfo], list[tuple[int, int, str]]]:
     """Validate every entry and the byte tiling; ``exact`` forces the slow per-field checks.
+    Returns the tensors and their byte spans in file order.
 
     The fast path relies on two facts established by :func:`read_shard_header`:
     the JSON held no floats/NaN (refused while decoding) and, unless ``exact``,
@@ -170,7 +176,7 @@ def _parse_entries(file: str, header: dict, data_bytes: int, exact: bool) -> dic
             f"tensors cover {position} data bytes but the file holds {data_bytes} (trailing bytes)",
             file=file,
         )
-    return tensors
+    return tensors, spans
 
 
 def _check_metadata(file: str, metadata: object) -> dict[str, str]:
@@ -223,4 +229,5 @@ def read_shard_header(path: Path, file: str) -> ShardHeader:
     metadata = _check_metadata(file, header.get("__metadata__"))
     data_bytes = size - 8 - length
     exact = b"true" in raw or b"false" in raw  # booleans pass as ints: check every field then
-    return ShardHeader(file, _parse_entries(file, header, data_bytes, exact), metadata, data_bytes)
+    tensors, spans = _parse_entries(file, header, data_bytes, exact)
+    return ShardHeader(file, tensors, metadata, data_bytes, spans, 8 + length)

@@ -29,7 +29,6 @@ safetensors data is little-endian, as are the hosts torch runs on.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from types import TracebackType
 
@@ -60,17 +59,13 @@ class ShardReader:
 
     def __init__(self, path: Path, file: str) -> None:
         self.file = file
-        self._header = read_shard_header(path, file)
+        self._header = read_shard_header(path, file)  # every span checked there
+        start = self._header.data_start
+        self._offsets = {name: start + begin for begin, _, name in self._header.spans}
         try:
             self._handle = io.FileIO(path, "r")
-            length = int.from_bytes(self._handle.read(8), "little")
-            entries = json.loads(self._handle.read(length))
-        except (OSError, ValueError) as err:
-            raise CheckpointError(f"cannot read header: {err}", file=file) from None
-        start = 8 + length
-        # read_shard_header checked every span; only the begin offsets are needed here.
-        self._offsets = {name: start + entry["data_offsets"][0]
-                         for name, entry in entries.items() if name != "__metadata__"}
+        except OSError as err:
+            raise CheckpointError(f"cannot open file: {err.strerror}", file=file) from None
 
     def names(self) -> list[str]:
         return list(self._header.tensors)
