@@ -169,14 +169,13 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     chosen = load_profile(profile if profile is not None else DEFAULT_PROFILE)
     qconfig = load_config(root)
     inventory = _inventory(root)
-    resolver = Resolver(qconfig, chosen, checkpoint_modules=inventory.modules.keys())
     hf_config = model_config(root)
     cdtype = compute_dtype(hf_config, dtype)
     model = build_empty_model(hf_config, cdtype)
     experts = unfuse_experts(model)  # MoE experts modules → one linear per expert projection
-    if experts:
+    if experts:  # the profile learns where the model's expert containers are
         chosen = with_expert_containers(chosen, experts)
-        resolver = Resolver(qconfig, chosen, checkpoint_modules=inventory.modules.keys())
+    resolver = Resolver(qconfig, chosen, checkpoint_modules=inventory.modules.keys())
     moe = resolve_experts(resolver, experts)  # one scheme per container, or ConflictingExpertsError
     plans, attention = plan_layers(model, resolver)
     tied = tied_parameters(model)
