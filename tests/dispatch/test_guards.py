@@ -217,12 +217,12 @@ OURS = "avx512_gemv_cpu"
 
 # (scheme, batch hint, choice without AVX-512 BF16, choice with it)
 @pytest.mark.parametrize(("scheme", "batch", "expect", "expect_avx512"), [
-    (CT_W8A8, None, "int8pack_cpu", "int8pack_cpu"), (CT_W8A8, 4, "int8pack_cpu", "int8pack_cpu"),
+    (CT_W8A8, None, "int8pack_cpu", OURS), (CT_W8A8, 4, "int8pack_cpu", "int8pack_cpu"),
     (CT_W8A8, 32, "int_mm_cpu", "int_mm_cpu"),
     (AWQ, 1, "int4pack_cpu", OURS), (AWQ, 5, "int4pack_cpu", "int4pack_cpu"), (AWQ, 32, "dense_dequant", "dense_dequant"),
     (CT_W8, 2, "int8split_cpu", OURS), (CT_W8, 3, "dense_dequant", "dense_dequant"), (AWQ, 2, "int4pack_cpu", OURS),
     (AWQ, 3, "int4pack_cpu", "int4pack_cpu"), (CT_W8, 5, "dense_dequant", "dense_dequant"),
-    (INT8, 1, "int8pack_cpu", "int8pack_cpu"), (MO_W8, 5, "dense_dequant", "dense_dequant"), (INT8, 32, "dense_dequant", "dense_dequant"), (NF4, 4, "bnb_cpu", "bnb_cpu"),
+    (INT8, 1, "int8pack_cpu", OURS), (MO_W8, 5, "dense_dequant", "dense_dequant"), (INT8, 32, "dense_dequant", "dense_dequant"), (NF4, 4, "bnb_cpu", "bnb_cpu"),
     (NF4, 32, "dense_dequant", "dense_dequant"),
 ])
 @pytest.mark.parametrize("avx512", [False, True])

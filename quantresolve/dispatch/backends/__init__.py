@@ -11,12 +11,12 @@ from quantresolve.dispatch.backends import scaled_mm  # noqa: F401  scaled_mm_cu
 
 # Weight-only kernels first: at small batch they beat torch._int_mm even for W8A8 (with the
 # activation quantization emulated); they decline large batch hints, where int_mm wins.
-from quantresolve.dispatch.backends import int8pack  # noqa: F401  int8pack_cpu  isort: skip
-# Our AVX-512 GEMV (int4 / int8 codes, batch ≤ 2 by choice) after int8pack (faster for the int8 per-channel symmetric
-# weights it takes) and before int4pack / int8split, which it beats at batch 1 at both benchmark shapes
-# (docs/benchmarks.md, "session 3: avx512_gemv_cpu"). It declines where the CPU lacks AVX-512 BF16 or no
-# C++ toolchain is present, and the torch kernels below take over.
+# Our AVX-512 GEMV (int4 / int8 codes, batch ≤ 2 by choice) first of all: it beats int8pack on every int8
+# row measured in session 4 (per-channel W8A16, W8A8, INT8_SQ at 4096² and 28672×8192, batch 1 and 2) and
+# int4pack / int8split at batch 1 and 2 (docs/benchmarks.md, "session 4"). It declines where the CPU lacks
+# AVX-512 BF16 or no C++ toolchain is present, and the torch kernels below take over.
 from quantresolve.dispatch.backends import avx512_gemv  # noqa: F401  avx512_gemv_cpu  isort: skip
+from quantresolve.dispatch.backends import int8pack  # noqa: F401  int8pack_cpu  isort: skip
 from quantresolve.dispatch.backends import int4pack  # noqa: F401  int4pack_cpu, int8split_cpu  isort: skip
 from quantresolve.dispatch.backends import int_mm  # noqa: F401  int_mm_cpu  isort: skip
 from quantresolve.dispatch.backends import bnb  # noqa: F401  bnb_cuda, bnb_cpu  isort: skip
