@@ -188,18 +188,26 @@ def test_modelopt_int4_awq_packing() -> None:
     assert not torch.equal(layer.reference(x), (x.float() @ layer.dequantize().float().t()))  # pqs applied
 
 
-def test_modelopt_w4a8_awq_is_int4_then_fp8() -> None:
+@pytest.mark.parametrize("bf16_amax", [None, 0.07177734375], ids=["clipping-amax", "bf16-amax"])
+def test_modelopt_w4a8_awq_is_int4_then_fp8(bf16_amax: float | None) -> None:
     """W4A8: ModelOpt's own FP8 weight quantizer (the second of its two) applied to the bf16 INT4
-    product — with amax / 448 = weight_scale_2 — is the dense weight, element for element."""
+    product — with amax / 448 = weight_scale_2 — is the dense weight, element for element.
+
+    ``bf16-amax``: an amax that is a bf16 value (as a calibrated one is), 147 · 2⁻¹¹, for which
+    ``448 / amax`` is inexact: dividing by and multiplying with ``weight_scale_2`` instead of ModelOpt's
+    ``· (448 / amax)`` and ``· 1 / (448 / amax)`` gave 965 of these 16,384 weights one bf16 step off."""
     from modelopt.torch.quantization.config import QuantizerAttributeConfig
     from modelopt.torch.quantization.nn import TensorQuantizer
 
     n, k, g = 64, 256, 128
     w = _weight(n, k, seed=4).float()
+    if bf16_amax is not None:
+        w = w / w.abs().max() * 0.0717  # the largest weight just below the amax
     scale = (w.reshape(n, k // g, g).abs().amax(-1) / 7).to(torch.bfloat16)
     q = (w / scale.float().repeat_interleave(g, 1)).round().clamp(-8, 7)
     w1 = (q * scale.float().repeat_interleave(g, 1)).to(torch.bfloat16)  # the first quantizer's output
-    amax2 = w1.abs().amax().float() * 0.8  # clip, so that the FP8 step saturates some values too
+    # clip, so that the FP8 step saturates some values too; or the bf16 amax
+    amax2 = w1.abs().amax().float() * 0.8 if bf16_amax is None else torch.tensor(bf16_amax)
     fp8 = TensorQuantizer(QuantizerAttributeConfig(num_bits=(4, 3), axis=None))
     fp8.amax = amax2
     expect = fp8(w1)

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from quantresolve.dispatch.act_arith import modelopt_fp8_dequant
+from quantresolve.dispatch.act_arith import modelopt_amax, modelopt_fp8_dequant
 from quantresolve.dispatch.codecs.base import (
     FP4Weights,
     IntCodec,
@@ -185,9 +185,12 @@ class ModelOptW4A8AWQ(WeightCodec):
     targets multiply FP8 weights with FP8 activations. The weight the producer's model computes
     with is therefore::
 
-        W = e4m3(w₁ / weight_scale_2) · weight_scale_2,   w₁ = q · repeat(weight_scale, group)
+        W = e4m3(w₁ · m) · (1 / m),   m = 448 / amax,   w₁ = q · repeat(weight_scale, group)
 
-    with ``w₁`` first rounded to the dtype the model computes in (ModelOpt's first quantizer
+    in float32, with ``amax`` recovered from ``weight_scale_2 = amax / 448`` by
+    :func:`~quantresolve.dispatch.act_arith.modelopt_amax` (``e4m3(w₁ / weight_scale_2) · weight_scale_2``
+    is the same weight mathematically, not in float32: for a bf16 amax of 147 · 2⁻¹¹, 6 % of a test
+    weight's elements came out one bf16 step off), and with ``w₁`` first rounded to the dtype the model computes in (ModelOpt's first quantizer
     returns the weight's dtype; here :attr:`model_dtype`, the layer's compute dtype — which a
     loaded checkpoint takes from ``config.json``, the dtype ModelOpt ran in). Checked against
     ModelOpt 0.47's fake-quant weights of ``modelopt-w4a8-awq``: every element equal except the
@@ -202,8 +205,13 @@ class ModelOptW4A8AWQ(WeightCodec):
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         w1 = _awq_int_view(self, t, n, k).dense(k).to(self.model_dtype)
-        s2 = t["weight_scale_2"].float().reshape(())
-        return (w1.float() / s2).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() * s2
+        # The FP8 step in ModelOpt's own float32 arithmetic (its eager fake quantizer): multiply by
+        # 448 / amax, round to E4M3, multiply by the reciprocal of that multiplier — not ÷ and ·
+        # weight_scale_2, which can land one float32 step away (act_arith.modelopt_fp8_dequant shows a
+        # weight where that flips a bf16 tie).
+        amax = modelopt_amax(t["weight_scale_2"].reshape(()), E4M3_MAX, self.model_dtype)
+        mult = E4M3_MAX / torch.where(amax <= 2.0**-24, torch.ones_like(amax), amax)
+        return (w1.float() * mult).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() * (1.0 / mult)
 
 
 @register_codec("modelopt", "W8A8_SQ_PER_CHANNEL", "W8A16")
