@@ -92,7 +92,10 @@ CASES: list[tuple[str, Side, Side, str]] = [
      "a multiple of 64"),
     ("avx512_gemv_cpu", Side(CT_W4_CHANNEL, Shapes(64, 96)), Side(CT_W4_CHANNEL, Shapes(64, 100)), "K % 32"),
     ("avx512_gemv_cpu", Side(CT_W8_ASYM_CHANNEL, Shapes(64, 128)), Side(CT_W8_ASYM_CHANNEL, Shapes(64, 96)), "K % 64"),
-    ("avx512_gemv_cpu", Side(CT_W8, Shapes(64, 256, batch=2)), Side(CT_W8, Shapes(64, 256, batch=3)), "batch 3 > 2"),
+    ("avx512_gemv_cpu", Side(AWQ, Shapes(64, 256, batch=2)), Side(AWQ, Shapes(64, 256, batch=3)), "batch 3 > 2"),
+    ("avx512_gemv_cpu", Side(MO_W8, Shapes(64, 256, batch=2)), Side(MO_W8, Shapes(64, 256, batch=3)), "batch 3 > 2"),
+    # group-wise int8 has its own crossover (int8pack cannot run it)
+    ("avx512_gemv_cpu", Side(CT_W8, Shapes(64, 256, batch=4)), Side(CT_W8, Shapes(64, 256, batch=5)), "batch 5 > 4"),
     # int8split_cpu: 5..8 bits, same shape rules, batch
     ("int8split_cpu", Side(CT_W8, Shapes(64, 256)), Side(AWQ, Shapes(64, 256)), "5..8-bit"),
     ("int8split_cpu", Side(CT_W8, Shapes(64, 256)), Side(CT_W8, Shapes(40, 256)), "N % 16"),
@@ -220,8 +223,8 @@ OURS = "avx512_gemv_cpu"
     (CT_W8A8, None, "int8pack_cpu", OURS), (CT_W8A8, 4, "int8pack_cpu", "int8pack_cpu"),
     (CT_W8A8, 32, "int_mm_cpu", "int_mm_cpu"),
     (AWQ, 1, "int4pack_cpu", OURS), (AWQ, 5, "int4pack_cpu", "int4pack_cpu"), (AWQ, 32, "dense_dequant", "dense_dequant"),
-    (CT_W8, 2, "int8split_cpu", OURS), (CT_W8, 3, "dense_dequant", "dense_dequant"), (AWQ, 2, "int4pack_cpu", OURS),
-    (AWQ, 3, "int4pack_cpu", "int4pack_cpu"), (CT_W8, 5, "dense_dequant", "dense_dequant"),
+    (CT_W8, 2, "int8split_cpu", OURS), (CT_W8, 3, "dense_dequant", OURS), (AWQ, 2, "int4pack_cpu", OURS),
+    (AWQ, 3, "int4pack_cpu", "int4pack_cpu"), (CT_W8, 4, "dense_dequant", OURS), (CT_W8, 5, "dense_dequant", "dense_dequant"), (MO_W8, 3, "int8pack_cpu", "int8pack_cpu"),
     (INT8, 1, "int8pack_cpu", OURS), (MO_W8, 5, "dense_dequant", "dense_dequant"), (INT8, 32, "dense_dequant", "dense_dequant"), (NF4, 4, "bnb_cpu", "bnb_cpu"),
     (NF4, 32, "dense_dequant", "dense_dequant"),
 ])

@@ -220,6 +220,12 @@ def _shape_guard(bits: int, shapes: Shapes, scheme: QuantScheme) -> Verdict | No
                       f"{32 if bits <= 4 else 64} == 0 (K={shapes.k}, got {got})")
 
 
+def _batch_key(bits: int, strategy: str, group_size: int | None, k: int) -> str:
+    """The :data:`~.base.MAX_BATCH` entry: group-wise int8 has its own crossover (no int8pack to yield to)."""
+    grouped = strategy == "group" and group_size is not None and group_size < k
+    return "avx512_gemv_cpu:int8-group" if bits > 4 and grouped else "avx512_gemv_cpu"
+
+
 @register_backend
 class Avx512GemvCPU(Backend):
     """int4 / int8 weight-only GEMV on AVX-512 BF16 (see the module docstring)."""
@@ -236,7 +242,8 @@ class Avx512GemvCPU(Backend):
             lambda: int_scheme_guard(scheme),
             lambda: bits_guard(scheme, 8),
             lambda: _shape_guard(w.num_bits, shapes, scheme),  # type: ignore[union-attr, arg-type]
-            lambda: batch_guard(shapes, self.name, "the AVX-512 GEMV"),
+            lambda: batch_guard(shapes, _batch_key(w.num_bits, w.strategy, w.group_size, shapes.k),  # type: ignore[union-attr]
+                                "the AVX-512 GEMV"),
             lambda: Verdict.no("unavailable: CPU lacks " + ", ".join(missing_cpu_flags()))
             if missing_cpu_flags() else None,
             lambda: Verdict.no(f"unavailable: {problem}") if (problem := toolchain_problem()) else None,

@@ -131,9 +131,12 @@ def needs_cpu(device: DeviceInfo) -> Verdict | None:
 #: in single-thread CPU time (``benchmarks/linear_backends.py --quick --batches 1,2,4,8,16
 #: --threads 1 --clock thread --stat min``): int4pack ≈ dense at 8, int8pack and bitsandbytes
 #: lose from 8, int8split (two int4 passes) ≈ dense at 4. Re-measure on an idle machine.
-#: avx512_gemv_cpu (wall clock, 2 threads, load ≈ 1.7, docs/benchmarks.md): beats int4pack / int8split and
-#: dense at batch 1 and 2 at 4096² and 28672×8192; at 3 int4pack wins for int4 (10.4 vs 14.2 ms).
-MAX_BATCH: dict[str, int] = {"avx512_gemv_cpu": 2, "int4pack_cpu": 6, "int8pack_cpu": 4, "int8split_cpu": 2, "bnb_cpu": 4,
+#: avx512_gemv_cpu (wall clock, 2 threads, docs/benchmarks.md): beats int4pack / int8split and
+#: dense at batch 1 and 2 at 4096² and 28672×8192; at 3 int4pack wins for int4 (10.6 vs 11.9 ms, session
+#: 4) and int8pack for per-channel int8 (12.2 vs 18.5 ms). Group-wise int8 ("avx512_gemv_cpu:int8-group",
+#: which int8pack cannot run) still beats dense at 3 (16.7 vs 20.6 ms; 1.35 vs 1.71 at 4096²) and 4
+#: (19.5 vs 21.6; a tie at 4096²).
+MAX_BATCH: dict[str, int] = {"avx512_gemv_cpu": 2, "avx512_gemv_cpu:int8-group": 4, "int4pack_cpu": 6, "int8pack_cpu": 4, "int8split_cpu": 2, "bnb_cpu": 4,
                              # the Triton GEMV's own limit (kernels/gemv_configs.GEMV_MAX_M), not yet a
                              # measured crossover against cuBLAS on the dequantized weight
                              "triton_gemv_cuda": 8}
