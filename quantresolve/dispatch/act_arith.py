@@ -200,15 +200,30 @@ def modelopt_fp8_dequant(scale: Tensor, dtype: torch.dtype) -> Tensor:
     return 1.0 / (E4M3_MAX / modelopt_amax(scale, E4M3_MAX, dtype))
 
 
+def modelopt_mult(amax: Tensor, qmax: float) -> Tensor:
+    """ModelOpt's quantizing multiplier ``qmax / amax`` (float32), an amax at or below its epsilon taken as 1.
+
+        >>> modelopt_mult(torch.tensor([0.0, 2.0]), 448.0).tolist()
+        [448.0, 224.0]
+    """
+    return qmax / torch.where(amax <= _MODELOPT_EPS, torch.ones_like(amax), amax)
+
+
+def modelopt_e4m3(x: Tensor, mult: Tensor) -> Tensor:
+    """ModelOpt's FP8 codes of ``x · mult`` (float32 product, saturated at ±448), as float32; its fake
+    quantizer then multiplies them by ``1 / mult``."""
+    return (x.float() * mult).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float()
+
+
 def _modelopt_parts(act: ActQuant, x: Tensor) -> tuple[Tensor, Tensor]:
     """(codes, multiplier ``m``): FP8 dequantizes by ``· (1 / m)``, INT8 by ``/ m``."""
     qmax = E4M3_MAX if act.kind == "fp8" else 127.0
     amax = _modelopt_amax(act, x, qmax)
-    zero = amax <= _MODELOPT_EPS
-    mult = qmax / torch.where(zero, torch.ones_like(amax), amax)
-    xf = x.float()
+    mult = modelopt_mult(amax, qmax)
     if act.kind == "fp8":
-        return (xf * mult).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float(), mult
+        return modelopt_e4m3(x, mult), mult
+    zero = amax <= _MODELOPT_EPS
+    xf = x.float()
     # INT8 (narrow_range off by default: -128..127): a zero amax quantizes everything to 0, then divides by 1
     codes = torch.round(xf * torch.where(zero, torch.zeros_like(mult), mult)).clamp(-128.0, 127.0)
     return codes, torch.where(zero, torch.ones_like(mult), mult)

@@ -11,7 +11,12 @@ import math
 
 import torch
 
-from quantresolve.dispatch.act_arith import modelopt_amax, modelopt_fp8_dequant
+from quantresolve.dispatch.act_arith import (
+    modelopt_amax,
+    modelopt_e4m3,
+    modelopt_fp8_dequant,
+    modelopt_mult,
+)
 from quantresolve.dispatch.codecs.base import (
     FP4Weights,
     IntCodec,
@@ -190,8 +195,8 @@ class ModelOptW4A8AWQ(WeightCodec):
     in float32, with ``amax`` recovered from ``weight_scale_2 = amax / 448`` by
     :func:`~quantresolve.dispatch.act_arith.modelopt_amax` (``e4m3(w₁ / weight_scale_2) · weight_scale_2``
     is the same weight mathematically, not in float32: for a bf16 amax of 147 · 2⁻¹¹, 6 % of a test
-    weight's elements came out one bf16 step off), and with ``w₁`` first rounded to the dtype the model computes in (ModelOpt's first quantizer
-    returns the weight's dtype; here :attr:`model_dtype`, the layer's compute dtype — which a
+    weight's elements came out one bf16 step off), and with ``w₁`` first rounded to the dtype the model
+    computes in (ModelOpt's first quantizer returns the weight's dtype; here :attr:`model_dtype`, the layer's compute dtype — which a
     loaded checkpoint takes from ``config.json``, the dtype ModelOpt ran in). Checked against
     ModelOpt 0.47's fake-quant weights of ``modelopt-w4a8-awq``: every element equal except the
     0.03 % whose INT4 code the export itself rounded differently; without the bf16 step 1 % differ,
@@ -205,13 +210,9 @@ class ModelOptW4A8AWQ(WeightCodec):
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         w1 = _awq_int_view(self, t, n, k).dense(k).to(self.model_dtype)
-        # The FP8 step in ModelOpt's own float32 arithmetic (its eager fake quantizer): multiply by
-        # 448 / amax, round to E4M3, multiply by the reciprocal of that multiplier — not ÷ and ·
-        # weight_scale_2, which can land one float32 step away (act_arith.modelopt_fp8_dequant shows a
-        # weight where that flips a bf16 tie).
-        amax = modelopt_amax(t["weight_scale_2"].reshape(()), E4M3_MAX, self.model_dtype)
-        mult = E4M3_MAX / torch.where(amax <= 2.0**-24, torch.ones_like(amax), amax)
-        return (w1.float() * mult).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() * (1.0 / mult)
+        # the FP8 step in ModelOpt's own float32 arithmetic (class docstring), as its activations get it
+        mult = modelopt_mult(modelopt_amax(t["weight_scale_2"].reshape(()), E4M3_MAX, self.model_dtype), E4M3_MAX)
+        return modelopt_e4m3(w1, mult) * (1.0 / mult)
 
 
 @register_codec("modelopt", "W8A8_SQ_PER_CHANNEL", "W8A16")
