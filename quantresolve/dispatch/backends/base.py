@@ -60,11 +60,13 @@ class ShardGroup:
         so the peak is the result plus one chunk's float32 intermediates.
         """
         dtype = dtype or self.dtype
-        if self.rebuild is not None:  # row-major like the codec's own result (a matmul's rounding sees layout)
+        # Always row-major: a matmul's rounding sees the layout (on AVX2 machines a column-major
+        # weight takes another GEMM path), so chunked, rebuilt and whole weights must agree on it.
+        if self.rebuild is not None:
             return self.rebuild().to(dtype).contiguous()
         if len(self.shards) == 1 and chunk_count(self.codec, self.n, self.k) == 1:
             shard = self.shards[0]
-            return self.codec.dequantize(shard.tensors, shard.n, self.k).to(dtype)
+            return self.codec.dequantize(shard.tensors, shard.n, self.k).to(dtype).contiguous()
         out = torch.empty(self.n, self.k, dtype=dtype, device=self.device)
         row = 0
         for shard in self.shards:

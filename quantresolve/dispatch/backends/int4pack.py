@@ -122,16 +122,18 @@ def _pack(q: torch.Tensor, unsigned: Callable[[torch.Tensor], torch.Tensor], sca
     return packed, scales_zeros
 
 
-def unpack_int4pack(packed: torch.Tensor, n: int) -> torch.Tensor:
+def unpack_int4pack(packed: torch.Tensor, n: int, block: int | None = None) -> torch.Tensor:
     """The inverse of ``_convert_weight_to_int4pack_for_cpu``: uint8 codes 0..15 ``[n, K]`` from its
     ``[n, K/2]`` bytes. torch 2.13's layout, read off the packer (and checked by :func:`layout_known`):
-    rows in blocks of 64, each block ``[K, 32]`` bytes whose low nibble is row ``d`` and high nibble
-    row ``32 + d``; the 16/32/48 rows after the last full block as ``[K, rows/2]`` bytes holding row
-    ``2j`` low and ``2j + 1`` high."""
+    rows in blocks of ``block`` (64 where torch's CPU kernels use AVX-512, 32 on AVX2 machines), each
+    block ``[K, block/2]`` bytes whose low nibble is row ``d`` and high nibble row ``block/2 + d``; the
+    rows after the last full block (a multiple of 16) as ``[K, rows/2]`` bytes holding row ``2j`` low
+    and ``2j + 1`` high. ``block=None`` takes this machine's block (:func:`packer_block_rows`)."""
+    block = block or packer_block_rows() or 64
     k = packed.numel() * 2 // n
     flat = packed.reshape(-1)
-    full = n // 64 * 64
-    head = flat[: full * k // 2].reshape(full // 64, k, 32)
+    full = n // block * block
+    head = flat[: full * k // 2].reshape(full // block, k, block // 2)
     parts = [torch.stack([head & 15, head >> 4], dim=1).transpose(2, 3).reshape(full, k)]
     if n > full:
         tail = flat[full * k // 2:].reshape(k, (n - full) // 2)
@@ -140,15 +142,23 @@ def unpack_int4pack(packed: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @functools.cache
-def layout_known() -> bool:
-    """True when :func:`unpack_int4pack` inverts this torch's packer (full blocks and every tail size);
-    otherwise the layers keep their checkpoint tensors for ``dequantize()``."""
+def packer_block_rows() -> int | None:
+    """The row block this torch's packer uses on this CPU (64 or 32), or None when
+    :func:`unpack_int4pack` inverts it with neither (full blocks and every tail size tried)."""
     codes = torch.randint(0, 16, (64 * 2 + 48, 64), generator=torch.Generator().manual_seed(0), dtype=torch.int32)
-    for rows in (64, 80, 96, 112, 176):
-        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes[:rows].contiguous(), 1)
-        if not torch.equal(unpack_int4pack(packed, rows).to(torch.int32), codes[:rows]):
-            return False
-    return True
+    packed = {rows: torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes[:rows].contiguous(), 1)
+              for rows in (16, 32, 48, 64, 80, 96, 112, 176)}
+    for block in (64, 32):
+        if all(torch.equal(unpack_int4pack(p, rows, block).to(torch.int32), codes[:rows])
+               for rows, p in packed.items()):
+            return block
+    return None
+
+
+def layout_known() -> bool:
+    """True when :func:`unpack_int4pack` inverts this torch's packer on this CPU; otherwise the layers
+    keep their checkpoint tensors for ``dequantize()``."""
+    return packer_block_rows() is not None
 
 
 def _split_halves(q: torch.Tensor) -> torch.Tensor:
