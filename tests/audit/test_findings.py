@@ -13,10 +13,22 @@ from quantresolve.errors import ResolutionError
 from .conftest import copy_fixture, edit_json, edit_tensors, read_tensors
 
 HF = "hf_quant_config.json"
+_NVFP4_16 = {"quant_algo": "NVFP4", "group_size": 16}
 
 
 def _findings(result, code: str) -> list[dict]:
     return [f for f in result.json()["findings"] if f["code"] == code]
+
+
+def _module(result, name: str) -> dict:
+    return next(m for m in result.json()["modules"] if m["name"] == name)
+
+
+def _mixed_with_layer(tmp_path: Path, layer: str, entry: dict) -> Path:
+    """modelopt-mixed with ``quantized_layers[layer] = entry`` (added or replaced)."""
+    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
+    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update({layer: entry}))
+    return ckpt
 
 
 def test_unmodified_fixture_is_clean(tmp_path, cli):
@@ -26,9 +38,7 @@ def test_unmodified_fixture_is_clean(tmp_path, cli):
 
 
 def test_config_quantized_tensors_dense(tmp_path, cli):
-    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
-    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
-        {"model.layers.1.self_attn.o_proj": {"quant_algo": "FP8"}}))
+    ckpt = _mixed_with_layer(tmp_path, "model.layers.1.self_attn.o_proj", {"quant_algo": "FP8"})
     result = cli("audit", ckpt, "--format", "json")
     (hit,) = _findings(result, "config-quantized-tensors-dense")
     assert hit["severity"] == "error" and hit["subject"] == "model.layers.1.self_attn.o_proj"
@@ -38,9 +48,7 @@ def test_config_quantized_tensors_dense(tmp_path, cli):
 def test_config_quantized_model_unquantized(tmp_path, cli):
     """The same dense o_proj, but the profile says the model builds it unquantized (as vLLM builds
     DeepSeek routers): it loads, so a warning naming both answers, and exit 0."""
-    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
-    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
-        {"model.layers.1.self_attn.o_proj": {"quant_algo": "FP8"}}))
+    ckpt = _mixed_with_layer(tmp_path, "model.layers.1.self_attn.o_proj", {"quant_algo": "FP8"})
     profile = tmp_path / "profile.json"
     profile.write_text(json.dumps({"name": "llama-unquantized-o1", "packed_modules_mapping": {
         "qkv_proj": ["q_proj", "k_proj", "v_proj"], "gate_up_proj": ["gate_proj", "up_proj"]},
@@ -50,7 +58,7 @@ def test_config_quantized_model_unquantized(tmp_path, cli):
     assert hit["severity"] == "warning" and hit["subject"] == "model.layers.1.self_attn.o_proj"
     assert "config says FP8" in hit["message"] and "unquantized_modules[0]" in hit["message"]
     assert not _findings(result, "config-quantized-tensors-dense") and result.rc == 0
-    module = next(m for m in result.json()["modules"] if m["name"] == "model.layers.1.self_attn.o_proj")
+    module = _module(result, "model.layers.1.self_attn.o_proj")
     assert (module["algo"], module["rule"]) == (None, "model-unquantized")
 
 
@@ -76,9 +84,7 @@ def test_config_unquantized_scales_present(tmp_path, cli):
 
 def test_format_mismatch(tmp_path, cli):
     """NVFP4 tensors under an FP8 answer."""
-    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
-    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
-        {"model.layers.1.mlp.down_proj": {"quant_algo": "FP8"}}))
+    ckpt = _mixed_with_layer(tmp_path, "model.layers.1.mlp.down_proj", {"quant_algo": "FP8"})
     result = cli("audit", ckpt, "--format", "json")
     (hit,) = _findings(result, "format-mismatch")
     assert hit["subject"] == "model.layers.1.mlp.down_proj"
@@ -110,9 +116,7 @@ def test_dead_exclude_keeps_original_spelling(tmp_path, cli):
 
 
 def test_dead_layer(tmp_path, cli):
-    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
-    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
-        {"model.layers.7.mlp.down_proj": {"quant_algo": "NVFP4", "group_size": 16}}))
+    ckpt = _mixed_with_layer(tmp_path, "model.layers.7.mlp.down_proj", _NVFP4_16)
     (hit,) = _findings(cli("audit", ckpt, "--format", "json"), "dead-layer")
     assert hit["subject"] == "model.layers.7.mlp.down_proj"
 
@@ -129,13 +133,11 @@ def test_dead_target(tmp_path, cli):
 
 
 def test_fused_conflict(tmp_path, cli):
-    ckpt = copy_fixture(tmp_path, "modelopt-mixed")
-    edit_json(ckpt / HF, lambda d: d["quantization"]["quantized_layers"].update(
-        {"model.layers.0.self_attn.k_proj": {"quant_algo": "NVFP4", "group_size": 16}}))
+    ckpt = _mixed_with_layer(tmp_path, "model.layers.0.self_attn.k_proj", _NVFP4_16)
     result = cli("audit", ckpt, "--format", "json")
     (hit,) = _findings(result, "fused-conflict")
     assert hit["subject"] == "model.layers.0.self_attn.qkv_proj" and result.rc == 1
-    module = next(m for m in result.json()["modules"] if m["name"] == "model.layers.0.self_attn.qkv_proj")
+    module = _module(result, "model.layers.0.self_attn.qkv_proj")
     assert module["algo"] is None and module["rule"] == "unresolved"
     assert "unresolved" in result.json()["coverage"]["by_algo"]
 
@@ -161,7 +163,7 @@ def test_expert_conflict(tmp_path, cli):
     result = cli("audit", ckpt, "--profile", "qwen3-moe", "--format", "json")
     (hit,) = _findings(result, "expert-conflict")
     assert hit["subject"] == "model.layers.0.mlp.experts"
-    module = next(m for m in result.json()["modules"] if m["name"] == "model.layers.0.mlp.experts")
+    module = _module(result, "model.layers.0.mlp.experts")
     assert module["kind"] == "moe" and module["parts"] == 6
 
 
@@ -205,7 +207,7 @@ def test_absent_shard(tmp_path, cli):
     result = cli("audit", ckpt, "--format", "json")
     (hit,) = _findings(result, "absent-shard")
     assert hit["subject"] == "model.layers.1.self_attn.qkv_proj" and "v_proj" in hit["message"]
-    module = next(m for m in result.json()["modules"] if m["name"] == hit["subject"])
+    module = _module(result, hit["subject"])
     assert module["missing_shards"] == ["v_proj"] and module["algo"] == "FP8"
 
 
@@ -217,7 +219,7 @@ def test_kv_scales_without_config(tmp_path, cli):
     result = cli("audit", ckpt, "--format", "json")
     (hit,) = _findings(result, "kv-scales-without-config")
     assert hit["subject"] == "model.layers.0.self_attn"
-    module = next(m for m in result.json()["modules"] if m["name"] == "model.layers.0.self_attn")
+    module = _module(result, "model.layers.0.self_attn")
     assert module["kind"] == "attention" and module["evidence"]["kv_scales"] is True
 
 
