@@ -193,22 +193,18 @@ def test_zero_size_tensor_with_unknown_dtype(ckpt: Path) -> None:
     _refused(ckpt, "model.safetensors", "unknown dtype")
 
 
-def test_overlapping_offsets(ckpt: Path) -> None:
+@pytest.mark.parametrize(
+    ("second", "says"),
+    [pytest.param([4, 12], "overlap", id="overlapping"), pytest.param([12, 20], "gap", id="gap")],
+)
+def test_offsets_must_tile_the_data(ckpt: Path, second: list[int], says: str) -> None:
+    """Tensor ``b`` starts inside ``a`` (bytes 4-8 claimed twice) or after a hole (bytes 8-12)."""
     header = {
         "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-        "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+        "b": {"dtype": "F32", "shape": [2], "data_offsets": second},
     }
-    write_raw(ckpt / "model.safetensors", json.dumps(header).encode(), 12)
-    _refused(ckpt, "model.safetensors", "overlap")
-
-
-def test_gap_in_offsets(ckpt: Path) -> None:
-    header = {
-        "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-        "b": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]},
-    }
-    write_raw(ckpt / "model.safetensors", json.dumps(header).encode(), 20)
-    _refused(ckpt, "model.safetensors", "gap")
+    write_raw(ckpt / "model.safetensors", json.dumps(header).encode(), second[1])
+    _refused(ckpt, "model.safetensors", says)
 
 
 def test_duplicate_key_in_header(ckpt: Path) -> None:
