@@ -47,10 +47,10 @@ from quantresolve.checkpoint import (
 from quantresolve.errors import CheckpointError, ResolutionError
 from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.formats.scheme import QuantScheme
-from quantresolve.gcpause import gc_paused
-from quantresolve.naming.profiles import Profile, load_profile, profile_for_architectures
+from quantresolve.naming.profiles import Profile, load_profile, profile_for_config_dir
 from quantresolve.resolve.resolution import Resolution
 from quantresolve.resolve.resolver import Resolver
+from quantresolve.util.gcpause import gc_paused
 
 ShardCallback = Callable[[int, int, str], None]
 
@@ -63,15 +63,7 @@ def choose_profile(path: Path, profile: str | os.PathLike[str] | Profile | None)
     """The given profile, else the one ``config.json`` ``architectures`` names, else transformers naming."""
     if profile is not None:
         return load_profile(profile if isinstance(profile, Profile) else str(profile))
-    root = _root(path)
-    cfg_path = root / "config.json"
-    if cfg_path.is_file():
-        from quantresolve.formats.loader import read_json
-
-        data = read_json(cfg_path, root=root)
-        if isinstance(data, dict) and isinstance(data.get("architectures"), list):
-            return profile_for_architectures([a for a in data["architectures"] if isinstance(a, str)])
-    return load_profile(None)
+    return profile_for_config_dir(_root(path))
 
 
 def _refuse_unsupported(inventory: Inventory) -> None:

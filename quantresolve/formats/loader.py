@@ -53,11 +53,10 @@ from quantresolve.formats.normalize import (
 from quantresolve.formats.normalized import NormalizedConfig
 from quantresolve.formats.sidecar import apply_stale_sidecar
 from quantresolve.formats.validation import validate_model
-from quantresolve.gcpause import gc_paused
+from quantresolve.util.gcpause import gc_paused
+from quantresolve.util.jsonfile import read_json
 
 CONFIG_FILE = "config.json"
-#: Largest config file read (real ones are < 4 MB; MiniMax-M3's 22k-layer config is ~3 MB).
-MAX_CONFIG_BYTES = 64 * 1024 * 1024
 #: ``quant_method`` values of formats that are recognised but outside quantresolve's scope.
 OUT_OF_SCOPE_METHODS = {
     "fp8": "HF fine-grained FP8 (transformers' FineGrainedFP8Config)",
@@ -66,50 +65,6 @@ OUT_OF_SCOPE_METHODS = {
     "torchao": "torchao", "fbgemm_fp8": "FBGEMM FP8", "bitnet": "BitNet", "higgs": "HIGGS", "vptq": "VPTQ",
     "spqr": "SpQR", "gguf": "GGUF", "auto-round": "AutoRound", "fp_quant": "FP-Quant", "quark": "Quark",
 }
-
-
-# --- reading -------------------------------------------------------------------------------------
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def read_json(path: Path, *, root: Path | None = None, label: str | None = None) -> Any:
-    """Read a JSON file strictly: size cap, no duplicate keys, no escape from ``root``."""
-    name = label or path.name
-    if root is not None:
-        try:
-            path.resolve().relative_to(root.resolve())
-        except ValueError:
-            raise ConfigError(f"refusing to read a file outside the checkpoint directory ({path.resolve()})",
-                              file=name) from None
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"file is {size} bytes; configs larger than {MAX_CONFIG_BYTES} bytes are refused",
-                              file=name)
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=name) from None
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror or err}", file=name) from None
-    return parse_json_text(text, file=name)
-
-
-def parse_json_text(text: str, *, file: str) -> Any:
-    try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}", file=file) from None
-    except ValueError as err:  # duplicate keys
-        raise ConfigError(f"invalid JSON: {err}", file=file) from None
-    except RecursionError:
-        raise ConfigError("invalid JSON: nested too deeply", file=file) from None
 
 
 # --- producer detection --------------------------------------------------------------------------
@@ -291,4 +246,4 @@ def load_config(source: str | Path | dict[str, Any]) -> NormalizedConfig:
         return _from_document(data, file=path.name)
 
 
-__all__ = ["DETECTORS", "detect_producer", "find_quant_section", "load_config", "read_json"]
+__all__ = ["DETECTORS", "detect_producer", "find_quant_section", "load_config"]

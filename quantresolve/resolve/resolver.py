@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from quantresolve.errors import InvalidPrefixError
 from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.naming.mapper import WeightsMapper
-from quantresolve.naming.profiles import Profile, load_profile
+from quantresolve.naming.profiles import Profile, load_profile, profile_for_config_dir
 from quantresolve.resolve.context import Context
 from quantresolve.resolve.namespace import Namespace
 from quantresolve.resolve.resolution import KINDS, ConfigRef, Resolution
@@ -92,7 +92,8 @@ class Resolver:
 
         config = load_config(path)
         root = Path(path)
-        chosen = profile if profile is not None else _profile_from_config(root)
+        chosen = profile if profile is not None else (
+            profile_for_config_dir(root) if root.is_dir() else load_profile(None))
         modules = _checkpoint_modules(root) if root.is_dir() else None
         return cls(config, chosen, checkpoint_modules=modules)
 
@@ -119,18 +120,6 @@ class Resolver:
 
     def resolve_many(self, prefixes: Iterable[str], kind: str = "linear") -> list[Resolution]:
         return [self.resolve(p, kind) for p in prefixes]
-
-
-def _profile_from_config(root: Path) -> Profile:
-    from quantresolve.formats.loader import read_json
-    from quantresolve.naming.profiles import profile_for_architectures
-
-    cfg_path = root / "config.json"
-    if root.is_dir() and cfg_path.is_file():
-        data = read_json(cfg_path, root=root)
-        if isinstance(data, dict) and isinstance(data.get("architectures"), list):
-            return profile_for_architectures([a for a in data["architectures"] if isinstance(a, str)])
-    return load_profile(None)
 
 
 def _checkpoint_modules(root: Path) -> list[str] | None:
