@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from quantresolve.audit.codes import RESOLUTION_ERROR_CODES, finding
-from quantresolve.audit.coverage import coverage, layer_map
+from quantresolve.audit.coverage import coverage
 from quantresolve.audit.dead import LiveNames, dead_entries
 from quantresolve.audit.expectations import compare
 from quantresolve.audit.kinds import unit_kind
+from quantresolve.audit.layer_map import layer_map
 from quantresolve.audit.layout import Unit, build_units
 from quantresolve.audit.report import SEVERITY_ORDER, AuditReport, ModuleReport
 from quantresolve.checkpoint import (

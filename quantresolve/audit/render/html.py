@@ -12,9 +12,9 @@ from html import escape
 from quantresolve.audit.render.common import (
     SEVERITY_COLOURS,
     algo_colour,
-    column_order,
-    human_bytes,
-    human_count,
+    coverage_rows,
+    finding_where,
+    layer_tables,
     outside_layers,
     percent,
 )
@@ -49,22 +49,21 @@ def _legend(labels: list[str]) -> str:
 
 def _layer_map(report: AuditReport) -> str:
     parts = []
-    for stack in report.layer_map:
-        columns = column_order(stack["columns"])
+    for stack, columns, rows in layer_tables(report, fold=False):
         head = "".join(f'<th class="col">{escape(c)}</th>' for c in columns)
         body = []
-        for row in stack["rows"]:
+        for index, row_cells in rows:
             cells = []
             for c in columns:
-                label = row["cells"].get(c)
+                label = row_cells.get(c)
                 if label is None:
                     cells.append('<td class="cell" style="background:#eee"></td>')
                 else:
-                    tip = f"{stack['stack']}.{row['index']}.{c}: {label}"
+                    tip = f"{stack}.{index}.{c}: {label}"
                     cells.append(f'<td class="cell" style="background:{algo_colour(label)}" '
                                  f'title="{escape(tip)}"></td>')
-            body.append(f'<tr><td class="idx">{row["index"]}</td>{"".join(cells)}</tr>')
-        parts.append(f"<h2>Per-layer map: <code>{escape(stack['stack'])}.N</code></h2>"
+            body.append(f'<tr><td class="idx">{index}</td>{"".join(cells)}</tr>')
+        parts.append(f"<h2>Per-layer map: <code>{escape(stack)}.N</code></h2>"
                      f'<table class="map"><thead><tr><th>layer</th>{head}</tr></thead>'
                      f"<tbody>{''.join(body)}</tbody></table>")
     return "".join(parts)
@@ -75,11 +74,9 @@ def render_html(report: AuditReport) -> str:
     in_map = {label for stack in report.layer_map for row in stack["rows"] for label in row["cells"].values()}
     labels = sorted(set(cov["by_algo"]) | in_map)
     cov_rows = "".join(
-        f"<tr><td>{_swatch(label)}{escape(label)}</td><td class=num>{e['modules']}</td>"
-        f"<td class=num>{human_count(e['params'])}</td>"
-        f"<td class=num>{human_bytes(e['bytes']) if cov['params_known'] else '?'}</td>"
-        f"<td>{escape(', '.join(f'{k} {n}' for k, n in e['by_kind'].items()))}</td></tr>"
-        for label, e in cov["by_algo"].items())
+        f"<tr><td>{_swatch(label)}{escape(label)}</td><td class=num>{modules}</td><td class=num>{params}</td>"
+        f"<td class=num>{nbytes}</td><td>{escape(kinds)}</td></tr>"
+        for label, modules, params, nbytes, kinds in coverage_rows(report))
     outside = outside_layers(report)
     outside_rows = "".join(
         f"<tr><td><code>{escape(m.name)}</code></td><td>{escape(m.kind)}</td>"
@@ -89,7 +86,7 @@ def render_html(report: AuditReport) -> str:
     finding_rows = "".join(
         f'<tr><td class="sev" style="color:{SEVERITY_COLOURS[f.severity]}">{f.severity}</td>'
         f"<td><code>{escape(f.code)}</code></td><td>{escape(f.message)}</td>"
-        f"<td>{escape((f.file or '') + (': ' + f.field if f.field else ''))}</td></tr>"
+        f"<td>{escape(finding_where(f))}</td></tr>"
         for f in report.findings[:MAX_FINDINGS])
     findings_html = (f"<table><thead><tr><th>severity</th><th>code</th><th>message</th><th>where</th></tr>"
                      f"</thead><tbody>{finding_rows}</tbody></table>" if report.findings
