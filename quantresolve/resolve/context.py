@@ -5,10 +5,10 @@ Kept separate from the rules so each producer's file holds only its own rules.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from quantresolve.errors import ConflictingExpertsError, ConflictingShardsError
+from quantresolve.errors import ConflictingExpertsError, ConflictingShardsError, ResolutionError
 from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.formats.scheme import QuantScheme
 from quantresolve.naming.profiles import Profile
@@ -76,6 +76,29 @@ class Context:
             if hit is not None:
                 covered[shard] = hit[0]
         return ShardCover(present, covered)
+
+    def excluded_by(self, entries: EntryIndex, prefix: str, kind: str, trail: list[str], *, names: Sequence[str],
+                    noun: str, verb: str, conflict: Callable[[ShardCover], ResolutionError],
+                    list_shards: bool = False) -> Resolution | None:
+        """The exclusion step of skip / ignore lists: an entry matching one of ``names`` (the prefix
+        first), else a fused layer every present shard of which is matched; some but not all is the
+        error ``conflict(cover)``. ``noun`` / ``verb`` word the trail ("ignore entry" / "ignored");
+        ``list_shards`` puts the excluded shards in the answer."""
+        for name in names:
+            hit = entries.match(name, kind)
+            if hit is not None:
+                trail.append(f"excluded: {noun} {hit[0].original!r} matches {name} ({hit[1]})")
+                return Resolution(prefix, kind, None, "excluded", hit[0], tuple(trail))
+        cover = self.shard_cover(prefix, kind, entries)
+        if cover is not None and cover.partial:
+            raise conflict(cover)
+        if cover is not None and cover.complete:
+            ref = cover.first()
+            trail.append(f"excluded: every shard is {verb} (first: {ref.original!r})")
+            shards = tuple((s, None, "excluded") for s in sorted(cover.covered)) if list_shards else ()
+            return Resolution(prefix, kind, None, "excluded", ref, tuple(trail), shards)
+        trail.append(f"excluded: no {noun} matches")
+        return None
 
     def expert_projections(self, container: str) -> list[str]:
         """The real per-expert projections under ``container`` (from the checkpoint when known).

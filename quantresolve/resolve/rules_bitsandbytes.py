@@ -32,21 +32,10 @@ class BitsAndBytesRules:
         self.skip = EntryIndex(ctx.config.exclude, ctx.namespace, self.EXCLUDE_MODES)
 
     def _skipped(self, prefix: str, kind: str, trail: list[str]) -> Resolution | None:
-        for name in [prefix, *wrapper_candidates(prefix)]:
-            hit = self.skip.match(name, kind)
-            if hit is not None:
-                trail.append(f"excluded: skip entry {hit[0].original!r} matches {name} ({hit[1]})")
-                return Resolution(prefix, kind, None, "excluded", hit[0], tuple(trail))
-        cover = self.ctx.shard_cover(prefix, kind, self.skip)
-        if cover is not None and cover.partial:
-            raise ConflictingShardsError(f"fused layer {prefix!r}: skip entries cover {sorted(cover.covered)} but "
-                                         f"not {sorted(cover.uncovered)}")
-        if cover is not None and cover.complete:
-            ref = cover.first()
-            trail.append(f"excluded: every shard is skipped (first: {ref.original!r})")
-            return Resolution(prefix, kind, None, "excluded", ref, tuple(trail))
-        trail.append("excluded: no skip entry matches")
-        return None
+        return self.ctx.excluded_by(
+            self.skip, prefix, kind, trail, names=[prefix, *wrapper_candidates(prefix)], noun="skip entry",
+            verb="skipped", conflict=lambda cover: ConflictingShardsError(
+                f"fused layer {prefix!r}: skip entries cover {sorted(cover.covered)} but not {sorted(cover.uncovered)}"))
 
     def resolve(self, prefix: str, kind: str) -> Resolution:
         trail: list[str] = []

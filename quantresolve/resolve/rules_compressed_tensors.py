@@ -50,22 +50,11 @@ class CompressedTensorsRules:
             (g, EntryIndex(g.targets, ctx.namespace, self.EXCLUDE_MODES)) for g in ctx.config.groups]
 
     def _ignored(self, prefix: str, kind: str, trail: list[str]) -> Resolution | None:
-        hit = self.ignore.match(prefix, kind)
-        if hit is not None:
-            trail.append(f"excluded: ignore entry {hit[0].original!r} matches {prefix} ({hit[1]})")
-            return Resolution(prefix, kind, None, "excluded", hit[0], tuple(trail))
-        cover = self.ctx.shard_cover(prefix, kind, self.ignore)
-        if cover is not None and cover.partial:
-            raise ResolutionError(
+        return self.ctx.excluded_by(
+            self.ignore, prefix, kind, trail, names=[prefix], noun="ignore entry", verb="ignored", list_shards=True,
+            conflict=lambda cover: ResolutionError(
                 f"fused layer {prefix!r}: ignore covers some shards but not all "
-                f"(ignored: {', '.join(cover.covered)}; quantized: {', '.join(cover.uncovered)})")
-        if cover is not None and cover.complete:
-            ref = cover.first()
-            trail.append(f"excluded: every shard is ignored (first: {ref.original!r})")
-            return Resolution(prefix, kind, None, "excluded", ref, tuple(trail),
-                              tuple((s, None, "excluded") for s in sorted(cover.covered)))
-        trail.append("excluded: no ignore entry matches")
-        return None
+                f"(ignored: {', '.join(cover.covered)}; quantized: {', '.join(cover.uncovered)})"))
 
     def _name_level(self, name: str) -> tuple[str, list[tuple[SchemeGroup, object]]]:
         """Best name-level match for one module: ('exact'|'regex'|'', [(group, ref)])."""
