@@ -10,7 +10,8 @@ Steps (each a small pure function elsewhere in this package):
 4. resolve every unit except ``other`` with the resolver; resolver refusals
    become error findings for that unit, never a crash;
 5. compare each part's tensors with the unit's scheme (:mod:`.expectations`),
-   find dead config entries (:mod:`.dead`), and compute coverage (:mod:`.coverage`).
+   find dead config entries (:mod:`.dead`), and compute coverage (:mod:`.coverage`) and the
+   per-layer map (:mod:`.layer_map`).
 
 Refused up front (a :class:`~quantresolve.errors.QuantResolveError`, exit 2 in the
 CLI): no quantization config, a config outside scope, a hostile or unreadable
