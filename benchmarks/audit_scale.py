@@ -35,7 +35,7 @@ def phases(directory: Path) -> dict[str, float]:
     from quantresolve.audit.render import render_json
     from quantresolve.checkpoint import build_inventory, classify_inventory, read_checkpoint
     from quantresolve.formats.loader import load_config
-    from quantresolve.gcpause import gc_paused
+    from quantresolve.util.gcpause import gc_paused
 
     with gc_paused():
         t0 = time.perf_counter()

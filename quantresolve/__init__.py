@@ -17,8 +17,7 @@ from quantresolve.errors import ConfigError, QuantResolveError
 from quantresolve.formats.loader import load_config
 from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.formats.scheme import QuantArgs, QuantScheme
-
-__version__ = "0.1.0"
+from quantresolve.util.version import __version__
 
 # The resolver names are exported lazily so this module stays importable while
 # they are being built and so `import quantresolve` stays cheap.

@@ -1,4 +1,4 @@
-"""Coverage: how much of the model each algorithm covers, and the per-layer map.
+"""Coverage: how much of the model each algorithm covers (the per-layer map is :mod:`.layer_map`).
 
 ``by_algo`` counts every weight-bearing unit (KV-cache owners are counted in
 ``kv_cache`` instead, so a KV algo never inflates a weight algo); the bytes of
@@ -12,20 +12,16 @@ when parameter counts are unknown (index-only checkpoints)::
     ...                 m("lm_head", "lm_head", None, 100)], params_known=True)
     >>> cov["quantized_linear_param_fraction"], sorted(cov["by_algo"])
     (0.75, ['NVFP4', 'unquantized'])
-    >>> layer_position("model.layers.12.mlp.experts")
-    ('model.layers', 12, 'mlp.experts')
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from quantresolve.audit.report import ModuleReport
 
 LINEAR_KINDS = frozenset({"linear", "moe", "lm_head"})
-_LAYER = re.compile(r"^(?P<stack>.+?)\.(?P<index>\d+)\.(?P<rest>.+)$")
 
 
 def coverage(modules: Sequence[ModuleReport], *, params_known: bool) -> dict[str, Any]:
@@ -66,40 +62,3 @@ def coverage(modules: Sequence[ModuleReport], *, params_known: bool) -> dict[str
         "total_bytes": sum(m.bytes for m in modules) if params_known else None,
         "kv_cache": {"attention_modules": sum(kv.values()), "by_algo": dict(sorted(kv.items()))},
     }
-
-
-def layer_position(name: str) -> tuple[str, int, str] | None:
-    """``(stack, index, column)`` of a name inside a numbered layer stack, else ``None``."""
-    m = _LAYER.match(name)
-    if m is None:
-        return None
-    return m["stack"], int(m["index"]), m["rest"]
-
-
-def layer_map(modules: Sequence[ModuleReport]) -> list[dict[str, Any]]:
-    """Per stack of numbered layers (columns in data-flow order, see :func:`.render.common.column_order`): columns (module types) and one row per layer index.
-
-    Cells are coverage labels (algo / ``unquantized`` / ``unresolved``); KV-cache owners get
-    a ``<name> [kv]`` column. ``other`` units (norms) are left out.
-    """
-    from quantresolve.audit.render.common import column_order
-
-    stacks: dict[str, dict[int, dict[str, str]]] = {}
-    columns: dict[str, dict[str, None]] = {}
-    for m in modules:
-        if m.kind == "other":
-            continue
-        pos = layer_position(m.name)
-        if pos is None:
-            continue
-        stack, index, column = pos
-        if m.kind == "attention":
-            column += " [kv]"
-        stacks.setdefault(stack, {}).setdefault(index, {})[column] = m.label
-        columns.setdefault(stack, {})[column] = None
-    out = []
-    for stack in sorted(stacks):
-        rows = stacks[stack]
-        out.append({"stack": stack, "columns": column_order(list(columns[stack])),
-                    "rows": [{"index": i, "cells": dict(sorted(rows[i].items()))} for i in sorted(rows)]})
-    return out

@@ -29,9 +29,11 @@ import fnmatch
 import re
 from collections.abc import Iterable
 
+import quantresolve.resolve.producers  # noqa: F401  (registers the built-in rules)
 from quantresolve.formats.normalized import NameEntry, NormalizedConfig
 from quantresolve.naming.mapper import WeightsMapper
 from quantresolve.resolve.entries import KIND_CLASSES
+from quantresolve.resolve.rules_registry import rules_for
 
 #: Names the model's LM head has even when the checkpoint stores none (tied embeddings).
 TIED_HEAD_NAMES = ("lm_head", "language_model.lm_head", "model.language_model.lm_head")
@@ -83,7 +85,7 @@ class LiveNames:
 
 def dead_entries(config: NormalizedConfig, live: LiveNames, mapper: WeightsMapper) -> list[tuple[str, NameEntry]]:
     """``(code, entry)`` for every exclude / per-layer / target entry that matches nothing, sorted."""
-    components = config.producer == "bitsandbytes"
+    components = rules_for(config.producer).EXCLUDE_MODES.components  # e.g. bitsandbytes skip lists
     out: list[tuple[str, NameEntry]] = []
     for entry in config.exclude:
         if not live.matches(entry, mapper, components=components):

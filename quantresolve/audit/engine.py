@@ -10,7 +10,8 @@ Steps (each a small pure function elsewhere in this package):
 4. resolve every unit except ``other`` with the resolver; resolver refusals
    become error findings for that unit, never a crash;
 5. compare each part's tensors with the unit's scheme (:mod:`.expectations`),
-   find dead config entries (:mod:`.dead`), and compute coverage (:mod:`.coverage`).
+   find dead config entries (:mod:`.dead`), and compute coverage (:mod:`.coverage`) and the
+   per-layer map (:mod:`.layer_map`).
 
 Refused up front (a :class:`~quantresolve.errors.QuantResolveError`, exit 2 in the
 CLI): no quantization config, a config outside scope, a hostile or unreadable
@@ -29,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from quantresolve.audit.codes import RESOLUTION_ERROR_CODES, finding
-from quantresolve.audit.coverage import coverage, layer_map
+from quantresolve.audit.coverage import coverage
 from quantresolve.audit.dead import LiveNames, dead_entries
 from quantresolve.audit.expectations import compare
 from quantresolve.audit.kinds import unit_kind
+from quantresolve.audit.layer_map import layer_map
 from quantresolve.audit.layout import Unit, build_units
 from quantresolve.audit.report import SEVERITY_ORDER, AuditReport, ModuleReport
 from quantresolve.checkpoint import (
@@ -47,10 +49,10 @@ from quantresolve.checkpoint import (
 from quantresolve.errors import CheckpointError, ResolutionError
 from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.formats.scheme import QuantScheme
-from quantresolve.gcpause import gc_paused
-from quantresolve.naming.profiles import Profile, load_profile, profile_for_architectures
+from quantresolve.naming.profiles import Profile, load_profile, profile_for_config_dir
 from quantresolve.resolve.resolution import Resolution
 from quantresolve.resolve.resolver import Resolver
+from quantresolve.util.gcpause import gc_paused
 
 ShardCallback = Callable[[int, int, str], None]
 
@@ -63,15 +65,7 @@ def choose_profile(path: Path, profile: str | os.PathLike[str] | Profile | None)
     """The given profile, else the one ``config.json`` ``architectures`` names, else transformers naming."""
     if profile is not None:
         return load_profile(profile if isinstance(profile, Profile) else str(profile))
-    root = _root(path)
-    cfg_path = root / "config.json"
-    if cfg_path.is_file():
-        from quantresolve.formats.loader import read_json
-
-        data = read_json(cfg_path, root=root)
-        if isinstance(data, dict) and isinstance(data.get("architectures"), list):
-            return profile_for_architectures([a for a in data["architectures"] if isinstance(a, str)])
-    return load_profile(None)
+    return profile_for_config_dir(_root(path))
 
 
 def _refuse_unsupported(inventory: Inventory) -> None:

@@ -94,7 +94,7 @@ class AuditReport:
         return 1 if counts["error"] or (strict and counts["warning"]) else 0
 
     def to_json(self) -> dict[str, Any]:
-        from quantresolve import __version__
+        from quantresolve.util.version import __version__
 
         return {
             "schema_version": SCHEMA_VERSION,

@@ -10,10 +10,11 @@ Written by hand so it documents the contract, not an implementation detail;
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from quantresolve.audit.codes import CODES
 from quantresolve.audit.report import SCHEMA_VERSION
+from quantresolve.formats.algos import Producer
 from quantresolve.resolve.resolution import KINDS, RULES
 
 _STR_OR_NULL = {"type": ["string", "null"]}
@@ -99,7 +100,7 @@ def audit_report_schema() -> dict[str, Any]:
             "schema_version": {"const": SCHEMA_VERSION},
             "tool": {"type": "string"},
             "checkpoint": {"type": "string"},
-            "producer": {"enum": ["modelopt", "compressed-tensors", "bitsandbytes"]},
+            "producer": {"enum": list(get_args(Producer))},
             "producer_version": _STR_OR_NULL,
             "quant_algo": _STR_OR_NULL,
             "kv_cache": _STR_OR_NULL,

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from ..gcpause import gc_paused
+from ..util.gcpause import gc_paused
 from .catalog import TensorInfo
 from .dtypes import E8M0_DTYPES, FLOAT_DTYPES, FP8_DTYPES
 from .inventory import Inventory, Module

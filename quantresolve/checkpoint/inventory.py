@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from ..gcpause import gc_paused
+from ..util.gcpause import gc_paused
 from .catalog import CheckpointCatalog, TensorInfo
 from .suffixes import SIMPLE_SUFFIXES, split_parameter
 

@@ -2,7 +2,8 @@
 
 Python's :func:`json.loads` silently keeps the last of two equal keys; for a
 ``weight_map`` or a safetensors header that would hide a tensor. The
-``object_pairs_hook`` below refuses duplicates and names the key::
+``object_pairs_hook`` (:func:`quantresolve.util.jsonfile.unique_object`, shared with the
+config reader) refuses duplicates and names the key::
 
     >>> strict_loads(b'{"a": 1, "a": 2}', file="model.safetensors.index.json")
     Traceback (most recent call last):
@@ -16,23 +17,7 @@ import json
 from typing import Any
 
 from ..errors import CheckpointError
-
-
-class _DuplicateKeyError(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKeyError(key)
-            seen.add(key)
-    return obj
+from ..util.jsonfile import DuplicateKeyError, unique_object
 
 
 class _NonIntegerError(ValueError):
@@ -59,8 +44,8 @@ def strict_loads(raw: bytes, *, file: str, what: str = "JSON", integers_only: bo
             f"{what} is not valid UTF-8 ({err.reason} at byte {err.start})", file=file
         ) from None
     try:
-        return json.loads(text, object_pairs_hook=_unique_object, **number_hooks)
-    except _DuplicateKeyError as err:
+        return json.loads(text, object_pairs_hook=unique_object, **number_hooks)
+    except DuplicateKeyError as err:
         raise CheckpointError(f"duplicate key {err.key!r} in a JSON object", file=file) from None
     except _NonIntegerError as err:
         raise CheckpointError(f"{what} holds a non-integer number {err}", file=file) from None

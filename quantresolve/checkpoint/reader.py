@@ -38,7 +38,7 @@ from typing import Any
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
 
 from ..errors import CheckpointError
-from ..gcpause import gc_paused
+from ..util.gcpause import gc_paused
 from .catalog import CheckpointCatalog, TensorInfo
 from .header import MAX_HEADER_BYTES, ShardHeader, read_shard_header
 from .jsonutil import strict_loads

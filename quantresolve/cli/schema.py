@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantresolve.formats.schemas import write_schemas
+    from quantresolve.cli.schema_catalog import write_schemas
 
     for path in write_schemas(args.output_dir):
         print(path)

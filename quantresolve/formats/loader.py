@@ -2,22 +2,22 @@
 
 Where configs live:
 
-- ``hf_quant_config.json`` — ModelOpt's legacy file (authoritative over a
-  ModelOpt ``config.json`` section, differences become findings);
 - ``config.json`` → ``quantization_config``, ``compression_config``, or a
-  nested ``*_config.quantization_config`` (``text_config`` of VLMs).
+  nested ``*_config.quantization_config`` (``text_config`` of VLMs);
+- a producer's own file next to it (a :class:`~quantresolve.formats.registry.Sidecar`: ModelOpt's
+  legacy ``hf_quant_config.json``, authoritative over a ModelOpt ``config.json`` section,
+  differences become findings).
 
-When ``config.json`` carries another producer's config next to a ModelOpt
-``hf_quant_config.json`` (what a converter leaves behind), ``config.json`` wins
-as it does in the engines, and the sidecar becomes a ``stale-sidecar-*``
-finding (:mod:`quantresolve.formats.sidecar`).
+When ``config.json`` carries another producer's config next to a sidecar (what a converter leaves
+behind), ``config.json`` wins as it does in the engines, and the sidecar becomes a finding
+(ModelOpt's ``stale-sidecar-*``, :mod:`quantresolve.formats.sidecar`).
 :class:`~quantresolve.errors.ProducerConflictError` is kept for a section that
 claims two producers at once (``quant_method`` one, ``producer.name`` another):
 nothing then tells whose tensors these are.
 
-The producer of a ``quantization_config`` dict is decided by a small ordered
-registry of detectors (:data:`DETECTORS`); formats outside scope (HF ``fp8``,
-``mxfp4`` of gpt-oss, GPTQ, AWQ, ...) are refused with
+Which producer wrote a ``quantization_config`` dict, and how it is normalized, is the producer
+registry's answer (:mod:`quantresolve.formats.registry`); this module names no producer. Formats
+outside scope (HF ``fp8``, ``mxfp4`` of gpt-oss, GPTQ, AWQ, ...) are refused with
 :class:`~quantresolve.errors.UnsupportedFormatError`.
 
     >>> cfg = load_config({"quant_method": "bitsandbytes", "load_in_4bit": True,
@@ -25,162 +25,30 @@ registry of detectors (:data:`DETECTORS`); formats outside scope (HF ``fp8``,
     >>> cfg.producer, cfg.quant_algo
     ('bitsandbytes', 'BNB_NF4')
 
-Only the two named files inside the directory are read; symlinks that leave the
+Only the named files inside the directory are read; symlinks that leave the
 directory are refused.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from quantresolve.errors import (
-    ConfigError,
-    NoQuantizationConfigError,
-    ProducerConflictError,
-    UnsupportedFormatError,
-)
-from quantresolve.formats.bitsandbytes import BnbConfig
-from quantresolve.formats.modelopt import HfQuantConfigFile, ModelOptFlatConfig
-from quantresolve.formats.normalize import (
-    HF_QUANT_FILE,
-    normalize_bitsandbytes,
-    normalize_compressed_tensors,
-    normalize_modelopt,
-)
+import quantresolve.formats.producers  # noqa: F401  (registers the built-in producers)
+from quantresolve.errors import ConfigError, NoQuantizationConfigError
 from quantresolve.formats.normalized import NormalizedConfig
-from quantresolve.formats.sidecar import apply_stale_sidecar
-from quantresolve.formats.validation import validate_model
-from quantresolve.gcpause import gc_paused
+from quantresolve.formats.registry import (
+    ProducerFormat,
+    detect_producer,
+    looks_like_section,
+    normalize_section,
+    registered_formats,
+)
+from quantresolve.util.gcpause import gc_paused
+from quantresolve.util.jsonfile import read_json
 
 CONFIG_FILE = "config.json"
-#: Largest config file read (real ones are < 4 MB; MiniMax-M3's 22k-layer config is ~3 MB).
-MAX_CONFIG_BYTES = 64 * 1024 * 1024
-#: ``quant_method`` values of formats that are recognised but outside quantresolve's scope.
-OUT_OF_SCOPE_METHODS = {
-    "fp8": "HF fine-grained FP8 (transformers' FineGrainedFP8Config)",
-    "mxfp4": "gpt-oss MXFP4 (transformers' Mxfp4Config)",
-    "gptq": "GPTQ", "awq": "AutoAWQ", "aqlm": "AQLM", "hqq": "HQQ", "eetq": "EETQ", "quanto": "Quanto",
-    "torchao": "torchao", "fbgemm_fp8": "FBGEMM FP8", "bitnet": "BitNet", "higgs": "HIGGS", "vptq": "VPTQ",
-    "spqr": "SpQR", "gguf": "GGUF", "auto-round": "AutoRound", "fp_quant": "FP-Quant", "quark": "Quark",
-}
-
-
-# --- reading -------------------------------------------------------------------------------------
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def read_json(path: Path, *, root: Path | None = None, label: str | None = None) -> Any:
-    """Read a JSON file strictly: size cap, no duplicate keys, no escape from ``root``."""
-    name = label or path.name
-    if root is not None:
-        try:
-            path.resolve().relative_to(root.resolve())
-        except ValueError:
-            raise ConfigError(f"refusing to read a file outside the checkpoint directory ({path.resolve()})",
-                              file=name) from None
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"file is {size} bytes; configs larger than {MAX_CONFIG_BYTES} bytes are refused",
-                              file=name)
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=name) from None
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror or err}", file=name) from None
-    return parse_json_text(text, file=name)
-
-
-def parse_json_text(text: str, *, file: str) -> Any:
-    try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}", file=file) from None
-    except ValueError as err:  # duplicate keys
-        raise ConfigError(f"invalid JSON: {err}", file=file) from None
-    except RecursionError:
-        raise ConfigError("invalid JSON: nested too deeply", file=file) from None
-
-
-# --- producer detection --------------------------------------------------------------------------
-
-def _is_bnb(d: dict[str, Any]) -> bool:
-    flags = ("load_in_4bit", "load_in_8bit", "_load_in_4bit", "_load_in_8bit")
-    # transformers routes any config with a true load_in_* flag to bitsandbytes.
-    return d.get("quant_method") == "bitsandbytes" or any(d.get(f) is True for f in flags)
-
-
-def _is_ct(d: dict[str, Any]) -> bool:
-    qm = d.get("quant_method")
-    return qm in ("compressed-tensors", "sparseml") or (qm is None and "config_groups" in d and "quant_algo" not in d)
-
-
-def _is_modelopt(d: dict[str, Any]) -> bool:
-    producer = d.get("producer")
-    by_producer = isinstance(producer, dict) and str(producer.get("name", "")).lower() == "modelopt"
-    return d.get("quant_method") == "modelopt" or by_producer or (d.get("quant_method") is None and "quant_algo" in d)
-
-
-#: Ordered: the first detector that matches decides the producer.
-DETECTORS: tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...] = (
-    ("bitsandbytes", _is_bnb),
-    ("modelopt", _is_modelopt),
-    ("compressed-tensors", _is_ct),
-)
-
-
-#: ``quant_method`` values that name a producer outright.
-_METHOD_PRODUCERS = {"modelopt": "modelopt", "compressed-tensors": "compressed-tensors",
-                     "sparseml": "compressed-tensors", "bitsandbytes": "bitsandbytes"}
-
-
-def _check_one_claim(data: dict[str, Any], *, file: str, field: str) -> None:
-    """A section whose ``quant_method`` and ``producer.name`` name different producers is ambiguous."""
-    by_method = _METHOD_PRODUCERS.get(data.get("quant_method"))  # type: ignore[arg-type]
-    producer = data.get("producer")
-    named = str(producer.get("name", "")).lower() if isinstance(producer, dict) else ""
-    if by_method is not None and named == "modelopt" and by_method != "modelopt":
-        where = f"{field}.producer.name" if field else "producer.name"
-        raise ProducerConflictError(f"quant_method is {data['quant_method']!r} but producer.name is 'modelopt': "
-                                    "one section claims two producers", file=file, field=where)
-
-
-def detect_producer(data: dict[str, Any], *, file: str, field: str) -> str:
-    """Which producer wrote this ``quantization_config`` (or a clear refusal)."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"expected an object, got {type(data).__name__}", file=file, field=field)
-    _check_one_claim(data, file=file, field=field)
-    for name, matches in DETECTORS:
-        if matches(data):
-            return name
-    qm = data.get("quant_method")
-    if isinstance(qm, str) and qm.lower() in OUT_OF_SCOPE_METHODS:
-        raise UnsupportedFormatError(
-            f"quant_method {qm!r} is {OUT_OF_SCOPE_METHODS[qm.lower()]}, which quantresolve does not handle; "
-            "supported: modelopt, compressed-tensors, bitsandbytes", file=file, field=f"{field}.quant_method")
-    raise ConfigError(f"cannot tell the producer: quant_method is {qm!r}; supported: modelopt, compressed-tensors, "
-                      "bitsandbytes", file=file, field=f"{field}.quant_method" if qm is not None else field)
-
-
-def _normalize_section(data: dict[str, Any], *, file: str, field: str,
-                       hf: HfQuantConfigFile | None = None) -> NormalizedConfig:
-    producer = detect_producer(data, file=file, field=field)
-    if producer == "bitsandbytes":
-        return normalize_bitsandbytes(validate_model(BnbConfig, data, file=file, prefix=field), file=file, field=field)
-    if producer == "compressed-tensors":
-        return normalize_compressed_tensors(data, file=file, field=field)
-    flat = validate_model(ModelOptFlatConfig, data, file=file, prefix=field)
-    return normalize_modelopt(hf, flat, flat_file=file, flat_field=field)
 
 
 # --- locating the section in config.json ---------------------------------------------------------
@@ -219,29 +87,39 @@ def _looks_like_config_json(data: dict[str, Any]) -> bool:
 
 
 def _from_document(data: Any, *, file: str) -> NormalizedConfig:
-    """A single JSON document: hf_quant_config, config.json, or a bare quantization_config."""
+    """A single JSON document: a producer's sidecar file, config.json, or a bare quantization_config."""
     if not isinstance(data, dict):
         raise ConfigError(f"expected a JSON object at the top level, got {type(data).__name__}", file=file)
-    if "quantization" in data and ("producer" in data or isinstance(data.get("quantization"), dict)):
-        hf = validate_model(HfQuantConfigFile, data, file=file)
-        return normalize_modelopt(hf, None, hf_file=file)
-    if any(k in data for k in ("quant_method", "quant_algo", "config_groups", "load_in_4bit", "load_in_8bit",
-                               "_load_in_4bit", "_load_in_8bit")):
-        return _normalize_section(data, file=file, field="")
+    for fmt in registered_formats():
+        if fmt.sidecar is not None and fmt.sidecar.recognise(data):
+            return fmt.sidecar.alone(fmt.sidecar.parse(data, file), file)
+    if looks_like_section(data):
+        return normalize_section(data, file=file, field="")
     if _looks_like_config_json(data):
         found = find_quant_section(data, file=file)
         if found is None:
             raise NoQuantizationConfigError("no quantization_config (or compression_config) in this config",
                                             file=file)
         field, section = found
-        return _normalize_section(section, file=file, field=field)
+        return normalize_section(section, file=file, field=field)
     raise NoQuantizationConfigError("not a quantization config: no quant_method, quant_algo, config_groups, "
                                     "load_in_* or quantization section", file=file)
 
 
+def _sidecar_in(root: Path) -> ProducerFormat | None:
+    """The producer whose own config file is in ``root`` (several would be ambiguous)."""
+    present = [f for f in registered_formats() if f.sidecar is not None and (root / f.sidecar.file).is_file()]
+    if len(present) > 1:
+        raise ConfigError("several producers' config files: " + ", ".join(f.sidecar.file for f in present  # type: ignore[union-attr]
+                                                                         ), file=str(root))
+    return present[0] if present else None
+
+
 def _from_directory(root: Path) -> NormalizedConfig:
-    hf_path, cfg_path = root / HF_QUANT_FILE, root / CONFIG_FILE
-    hf_data = read_json(hf_path, root=root) if hf_path.is_file() else None
+    owner = _sidecar_in(root)
+    sidecar = owner.sidecar if owner is not None else None
+    side_data = read_json(root / sidecar.file, root=root) if sidecar is not None else None
+    cfg_path = root / CONFIG_FILE
     cfg_data = read_json(cfg_path, root=root) if cfg_path.is_file() else None
     section = None
     if cfg_data is not None:
@@ -249,26 +127,26 @@ def _from_directory(root: Path) -> NormalizedConfig:
             raise ConfigError(f"expected a JSON object at the top level, got {type(cfg_data).__name__}",
                               file=CONFIG_FILE)
         section = find_quant_section(cfg_data, file=CONFIG_FILE)
-    if hf_data is None:
+    if owner is None or sidecar is None:
         if section is None:
+            sidecars = " or ".join(f.sidecar.file for f in registered_formats() if f.sidecar is not None)
             raise NoQuantizationConfigError(
-                f"no quantization config found: no {HF_QUANT_FILE}, and {CONFIG_FILE} "
+                f"no quantization config found: no {sidecars}, and {CONFIG_FILE} "
                 f"{'has no quantization_config' if cfg_data is not None else 'is missing'}", file=str(root))
-        return _normalize_section(section[1], file=CONFIG_FILE, field=section[0])
-    if not isinstance(hf_data, dict):
-        raise ConfigError(f"expected a JSON object at the top level, got {type(hf_data).__name__}", file=HF_QUANT_FILE)
-    hf = validate_model(HfQuantConfigFile, hf_data, file=HF_QUANT_FILE)
+        return normalize_section(section[1], file=CONFIG_FILE, field=section[0])
+    if not isinstance(side_data, dict):
+        raise ConfigError(f"expected a JSON object at the top level, got {type(side_data).__name__}",
+                          file=sidecar.file)
+    parsed = sidecar.parse(side_data, sidecar.file)
     if section is None:
-        return normalize_modelopt(hf, None)
+        return sidecar.alone(parsed, sidecar.file)
     field, data = section
-    producer = detect_producer(data, file=CONFIG_FILE, field=field)
-    if producer != "modelopt":
-        # Engines load config.json's quantization_config; the ModelOpt sidecar is a converter's
-        # leftover. Still parsed (strictly), so what it claims can be compared and reported.
-        used = _normalize_section(data, file=CONFIG_FILE, field=field)
-        return apply_stale_sidecar(used, normalize_modelopt(hf, None), field=field)
-    flat = validate_model(ModelOptFlatConfig, data, file=CONFIG_FILE, prefix=field)
-    return normalize_modelopt(hf, flat, flat_field=field)
+    if detect_producer(data, file=CONFIG_FILE, field=field) != owner.name:
+        # Engines load config.json's quantization_config; the sidecar is a converter's leftover.
+        # Still parsed (strictly), so what it claims can be compared and reported.
+        used = normalize_section(data, file=CONFIG_FILE, field=field)
+        return sidecar.stale(used, sidecar.alone(parsed, sidecar.file), field)
+    return sidecar.with_section(parsed, data, CONFIG_FILE, field)
 
 
 def load_config(source: str | Path | dict[str, Any]) -> NormalizedConfig:
@@ -291,4 +169,4 @@ def load_config(source: str | Path | dict[str, Any]) -> NormalizedConfig:
         return _from_document(data, file=path.name)
 
 
-__all__ = ["DETECTORS", "detect_producer", "find_quant_section", "load_config", "read_json"]
+__all__ = ["CONFIG_FILE", "find_quant_section", "load_config"]

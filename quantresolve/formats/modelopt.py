@@ -1,7 +1,7 @@
 """Pydantic models of NVIDIA ModelOpt's two config layouts, exactly as files spell them.
 
 These models are the *file layout*: algorithm names stay raw strings here and
-are canonicalised by :mod:`quantresolve.formats.normalize`, which knows the field
+are canonicalised by :mod:`quantresolve.formats.normalize_modelopt`, which knows the field
 path to put in an error. Unknown extra keys are kept (``extra="allow"``) so that
 model → JSON → model is lossless.
 
@@ -26,6 +26,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+#: ModelOpt's own config file next to ``config.json`` (legacy, authoritative where both exist).
+HF_QUANT_FILE = "hf_quant_config.json"
 
 
 class _FileModel(BaseModel):

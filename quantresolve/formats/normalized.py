@@ -15,11 +15,13 @@ field path), so reports can always point back at the line a user wrote.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from quantresolve.errors import ConfigError
 from quantresolve.formats.algos import Producer
 from quantresolve.formats.scheme import QuantScheme
 
@@ -70,6 +72,21 @@ class NameEntry(BaseModel):
         else:
             kind = "exact"
         return cls(original=spelling, kind=kind, file=file, field=field)
+
+
+def name_entries(names: Iterable[str] | None, *, file: str, field: str,
+                 class_names: bool = False) -> tuple[NameEntry, ...]:
+    """Every name of a config's name list (``field``) as a :class:`NameEntry` located at ``field[i]``.
+
+        >>> [e.kind for e in name_entries(["lm_head", "re:.*gate"], file="config.json", field="ignore")]
+        ['exact', 'regex']
+    """
+    out = []
+    for i, name in enumerate(names or ()):
+        if not name.strip():
+            raise ConfigError("empty module name", file=file, field=f"{field}[{i}]")
+        out.append(NameEntry.classify(name, file=file, field=f"{field}[{i}]", class_names=class_names))
+    return tuple(out)
 
 
 class LayerEntry(BaseModel):

@@ -25,7 +25,8 @@ are compared by spelling only, so a difference there is reported in the
 message without raising the severity (``lm_head`` and ``re:lm_head`` may
 well exclude the same module).
 
-    >>> from quantresolve.formats.normalize import normalize_compressed_tensors, normalize_modelopt
+    >>> from quantresolve.formats.normalize_compressed_tensors import normalize_compressed_tensors
+    >>> from quantresolve.formats.normalize_modelopt import normalize_modelopt
     >>> from quantresolve.formats.modelopt import HfQuantConfigFile
     >>> sidecar = normalize_modelopt(HfQuantConfigFile.model_validate(
     ...     {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "FP8"}}), None)
@@ -37,7 +38,7 @@ well exclude the same module).
 
 from __future__ import annotations
 
-from quantresolve.formats.normalize import HF_QUANT_FILE
+from quantresolve.formats.modelopt import HF_QUANT_FILE
 from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.formats.scheme import QuantArgs, QuantScheme
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import operator
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,13 +48,29 @@ RuleTable = Mapping[str, "str | None"]
 _FAMILIES = ("orig_to_new_regex", "orig_to_new_substr", "orig_to_new_prefix", "orig_to_new_suffix")
 
 
-def _extends(key: str, target: str, how: str) -> bool:
-    """True when applying ``key → target`` to a name that already has ``target`` would fire again."""
-    if how == "prefix":
-        return target.startswith(key) and target != key
-    if how == "suffix":
-        return target.endswith(key) and target != key
-    return key in target and target != key
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """How one family of plain-text rules (substring, prefix, suffix) tests and rewrites a name.
+
+    ``fires(text, key)``: the rule applies to ``text``; ``rewrite(text, key, target)``: the result.
+    """
+
+    field: str
+    fires: Callable[[str, str], bool]
+    rewrite: Callable[[str, str, str], str]
+
+    def extends(self, key: str, target: str) -> bool:
+        """True when applying ``key → target`` to a name that already has ``target`` would fire again."""
+        return self.fires(target, key) and target != key
+
+
+#: The plain-text families in the order they apply (after the regex rules).
+_TEXT_FAMILIES = (
+    _Family("orig_to_new_substr", lambda text, key: key in text, lambda text, key, target: text.replace(key, target)),
+    _Family("orig_to_new_prefix", str.startswith, lambda text, key, target: target + text[len(key):]),
+    _Family("orig_to_new_suffix", str.endswith, lambda text, key, target: text[: len(text) - len(key)] + target),
+)
+_PREFIX = _TEXT_FAMILIES[1]
 
 
 def _starts(text: str, key: str) -> bool | None:
@@ -106,6 +122,10 @@ class WeightsMapper:
             except re.error as err:
                 raise ProfileError(f"invalid regex {pattern!r}: {err}", field="mapper.orig_to_new_regex") from None
         object.__setattr__(self, "_regex", tuple(compiled))
+        # (family, key, target, target extends key) of every plain-text rule, in application order
+        object.__setattr__(self, "_text_rules", tuple(
+            (fam, key, target, target is not None and fam.extends(key, target))
+            for fam in _TEXT_FAMILIES for key, target in getattr(self, fam.field).items()))
         object.__setattr__(self, "_cache", {})
         # (how, key, target) of every invertible rule, in the order preimages() undoes them
         inverse = [(how, key, target) for fam, how in (("orig_to_new_suffix", "suffix"), ("orig_to_new_prefix", "prefix"),
@@ -154,37 +174,20 @@ class WeightsMapper:
         return result
 
     def _map(self, name: str) -> str | None:
-        text: str | None = name + "."
+        text = name + "."
         for pattern, target in self._regex:  # type: ignore[attr-defined]
-            if text is None:
-                return None
             if pattern.search(text):
                 if target is None:
                     return None
                 text = pattern.sub(target, text)
-        for key, target in self.orig_to_new_substr.items():
-            if text is not None and key in text:
-                if target is None:
-                    return None
-                if _extends(key, target, "substr") and target in text:
-                    continue
-                text = text.replace(key, target)
-        for key, target in self.orig_to_new_prefix.items():
-            if text is not None and text.startswith(key):
-                if target is None:
-                    return None
-                if _extends(key, target, "prefix") and text.startswith(target):
-                    continue
-                text = target + text[len(key):]
-        for key, target in self.orig_to_new_suffix.items():
-            if text is not None and text.endswith(key):
-                if target is None:
-                    return None
-                if _extends(key, target, "suffix") and text.endswith(target):
-                    continue
-                text = text[: len(text) - len(key)] + target
-        if text is None:
-            return None
+        for family, key, target, extends in self._text_rules:  # type: ignore[attr-defined]
+            if not family.fires(text, key):
+                continue
+            if target is None:
+                return None
+            if extends and family.fires(text, target):
+                continue  # already in model space: idempotent
+            text = family.rewrite(text, key, target)
         return text[:-1] if text.endswith(".") else text
 
     def map_names(self, names: Iterable[str]) -> dict[str, str | None]:
@@ -286,7 +289,7 @@ class WeightsMapper:
                 continue
             if target is None:
                 return None
-            if _extends(key, target, "prefix"):
+            if _PREFIX.extends(key, target):
                 guarded = _starts(text, target)
                 if guarded is None:
                     return False

@@ -30,6 +30,7 @@ from typing import Any
 
 from quantresolve.errors import ProfileError
 from quantresolve.naming.mapper import WeightsMapper
+from quantresolve.util.jsonfile import parse_json_text, read_json
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
 DEFAULT_PROFILE = "transformers"
@@ -131,8 +132,6 @@ def _load_builtin(name: str) -> Profile:
 
 
 def _read_file(path: Path) -> Any:
-    from quantresolve.formats.loader import parse_json_text
-
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -179,3 +178,20 @@ def profile_for_architectures(architectures: Sequence[str] | None) -> Profile:
         if wanted & set(profile.architectures):
             return profile
     return _load_builtin(DEFAULT_PROFILE)
+
+
+def profile_for_config_dir(root: Path) -> Profile:
+    """The profile ``root/config.json`` ``architectures`` names, else the default (no or another config).
+
+    The one place the resolver (:meth:`Resolver.from_checkpoint`) and the audit pick a checkpoint's
+    naming when none is given; ``config.json`` is read strictly and only inside ``root``.
+
+        >>> profile_for_config_dir(Path("fixtures/checkpoints/modelopt-mixed")).name   # doctest: +SKIP
+        'transformers'
+    """
+    cfg_path = root / "config.json"
+    if cfg_path.is_file():
+        data = read_json(cfg_path, root=root)
+        if isinstance(data, dict) and isinstance(data.get("architectures"), list):
+            return profile_for_architectures([a for a in data["architectures"] if isinstance(a, str)])
+    return load_profile(None)

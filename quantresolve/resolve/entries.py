@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from quantresolve.formats.normalized import NameEntry
@@ -115,6 +115,13 @@ class EntryIndex:
         # The literal text each glob starts with: a name (or ancestor) it matches starts with it too.
         self._glob_leads = tuple(re.split(r"[*?\[]", e.original, maxsplit=1)[0]
                                  for e in self.entries if e.kind == "glob")
+        # The name matchers :meth:`match` tries after ``exact``, in precedence order, for these modes.
+        self._name_matchers: tuple[tuple[str, Callable[[str], ConfigRef | None]], ...] = (
+            *((("subtree", self.match_subtree),) if modes.subtree else ()),
+            *((("components", self.match_components),) if modes.components and self.components else ()),
+            ("glob", self.match_glob),
+            ("regex", self.match_regex),
+        )
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -184,20 +191,10 @@ class EntryIndex:
         ref = self.exact.get(prefix)
         if ref is not None:
             return ref, "exact"
-        if self.modes.subtree:
-            ref = self.match_subtree(prefix)
+        for how, matcher in self._name_matchers:
+            ref = matcher(prefix)
             if ref is not None:
-                return ref, "subtree"
-        if self.modes.components and self.components:
-            ref = self.match_components(prefix)
-            if ref is not None:
-                return ref, "components"
-        ref = self.match_glob(prefix)
-        if ref is not None:
-            return ref, "glob"
-        ref = self.match_regex(prefix)
-        if ref is not None:
-            return ref, "regex"
+                return ref, how
         ref = self.match_class(kind)
         if ref is not None:
             return ref, "class"

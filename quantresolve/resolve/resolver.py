@@ -3,7 +3,7 @@
 Built from a loaded config plus a naming profile (mapper + packed modules +
 MoE expert containers), optionally with the checkpoint's module list so it
 knows which shards really exist. Each producer's rules live in their own
-module and are chosen through :data:`RULES_BY_PRODUCER`.
+module and are chosen through the rules registry (:mod:`quantresolve.resolve.rules_registry`).
 
     >>> from quantresolve import load_config
     >>> cfg = load_config({"quant_method": "modelopt", "quant_algo": "MIXED_PRECISION",
@@ -20,32 +20,19 @@ module and are chosen through :data:`RULES_BY_PRODUCER`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+import quantresolve.resolve.producers  # noqa: F401  (registers the built-in rules)
 from quantresolve.errors import InvalidPrefixError
 from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.naming.mapper import WeightsMapper
-from quantresolve.naming.profiles import Profile, load_profile
+from quantresolve.naming.profiles import Profile, load_profile, profile_for_config_dir
 from quantresolve.resolve.context import Context
 from quantresolve.resolve.namespace import Namespace
 from quantresolve.resolve.resolution import KINDS, ConfigRef, Resolution
-from quantresolve.resolve.rules_bitsandbytes import BitsAndBytesRules
-from quantresolve.resolve.rules_compressed_tensors import CompressedTensorsRules
-from quantresolve.resolve.rules_modelopt import ModelOptRules
-
-
-class Rules(Protocol):
-    def resolve(self, prefix: str, kind: str) -> Resolution: ...
-
-
-#: producer → rules class.
-RULES_BY_PRODUCER: dict[str, Callable[[Context], Rules]] = {
-    "modelopt": ModelOptRules,
-    "compressed-tensors": CompressedTensorsRules,
-    "bitsandbytes": BitsAndBytesRules,
-}
+from quantresolve.resolve.rules_registry import rules_for
 
 _DOTTED_PATH = re.compile(r"[^\s.]+(?:\.[^\s.]+)*")
 
@@ -82,7 +69,7 @@ class Resolver:
         self.profile = base
         self.namespace = Namespace(base.mapper, checkpoint_modules)
         self.ctx = Context(config=config, profile=base, namespace=self.namespace)
-        self._rules = RULES_BY_PRODUCER[config.producer](self.ctx)
+        self._rules = rules_for(config.producer)(self.ctx)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, profile: Profile | str | Path | None = None) -> Resolver:
@@ -92,7 +79,8 @@ class Resolver:
 
         config = load_config(path)
         root = Path(path)
-        chosen = profile if profile is not None else _profile_from_config(root)
+        chosen = profile if profile is not None else (
+            profile_for_config_dir(root) if root.is_dir() else load_profile(None))
         modules = _checkpoint_modules(root) if root.is_dir() else None
         return cls(config, chosen, checkpoint_modules=modules)
 
@@ -119,18 +107,6 @@ class Resolver:
 
     def resolve_many(self, prefixes: Iterable[str], kind: str = "linear") -> list[Resolution]:
         return [self.resolve(p, kind) for p in prefixes]
-
-
-def _profile_from_config(root: Path) -> Profile:
-    from quantresolve.formats.loader import read_json
-    from quantresolve.naming.profiles import profile_for_architectures
-
-    cfg_path = root / "config.json"
-    if root.is_dir() and cfg_path.is_file():
-        data = read_json(cfg_path, root=root)
-        if isinstance(data, dict) and isinstance(data.get("architectures"), list):
-            return profile_for_architectures([a for a in data["architectures"] if isinstance(a, str)])
-    return load_profile(None)
 
 
 def _checkpoint_modules(root: Path) -> list[str] | None:

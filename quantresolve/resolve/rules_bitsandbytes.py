@@ -19,35 +19,23 @@ from quantresolve.resolve.candidates import wrapper_candidates
 from quantresolve.resolve.context import Context
 from quantresolve.resolve.entries import EntryIndex, MatchModes
 from quantresolve.resolve.resolution import Resolution
+from quantresolve.resolve.rules_registry import register_rules
 
 
 class BitsAndBytesRules:
     """Resolution for bitsandbytes configs."""
 
+    EXCLUDE_MODES = MatchModes(subtree=True, components=True)
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.skip = EntryIndex(ctx.config.exclude, ctx.namespace, MatchModes(subtree=True, components=True))
+        self.skip = EntryIndex(ctx.config.exclude, ctx.namespace, self.EXCLUDE_MODES)
 
     def _skipped(self, prefix: str, kind: str, trail: list[str]) -> Resolution | None:
-        for name in [prefix, *wrapper_candidates(prefix)]:
-            hit = self.skip.match(name, kind)
-            if hit is not None:
-                trail.append(f"excluded: skip entry {hit[0].original!r} matches {name} ({hit[1]})")
-                return Resolution(prefix, kind, None, "excluded", hit[0], tuple(trail))
-        shards = self.ctx.shards(prefix)
-        if shards:
-            present = [s for s in shards if self.ctx.present(s)]
-            hits = {s: self.skip.match(s, kind) for s in present}
-            skipped = sorted(s for s, h in hits.items() if h is not None)
-            if skipped and len(skipped) < len(present):
-                raise ConflictingShardsError(f"fused layer {prefix!r}: skip entries cover {skipped} but not "
-                                             f"{sorted(set(present) - set(skipped))}")
-            if skipped:
-                ref = hits[skipped[0]][0]  # type: ignore[index]
-                trail.append(f"excluded: every shard is skipped (first: {ref.original!r})")
-                return Resolution(prefix, kind, None, "excluded", ref, tuple(trail))
-        trail.append("excluded: no skip entry matches")
-        return None
+        return self.ctx.excluded_by(
+            self.skip, prefix, kind, trail, names=[prefix, *wrapper_candidates(prefix)], noun="skip entry",
+            verb="skipped", conflict=lambda cover: ConflictingShardsError(
+                f"fused layer {prefix!r}: skip entries cover {sorted(cover.covered)} but not {sorted(cover.uncovered)}"))
 
     def resolve(self, prefix: str, kind: str) -> Resolution:
         trail: list[str] = []
@@ -62,3 +50,6 @@ class BitsAndBytesRules:
             return Resolution(prefix, kind, None, "producer-default-skip", None, tuple(trail))
         trail.append(f"default: {self.ctx.config.quant_algo}")
         return Resolution(prefix, kind, self.ctx.config.default_scheme, "default", None, tuple(trail))
+
+
+register_rules("bitsandbytes", BitsAndBytesRules)

@@ -31,6 +31,7 @@ from quantresolve.formats.normalized import SchemeGroup
 from quantresolve.resolve.context import Context, agree
 from quantresolve.resolve.entries import EntryIndex, MatchModes
 from quantresolve.resolve.resolution import Resolution
+from quantresolve.resolve.rules_registry import register_rules
 
 _LEVELS = ("exact", "regex", "fused", "class")
 _RULE = {"exact": "target:name", "regex": "target:regex", "fused": "target:fused", "class": "target:class"}
@@ -39,35 +40,21 @@ _RULE = {"exact": "target:name", "regex": "target:regex", "fused": "target:fused
 class CompressedTensorsRules:
     """Resolution for compressed-tensors configs."""
 
+    #: ``ignore`` and ``targets`` alike: exact names, ``re:`` patterns, class names; no subtree.
+    EXCLUDE_MODES = MatchModes(subtree=False, glob_ancestors=False)
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        modes = MatchModes(subtree=False, glob_ancestors=False)
-        self.ignore = EntryIndex(ctx.config.exclude, ctx.namespace, modes)
+        self.ignore = EntryIndex(ctx.config.exclude, ctx.namespace, self.EXCLUDE_MODES)
         self.groups: list[tuple[SchemeGroup, EntryIndex]] = [
-            (g, EntryIndex(g.targets, ctx.namespace, modes)) for g in ctx.config.groups]
+            (g, EntryIndex(g.targets, ctx.namespace, self.EXCLUDE_MODES)) for g in ctx.config.groups]
 
     def _ignored(self, prefix: str, kind: str, trail: list[str]) -> Resolution | None:
-        hit = self.ignore.match(prefix, kind)
-        if hit is not None:
-            trail.append(f"excluded: ignore entry {hit[0].original!r} matches {prefix} ({hit[1]})")
-            return Resolution(prefix, kind, None, "excluded", hit[0], tuple(trail))
-        shards = self.ctx.shards(prefix)
-        if shards:
-            present = [s for s in shards if self.ctx.present(s)]
-            hits = {s: self.ignore.match(s, kind) for s in present}
-            ignored = [s for s, h in hits.items() if h is not None]
-            if ignored and len(ignored) < len(present):
-                raise ResolutionError(
-                    f"fused layer {prefix!r}: ignore covers some shards but not all "
-                    f"(ignored: {', '.join(ignored)}; quantized: {', '.join(s for s in present if s not in ignored)})")
-            if ignored:
-                first = sorted(ignored)[0]
-                ref = hits[first][0]  # type: ignore[index]
-                trail.append(f"excluded: every shard is ignored (first: {ref.original!r})")
-                return Resolution(prefix, kind, None, "excluded", ref, tuple(trail),
-                                  tuple((s, None, "excluded") for s in sorted(ignored)))
-        trail.append("excluded: no ignore entry matches")
-        return None
+        return self.ctx.excluded_by(
+            self.ignore, prefix, kind, trail, names=[prefix], noun="ignore entry", verb="ignored", list_shards=True,
+            conflict=lambda cover: ResolutionError(
+                f"fused layer {prefix!r}: ignore covers some shards but not all "
+                f"(ignored: {', '.join(cover.covered)}; quantized: {', '.join(cover.uncovered)})"))
 
     def _name_level(self, name: str) -> tuple[str, list[tuple[SchemeGroup, object]]]:
         """Best name-level match for one module: ('exact'|'regex'|'', [(group, ref)])."""
@@ -136,3 +123,6 @@ class CompressedTensorsRules:
             trail.append(f"experts: {len(parts)} expert projection(s) agree")
             return agree(prefix, kind, parts, rule="experts", experts=True, trail=trail)
         return self._linear(prefix, kind)
+
+
+register_rules("compressed-tensors", CompressedTensorsRules)

@@ -37,15 +37,18 @@ from quantresolve.resolve.context import Context, agree
 from quantresolve.resolve.entries import EntryIndex, MatchModes
 from quantresolve.resolve.layer_index import LayerIndex
 from quantresolve.resolve.resolution import ConfigRef, Resolution
+from quantresolve.resolve.rules_registry import register_rules
 
 
 class ModelOptRules:
     """Resolution for ModelOpt configs (legacy and flat)."""
 
+    EXCLUDE_MODES = MatchModes(subtree=True, glob_ancestors=True)
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         cfg = ctx.config
-        self.exclude = EntryIndex(cfg.exclude, ctx.namespace, MatchModes(subtree=True, glob_ancestors=True))
+        self.exclude = EntryIndex(cfg.exclude, ctx.namespace, self.EXCLUDE_MODES)
         self.layers = LayerIndex(cfg, ctx.namespace, ctx.findings)
         self.expert_excludes: dict[str, list[ConfigRef]] = defaultdict(list)
         for mapped, ref in self.exclude.exact.items():
@@ -57,11 +60,14 @@ class ModelOptRules:
 
     # --- steps ----------------------------------------------------------------------------------
 
-    def _excluded(self, names: list[str], trail: list[str]) -> tuple[ConfigRef, str, str] | None:
+    def _excluded(self, prefix: str, kind: str, names: list[str], trail: list[str]) -> Resolution | None:
+        """Step 1: the first of ``names`` (the prefix, then its wrapper candidates) an exclude entry matches."""
         for name in names:
             hit = self.exclude.match(name)
             if hit is not None:
-                return hit[0], hit[1], name
+                ref, how = hit
+                trail.append(f"excluded: entry {ref.original!r} matches {name} ({how})")
+                return Resolution(prefix, kind, None, "excluded", ref, tuple(trail))
         trail.append(f"excluded: no exclude entry matches {', '.join(names)}")
         return None
 
@@ -97,11 +103,9 @@ class ModelOptRules:
     def _single(self, prefix: str, kind: str, allow_packed: bool = True) -> Resolution:
         names = [prefix, *wrapper_candidates(prefix)]
         trail: list[str] = []
-        ex = self._excluded(names, trail)
-        if ex is not None:
-            ref, how, name = ex
-            trail.append(f"excluded: entry {ref.original!r} matches {name} ({how})")
-            return Resolution(prefix, kind, None, "excluded", ref, tuple(trail))
+        excluded = self._excluded(prefix, kind, names, trail)
+        if excluded is not None:
+            return excluded
         found = self._lookup(prefix, kind, names, trail)
         if found is not None:
             return found
@@ -121,11 +125,9 @@ class ModelOptRules:
     def _moe(self, prefix: str) -> Resolution:
         names = [prefix, *wrapper_candidates(prefix)]
         trail: list[str] = []
-        ex = self._excluded(names, trail)
-        if ex is not None:
-            ref, how, name = ex
-            trail.append(f"excluded: entry {ref.original!r} matches {name} ({how})")
-            return Resolution(prefix, "moe", None, "excluded", ref, tuple(trail))
+        excluded = self._excluded(prefix, "moe", names, trail)
+        if excluded is not None:
+            return excluded
         found = self._lookup(prefix, "moe", names, trail)
         if found is not None:
             return found
@@ -159,12 +161,10 @@ class ModelOptRules:
         if kind == "moe":
             return self._moe(prefix)
         if kind == "attention":
-            names = [prefix, *wrapper_candidates(prefix)]
             trail: list[str] = []
-            ex = self._excluded(names, trail)
-            if ex is not None:
-                trail.append(f"excluded: entry {ex[0].original!r} matches {ex[2]} ({ex[1]})")
-                return Resolution(prefix, kind, None, "excluded", ex[0], tuple(trail))
+            excluded = self._excluded(prefix, kind, [prefix, *wrapper_candidates(prefix)], trail)
+            if excluded is not None:
+                return excluded
             trail.append(f"kv-cache: kv_cache_quant_algo is {self.kv.algo if self.kv else None}")
             return Resolution(prefix, kind, self.kv, "kv-cache" if self.kv else "default", None, tuple(trail))
         if kind == "embedding":
@@ -176,3 +176,6 @@ class ModelOptRules:
             return Resolution(prefix, kind, None, "not-quantizable", None,
                               ("not-quantizable: ModelOpt does not quantize embeddings unless listed",))
         return self._single(prefix, kind)
+
+
+register_rules("modelopt", ModelOptRules)

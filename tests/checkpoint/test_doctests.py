@@ -30,7 +30,7 @@ def test_docstring_examples(name: str) -> None:
 
 
 def test_gc_pause_docstring_examples() -> None:
-    module = importlib.import_module("quantresolve.gcpause")
+    module = importlib.import_module("quantresolve.util.gcpause")
     result = doctest.testmod(module)
     assert result.failed == 0
     assert result.attempted > 0

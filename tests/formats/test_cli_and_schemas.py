@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from quantresolve.cli.main import main
-from quantresolve.formats.schemas import SCHEMAS, render
+from quantresolve.cli.schema_catalog import SCHEMAS, render
 from tests.conftest import REPO, corpus_dir
 
 

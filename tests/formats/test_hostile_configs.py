@@ -148,9 +148,9 @@ def test_hostile_config(tmp_path: Path, case: str, files: dict[str, Any], error:
 
 
 def test_huge_config_is_refused_by_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from quantresolve.formats import loader
+    from quantresolve.util import jsonfile
 
-    monkeypatch.setattr(loader, "MAX_CONFIG_BYTES", 1000)
+    monkeypatch.setattr(jsonfile, "MAX_CONFIG_BYTES", 1000)
     (tmp_path / HF).write_text(json.dumps(hf({"quant_algo": "FP8", "exclude_modules": ["x" * 50] * 100})))
     with pytest.raises(ConfigError, match=r"hf_quant_config\.json: file is .* bytes"):
         load_config(tmp_path)

@@ -1,4 +1,8 @@
-"""What every human-readable renderer shares: colours, number formats, layer-row folding.
+"""What every human-readable renderer shares: colours, number formats, and the rows of each section.
+
+The renderers (:mod:`.terminal`, :mod:`.markdown`, :mod:`.html`) differ only in markup; the text of
+each cell comes from here (:func:`coverage_rows`, :func:`layer_tables`, :func:`outside_layers`,
+:func:`finding_where`).
 
     >>> human_bytes(390480), human_count(361088)
     ('381.3 KiB', '361.1k')
@@ -14,6 +18,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from typing import Any
+
+from quantresolve.audit.layer_map import column_order, layer_position
+from quantresolve.audit.report import AuditReport
+from quantresolve.formats.normalized import Finding
 
 #: Fixed colours for common labels (hex); others get a stable colour from their name.
 ALGO_COLOURS: dict[str, str] = {
@@ -94,29 +102,31 @@ def fold_rows(rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, str]]
     return out
 
 
-#: Usual data-flow order of projection names inside a block (lower first); others sort after.
-PROJECTION_RANK: dict[str, int] = {
-    "q_proj": 0, "qkv_proj": 0, "fused_qkv_a_proj": 0, "q_a_proj": 0, "q_b_proj": 1, "k_proj": 1,
-    "kv_a_proj_with_mqa": 1, "v_proj": 2, "kv_b_proj": 2, "o_proj": 3, "gate": 4, "gate_proj": 5,
-    "gate_up_proj": 5, "up_proj": 6, "down_proj": 7, "experts": 8,
-}
-
-
-def column_order(columns: Sequence[str]) -> list[str]:
-    """Attention-like columns first, then the rest; inside each, data-flow order, then alphabetical.
-
-        >>> column_order(["mlp.down_proj", "self_attn.o_proj", "mlp.gate_up_proj", "self_attn.qkv_proj"])
-        ['self_attn.qkv_proj', 'self_attn.o_proj', 'mlp.gate_up_proj', 'mlp.down_proj']
-    """
-    def key(col: str) -> tuple[int, str, int, str]:
-        head, _, last = col.replace(" [kv]", "").rpartition(".")
-        attn = 0 if any(k in col for k in ("attn", "attention", "mixer")) else 1
-        return (attn, head, PROJECTION_RANK.get(last, 50), col)
-    return sorted(columns, key=key)
-
-
-def outside_layers(report: Any) -> list[Any]:
+def outside_layers(report: AuditReport) -> list[Any]:
     """Units outside numbered layers that the resolver answered for (embeddings, heads, ...)."""
-    from quantresolve.audit.coverage import layer_position
-
     return [m for m in report.modules if m.kind != "other" and layer_position(m.name) is None]
+
+
+def coverage_rows(report: AuditReport) -> list[tuple[str, str, str, str, str]]:
+    """One row of display text per coverage label: ``(label, modules, params, bytes, kinds)``."""
+    cov = report.coverage
+    return [(label, str(e["modules"]), human_count(e["params"]),
+             human_bytes(e["bytes"]) if cov["params_known"] else "?",
+             ", ".join(f"{k} {n}" for k, n in e["by_kind"].items()))
+            for label, e in cov["by_algo"].items()]
+
+
+def layer_tables(report: AuditReport, *, fold: bool = True) -> list[tuple[str, list[str], list[tuple[str, dict[str, str]]]]]:
+    """Per layer stack: ``(stack, columns in data-flow order, rows)``; a row is ``(layers, cells)``,
+    identical consecutive layers folded into one ``"a–b"`` row when ``fold``."""
+    out = []
+    for stack in report.layer_map:
+        rows = (fold_rows(stack["rows"]) if fold
+                else [(str(row["index"]), row["cells"]) for row in stack["rows"]])
+        out.append((stack["stack"], column_order(stack["columns"]), rows))
+    return out
+
+
+def finding_where(finding: Finding) -> str:
+    """``file: field`` of a finding (either may be missing)."""
+    return f"{finding.file or ''}{': ' + finding.field if finding.field else ''}"

@@ -9,15 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
-from quantresolve.audit.render.common import (
-    SEVERITY_COLOURS,
-    algo_colour,
-    column_order,
-    human_bytes,
-    human_count,
-    outside_layers,
-    percent,
-)
+from quantresolve.audit.render import common
 from quantresolve.audit.report import AuditReport
 
 MAX_FINDINGS = 2000
@@ -39,7 +31,7 @@ td.num{text-align:right}
 
 
 def _swatch(label: str) -> str:
-    return f'<i style="background:{algo_colour(label)}"></i>'
+    return f'<i style="background:{common.algo_colour(label)}"></i>'
 
 
 def _legend(labels: list[str]) -> str:
@@ -49,22 +41,21 @@ def _legend(labels: list[str]) -> str:
 
 def _layer_map(report: AuditReport) -> str:
     parts = []
-    for stack in report.layer_map:
-        columns = column_order(stack["columns"])
+    for stack, columns, rows in common.layer_tables(report, fold=False):
         head = "".join(f'<th class="col">{escape(c)}</th>' for c in columns)
         body = []
-        for row in stack["rows"]:
+        for index, row_cells in rows:
             cells = []
             for c in columns:
-                label = row["cells"].get(c)
+                label = row_cells.get(c)
                 if label is None:
                     cells.append('<td class="cell" style="background:#eee"></td>')
                 else:
-                    tip = f"{stack['stack']}.{row['index']}.{c}: {label}"
-                    cells.append(f'<td class="cell" style="background:{algo_colour(label)}" '
+                    tip = f"{stack}.{index}.{c}: {label}"
+                    cells.append(f'<td class="cell" style="background:{common.algo_colour(label)}" '
                                  f'title="{escape(tip)}"></td>')
-            body.append(f'<tr><td class="idx">{row["index"]}</td>{"".join(cells)}</tr>')
-        parts.append(f"<h2>Per-layer map: <code>{escape(stack['stack'])}.N</code></h2>"
+            body.append(f'<tr><td class="idx">{index}</td>{"".join(cells)}</tr>')
+        parts.append(f"<h2>Per-layer map: <code>{escape(stack)}.N</code></h2>"
                      f'<table class="map"><thead><tr><th>layer</th>{head}</tr></thead>'
                      f"<tbody>{''.join(body)}</tbody></table>")
     return "".join(parts)
@@ -75,21 +66,19 @@ def render_html(report: AuditReport) -> str:
     in_map = {label for stack in report.layer_map for row in stack["rows"] for label in row["cells"].values()}
     labels = sorted(set(cov["by_algo"]) | in_map)
     cov_rows = "".join(
-        f"<tr><td>{_swatch(label)}{escape(label)}</td><td class=num>{e['modules']}</td>"
-        f"<td class=num>{human_count(e['params'])}</td>"
-        f"<td class=num>{human_bytes(e['bytes']) if cov['params_known'] else '?'}</td>"
-        f"<td>{escape(', '.join(f'{k} {n}' for k, n in e['by_kind'].items()))}</td></tr>"
-        for label, e in cov["by_algo"].items())
-    outside = outside_layers(report)
+        f"<tr><td>{_swatch(label)}{escape(label)}</td><td class=num>{modules}</td><td class=num>{params}</td>"
+        f"<td class=num>{nbytes}</td><td>{escape(kinds)}</td></tr>"
+        for label, modules, params, nbytes, kinds in common.coverage_rows(report))
+    outside = common.outside_layers(report)
     outside_rows = "".join(
         f"<tr><td><code>{escape(m.name)}</code></td><td>{escape(m.kind)}</td>"
         f"<td>{_swatch(m.label)}{escape(m.label)}</td><td>{escape(m.rule or '')}</td>"
         f"<td>{escape(m.evidence['format'])}</td></tr>" for m in outside)
     counts = report.counts()
     finding_rows = "".join(
-        f'<tr><td class="sev" style="color:{SEVERITY_COLOURS[f.severity]}">{f.severity}</td>'
+        f'<tr><td class="sev" style="color:{common.SEVERITY_COLOURS[f.severity]}">{f.severity}</td>'
         f"<td><code>{escape(f.code)}</code></td><td>{escape(f.message)}</td>"
-        f"<td>{escape((f.file or '') + (': ' + f.field if f.field else ''))}</td></tr>"
+        f"<td>{escape(common.finding_where(f))}</td></tr>"
         for f in report.findings[:MAX_FINDINGS])
     findings_html = (f"<table><thead><tr><th>severity</th><th>code</th><th>message</th><th>where</th></tr>"
                      f"</thead><tbody>{finding_rows}</tbody></table>" if report.findings
@@ -110,8 +99,8 @@ def render_html(report: AuditReport) -> str:
 <h2>Coverage</h2>
 <table><thead><tr><th>algo</th><th>modules</th><th>params</th><th>bytes</th><th>kinds</th></tr></thead>
 <tbody>{cov_rows}</tbody></table>
-<p>Quantized linear parameters: <b>{percent(cov['quantized_linear_param_fraction'])}</b> ·
-quantized linear modules: <b>{percent(cov['quantized_linear_module_fraction'])}</b></p>
+<p>Quantized linear parameters: <b>{common.percent(cov['quantized_linear_param_fraction'])}</b> ·
+quantized linear modules: <b>{common.percent(cov['quantized_linear_module_fraction'])}</b></p>
 {_legend(labels)}
 {_layer_map(report)}
 {f"<h2>Outside the layer stacks</h2><table><thead><tr><th>module</th><th>kind</th><th>algo</th><th>rule</th><th>tensors</th></tr></thead><tbody>{outside_rows}</tbody></table>" if outside else ""}

@@ -6,10 +6,9 @@ Table cells are escaped (``|`` and backticks); layer rows are folded into ranges
 from __future__ import annotations
 
 from quantresolve.audit.render.common import (
-    column_order,
-    fold_rows,
-    human_bytes,
-    human_count,
+    coverage_rows,
+    finding_where,
+    layer_tables,
     outside_layers,
     percent,
 )
@@ -37,17 +36,12 @@ def render_markdown(report: AuditReport) -> str:
               f"**shards**: {report.shards}; **tensors**: {report.tensors}",
               f"- **config files**: {_esc(', '.join(report.config_sources))}", ""]
     lines += ["## Coverage", ""]
-    rows = [[label, str(e["modules"]), human_count(e["params"]),
-             human_bytes(e["bytes"]) if cov["params_known"] else "?",
-             ", ".join(f"{k} {n}" for k, n in e["by_kind"].items())] for label, e in cov["by_algo"].items()]
-    lines += _table(["algo", "modules", "params", "bytes", "kinds"], rows)
+    lines += _table(["algo", "modules", "params", "bytes", "kinds"], [list(row) for row in coverage_rows(report)])
     lines += ["", f"Quantized linear parameters: **{percent(cov['quantized_linear_param_fraction'])}**; "
                   f"quantized linear modules: **{percent(cov['quantized_linear_module_fraction'])}**.", ""]
-    for stack in report.layer_map:
-        columns = column_order(stack["columns"])
-        lines += [f"## Per-layer map: `{stack['stack']}.N`", ""]
-        lines += _table(["layers", *columns], [[span, *(cells.get(c, "·") for c in columns)]
-                                               for span, cells in fold_rows(stack["rows"])])
+    for stack, columns, rows in layer_tables(report):
+        lines += [f"## Per-layer map: `{stack}.N`", ""]
+        lines += _table(["layers", *columns], [[span, *(cells.get(c, "·") for c in columns)] for span, cells in rows])
         lines.append("")
     outside = outside_layers(report)
     if outside:
@@ -61,7 +55,7 @@ def render_markdown(report: AuditReport) -> str:
     if report.findings:
         shown = report.findings[:MAX_FINDINGS]
         lines += _table(["severity", "code", "message", "where"],
-                        [[f.severity, f.code, f.message, f"{f.file or ''}{': ' + f.field if f.field else ''}"]
+                        [[f.severity, f.code, f.message, finding_where(f)]
                          for f in shown])
         if len(report.findings) > MAX_FINDINGS:
             lines += ["", f"… {len(report.findings) - MAX_FINDINGS} more: see `--format json`."]

@@ -16,10 +16,9 @@ from rich.text import Text
 from quantresolve.audit.render.common import (
     SEVERITY_COLOURS,
     algo_colour,
-    column_order,
-    fold_rows,
-    human_bytes,
-    human_count,
+    coverage_rows,
+    finding_where,
+    layer_tables,
     outside_layers,
     percent,
 )
@@ -55,10 +54,8 @@ def _coverage(report: AuditReport) -> Table:
     for col, justify in (("algo", "left"), ("modules", "right"), ("params", "right"), ("bytes", "right"),
                          ("kinds", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for label, entry in cov["by_algo"].items():
-        kinds = ", ".join(f"{k} {n}" for k, n in entry["by_kind"].items())
-        table.add_row(_cell(label), str(entry["modules"]), human_count(entry["params"]),
-                      human_bytes(entry["bytes"]) if cov["params_known"] else "?", kinds)
+    for label, *cells in coverage_rows(report):
+        table.add_row(_cell(label), *cells)
     table.caption = (f"quantized linear params: {percent(cov['quantized_linear_param_fraction'])}"
                      f" · quantized linear modules: {percent(cov['quantized_linear_module_fraction'])}")
     if cov["kv_cache"]["attention_modules"]:
@@ -72,10 +69,8 @@ def _layer_maps(report: AuditReport) -> list[Table]:
     """One table per stack: layer ranges × module types, transposed when that is narrower
     (a DeepSeek-V3 map folds to 3 layer ranges but has 14 module types)."""
     tables = []
-    for stack in report.layer_map:
-        columns = column_order(stack["columns"])
-        folded = fold_rows(stack["rows"])
-        title = Text(f"per-layer map · {stack['stack']}.N", style="italic")
+    for stack, columns, folded in layer_tables(report):
+        title = Text(f"per-layer map · {stack}.N", style="italic")
         if len(folded) < len(columns):
             table = Table(title=title, title_justify="left")
             table.add_column("module \\ layers", style="bold")
@@ -118,7 +113,7 @@ def _findings(report: AuditReport) -> Group:
         line.append(f"{f.severity:<7}", style=f"bold {SEVERITY_COLOURS[f.severity]}")
         line.append(f" {f.code}", style="bold").append(f"  {f.message}")  # Text: no markup parsing
         if f.file:
-            line.append(f"  ({f.file}{': ' + f.field if f.field else ''})", style="dim")
+            line.append(f"  ({finding_where(f)})", style="dim")
         items.append(line)
     for severity, n in shown.items():
         if n > MAX_FINDINGS:

@@ -20,7 +20,8 @@ import torch
 from transformers import AutoConfig, PretrainedConfig
 
 from quantresolve.errors import LoadError
-from quantresolve.formats.loader import CONFIG_FILE, read_json
+from quantresolve.formats.loader import CONFIG_FILE
+from quantresolve.util.jsonfile import read_json
 
 #: Keys holding quantization sections transformers would act on (top level or in sub-configs).
 QUANT_KEYS = ("quantization_config", "compression_config")

@@ -1,9 +1,10 @@
-"""From each producer's file layout to the one :class:`NormalizedConfig`.
+"""ModelOpt's two config layouts → :class:`NormalizedConfig`, and ModelOpt's entry in the producer registry.
 
-One pure function per producer. They canonicalise algorithm spellings with the
-field path at hand (so an unknown algorithm names its exact location), turn
-name lists into :class:`NameEntry` values that keep their original spelling,
-and collect findings instead of guessing.
+``hf_quant_config.json`` (the legacy file, a :class:`~quantresolve.formats.registry.Sidecar`) is
+authoritative over the flat ``config.json`` → ``quantization_config``; where both exist their
+differences become ``files-disagree-*`` findings. Algorithm spellings are canonicalised with the
+field path at hand, so an unknown algorithm names its exact location, and a per-layer algorithm of
+"none" becomes an exact exclusion.
 
     >>> from quantresolve.formats.modelopt import HfQuantConfigFile
     >>> hf = HfQuantConfigFile.model_validate({"producer": {"name": "modelopt", "version": "0.31.0"},
@@ -16,7 +17,7 @@ and collect findings instead of guessing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -28,25 +29,24 @@ from quantresolve.formats.algos import (
     canonical_modelopt_algo,
     canonical_modelopt_kv_algo,
 )
-from quantresolve.formats.bitsandbytes import BnbConfig
-from quantresolve.formats.compressed_tensors import KNOWN_FORMATS, ct_label, ct_scheme, kv_scheme
-from quantresolve.formats.modelopt import HfQuantConfigFile, LayerQuantSpec, ModelOptFlatConfig
+from quantresolve.formats.modelopt import (
+    HF_QUANT_FILE,
+    HfQuantConfigFile,
+    LayerQuantSpec,
+    ModelOptFlatConfig,
+)
 from quantresolve.formats.normalized import (
     Finding,
     LayerEntry,
     NameEntry,
     NormalizedConfig,
     SchemeGroup,
+    name_entries,
 )
-from quantresolve.formats.scheme import (
-    QuantArgs,
-    QuantScheme,
-    bnb_scheme,
-    modelopt_kv_scheme,
-    modelopt_scheme,
-)
-
-HF_QUANT_FILE = "hf_quant_config.json"
+from quantresolve.formats.registry import LayoutSchema, ProducerFormat, Sidecar, register_format
+from quantresolve.formats.scheme import QuantArgs, QuantScheme, modelopt_kv_scheme, modelopt_scheme
+from quantresolve.formats.sidecar import apply_stale_sidecar
+from quantresolve.formats.validation import validate_model
 
 
 def _algo(spelling: object, *, file: str, field: str, allow_mixed: bool = True) -> str | None:
@@ -62,17 +62,6 @@ def _kv_algo(spelling: object, *, file: str, field: str) -> str | None:
     except UnknownAlgorithmError as err:
         raise UnknownAlgorithmError(err.detail, file=file, field=field) from None
 
-
-def _entries(names: Iterable[str] | None, *, file: str, field: str, class_names: bool = False) -> tuple[NameEntry, ...]:
-    out = []
-    for i, name in enumerate(names or ()):
-        if not name.strip():
-            raise ConfigError("empty module name", file=file, field=f"{field}[{i}]")
-        out.append(NameEntry.classify(name, file=file, field=f"{field}[{i}]", class_names=class_names))
-    return tuple(out)
-
-
-# --- ModelOpt ------------------------------------------------------------------------------------
 
 def _layer_scheme(spec: LayerQuantSpec, *, group_size: int | None, file: str, field: str) -> QuantScheme | None:
     label = _algo(spec.quant_algo, file=file, field=f"{field}.quant_algo", allow_mixed=False)
@@ -153,7 +142,7 @@ def _flat_groups(flat: ModelOptFlatConfig, *, file: str, field: str) -> tuple[Sc
         if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
             raise ConfigError("targets must be a list of strings", file=file, field=f"{where}.targets")
         groups.append(SchemeGroup(name=name, scheme=modelopt_scheme(label), field=where,
-                                  targets=_entries(targets, file=file, field=f"{where}.targets", class_names=True)))
+                                  targets=name_entries(targets, file=file, field=f"{where}.targets", class_names=True)))
     return tuple(groups)
 
 
@@ -199,7 +188,7 @@ def _modelopt_from_flat_at(flat: ModelOptFlatConfig, *, file: str, base: str, fi
     return NormalizedConfig(
         producer="modelopt", producer_version=flat.producer.version if flat.producer else None, format="modelopt",
         quant_algo=label, default_scheme=_default(label, flat.group_size, flat.has_zero_point, flat.pre_quant_scale),
-        exclude=_entries(excludes, file=file, field=ex_field) + none_layers, layers=layers,
+        exclude=name_entries(excludes, file=file, field=ex_field) + none_layers, layers=layers,
         kv_cache=_flat_kv(flat, file=file, field=base), findings=tuple(findings), sources=(file,),
     )
 
@@ -221,7 +210,7 @@ def _modelopt_from_hf(hf: HfQuantConfigFile, *, file: str) -> NormalizedConfig:
     return NormalizedConfig(
         producer="modelopt", producer_version=hf.producer.version if hf.producer else None, format="modelopt",
         quant_algo=label, default_scheme=_default(label, q.group_size, q.has_zero_point, q.pre_quant_scale),
-        exclude=_entries(q.exclude_modules, file=file, field="quantization.exclude_modules") + none_layers,
+        exclude=name_entries(q.exclude_modules, file=file, field="quantization.exclude_modules") + none_layers,
         layers=layers, kv_cache=modelopt_kv_scheme(kv) if kv else None, sources=(file,),
     )
 
@@ -299,63 +288,43 @@ def normalize_modelopt(hf: HfQuantConfigFile | None, flat: ModelOptFlatConfig | 
     return hf_cfg.model_copy(update={"findings": tuple(findings), "sources": (hf_file, flat_file)})
 
 
-# --- compressed-tensors -------------------------------------------------------------------------
+# --- registration ---------------------------------------------------------------------------------
 
-def normalize_compressed_tensors(data: dict[str, Any], *, file: str = "config.json",
-                                 field: str = "quantization_config") -> NormalizedConfig:
-    """Normalize a compressed-tensors ``quantization_config`` (parsed by the library itself)."""
-    from quantresolve.formats.compressed_tensors import parse_ct_config
-
-    config = parse_ct_config(data, file=file, prefix=field)
-    version = data.get("version") if isinstance(data.get("version"), str) else None
-    top = config.format
-    groups = []
-    for name in sorted(config.config_groups):
-        scheme = config.config_groups[name]
-        where = f"{field + '.' if field else ''}config_groups[{json.dumps(name)}]"
-        fmt = scheme.format or (top if top not in (None, "mixed-precision") else None)
-        if fmt is None:
-            raise ConfigError("no format: the group has no 'format' and the top-level format is "
-                              f"{top!r}", file=file, field=f"{where}.format")
-        if fmt not in KNOWN_FORMATS and fmt != "fakequant":
-            raise ConfigError(f"unknown compressed-tensors format {fmt!r}; known: {', '.join(sorted(KNOWN_FORMATS))}",
-                              file=file, field=f"{where}.format")
-        targets = _entries(scheme.targets, file=file, field=f"{where}.targets", class_names=True)
-        groups.append(SchemeGroup(name=name, scheme=ct_scheme(scheme, fmt=fmt, version=version),
-                                  targets=targets, field=where))
-    if not groups:
-        raise ConfigError("config_groups is empty: nothing is quantized", file=file, field=f"{field}.config_groups")
-    labels = sorted({g.scheme.algo for g in groups})
-    kv = kv_scheme(config.kv_cache_scheme, version=version) if config.kv_cache_scheme is not None else None
-    return NormalizedConfig(
-        producer="compressed-tensors", producer_version=version, format=top,
-        quant_algo=labels[0] if len(labels) == 1 else None, groups=tuple(groups),
-        exclude=_entries(config.ignore, file=file, field=f"{field}.ignore", class_names=True),
-        kv_cache=kv, sources=(file,),
-    )
+def detect(section: Mapping[str, Any]) -> bool:
+    """``quant_method: modelopt``, a ``producer.name`` of modelopt, or a bare ``quant_algo``."""
+    producer = section.get("producer")
+    by_producer = isinstance(producer, dict) and str(producer.get("name", "")).lower() == "modelopt"
+    return section.get("quant_method") == "modelopt" or by_producer or (
+        section.get("quant_method") is None and "quant_algo" in section)
 
 
-# --- bitsandbytes --------------------------------------------------------------------------------
-
-def normalize_bitsandbytes(cfg: BnbConfig, *, file: str = "config.json",
-                           field: str = "quantization_config") -> NormalizedConfig:
-    """Normalize a bitsandbytes config: one default scheme plus skip entries."""
-    label = cfg.algo_label()
-    if label is None:
-        raise ConfigError("neither load_in_4bit nor load_in_8bit is true", file=file, field=field)
-    if cfg.is_4bit and cfg.is_8bit:
-        raise ConfigError("both load_in_4bit and load_in_8bit are true", file=file, field=field)
-    if label == "BNB_INT8":
-        options: dict[str, Any] = {"threshold": float(cfg.llm_int8_threshold),
-                                   "has_fp16_weight": cfg.llm_int8_has_fp16_weight}
-    else:
-        options = {"quant_type": cfg.bnb_4bit_quant_type, "double_quant": cfg.bnb_4bit_use_double_quant,
-                   "compute_dtype": cfg.bnb_4bit_compute_dtype, "quant_storage": cfg.bnb_4bit_quant_storage,
-                   "blocksize": 64}
-    skip = _entries(cfg.llm_int8_skip_modules, file=file, field=f"{field}.llm_int8_skip_modules")
-    return NormalizedConfig(producer="bitsandbytes", format="bitsandbytes", quant_algo=label,
-                            default_scheme=bnb_scheme(label, **options), exclude=skip, sources=(file,))
+def _flat(section: dict[str, Any], file: str, field: str) -> ModelOptFlatConfig:
+    return validate_model(ModelOptFlatConfig, section, file=file, prefix=field)
 
 
-__all__ = ["ct_label", "modelopt_label_for_group", "normalize_bitsandbytes", "normalize_compressed_tensors",
-           "normalize_modelopt"]
+def normalize_section(section: dict[str, Any], *, file: str, field: str) -> NormalizedConfig:
+    """The flat ``config.json`` section alone."""
+    return normalize_modelopt(None, _flat(section, file, field), flat_file=file, flat_field=field)
+
+
+def _is_hf_quant_file(document: Mapping[str, Any]) -> bool:
+    return "quantization" in document and ("producer" in document or isinstance(document.get("quantization"), dict))
+
+
+FORMAT = register_format(ProducerFormat(
+    name="modelopt", precedence=20, detect=detect, normalize=normalize_section,
+    quant_methods=("modelopt",), section_keys=("quant_algo",), producer_names=("modelopt",),
+    sidecar=Sidecar(
+        file=HF_QUANT_FILE, recognise=_is_hf_quant_file,
+        parse=lambda document, file: validate_model(HfQuantConfigFile, document, file=file),
+        alone=lambda hf, file: normalize_modelopt(hf, None, hf_file=file),
+        with_section=lambda hf, section, file, field: normalize_modelopt(
+            hf, _flat(section, file, field), flat_file=file, flat_field=field),
+        stale=lambda used, sidecar, field: apply_stale_sidecar(used, sidecar, field=field)),
+    schemas=(LayoutSchema("modelopt-hf-quant-config.schema.json", "ModelOpt hf_quant_config.json",
+                          lambda: HfQuantConfigFile),
+             LayoutSchema("modelopt-flat-config.schema.json", "ModelOpt config.json quantization_config",
+                          lambda: ModelOptFlatConfig)),
+))
+
+__all__ = ["FORMAT", "modelopt_label_for_group", "normalize_modelopt"]
