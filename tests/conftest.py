@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -31,6 +34,23 @@ def checkpoint_dir(name: str) -> Path:
     if not (path / "config.json").is_file():
         pytest.skip(f"fixture checkpoint {name} not generated")
     return path
+
+
+def fixtures_module(name: str) -> ModuleType:
+    """``fixtures/<name>.py``, imported by path once per process (``fixtures/`` is a script folder,
+    not a package: the generator imports its helpers by bare name).
+
+    >>> fixtures_module("arith_fingerprint").METADATA_KEY
+    'arith_fingerprint'
+    """
+    key = f"_quantresolve_fixtures_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, FIXTURES / f"{name}.py")
+        assert spec is not None and spec.loader is not None, name
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 def write_json(path: Path, data: object) -> Path:

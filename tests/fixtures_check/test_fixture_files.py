@@ -8,6 +8,7 @@ scalars are decoded from their raw bytes. Regenerate the fixtures with
 from __future__ import annotations
 
 import json
+import re
 import struct
 from functools import cache
 from pathlib import Path
@@ -65,13 +66,20 @@ pytestmark = pytest.mark.skipif(
 
 
 @cache
-def header(name: str, file: str = "model.safetensors") -> dict[str, dict[str, Any]]:
-    """The safetensors JSON header of ``fixtures/checkpoints/<name>/<file>`` (no metadata)."""
+def _raw_header(name: str, file: str) -> dict[str, Any]:
     with open(CHECKPOINTS / name / file, "rb") as handle:
         (length,) = struct.unpack("<Q", handle.read(8))
-        entries = json.loads(handle.read(length))
-    entries.pop("__metadata__", None)
-    return entries
+        return json.loads(handle.read(length))
+
+
+def header(name: str, file: str = "model.safetensors") -> dict[str, dict[str, Any]]:
+    """The safetensors JSON header of ``fixtures/checkpoints/<name>/<file>`` (no metadata)."""
+    return {k: v for k, v in _raw_header(name, file).items() if k != "__metadata__"}
+
+
+def metadata(name: str, file: str) -> dict[str, str]:
+    """The ``__metadata__`` of that safetensors file."""
+    return _raw_header(name, file).get("__metadata__") or {}
 
 
 def scalar_f32(name: str, tensor: str) -> float:
@@ -116,12 +124,18 @@ def test_fixture_directory_is_complete(name: str) -> None:
     assert {"producer", "producer_version", "preset", "reference", "notes"} <= record.keys()
     assert record["producer_version"]
     assert config(name)["architectures"] == ["LlamaForCausalLM"]
+    # Which arithmetic computed reference.safetensors (fixtures/arith_fingerprint.py): the tests compare
+    # strictly only where theirs is the same. FIXTURE.json and the reference's metadata agree.
+    machine = record["reference_machine"]
+    assert {"arith_fingerprint", "torch_version", "cpu_capability", "machine"} <= machine.keys()
+    assert re.fullmatch(r"v\d+-[0-9a-f]{16}", machine["arith_fingerprint"])
+    assert metadata(name, "reference.safetensors") == {"arith_fingerprint": machine["arith_fingerprint"]}
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_reference_tensors(name: str) -> None:
     tensors = header(name, "reference.safetensors")
-    assert set(tensors) == {"input_ids", "logits", "greedy_ids"}
+    assert set(tensors) == {"input_ids", "logits", "greedy_ids", "greedy_logits"}
     assert tensors["input_ids"]["dtype"] == "I64"
     assert tensors["input_ids"]["shape"] == [1, 8]
     assert tensors["logits"]["dtype"] == "F32"
@@ -129,6 +143,9 @@ def test_reference_tensors(name: str) -> None:
     assert tensors["greedy_ids"]["dtype"] == "I64"
     batch, length = tensors["greedy_ids"]["shape"]
     assert batch == 1 and 8 < length <= 16
+    # The logits each greedy step chose from: the tests tell a near-tie from a divergence by them.
+    assert tensors["greedy_logits"]["dtype"] == "F32"
+    assert tensors["greedy_logits"]["shape"] == [1, length - 8, VOCAB]
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -13,8 +13,10 @@ reciprocal (``weight_global_scale = 1 / weight_scale_2``, ``input_global_scale
   quantized the way its own producer does it (:mod:`quantresolve.dispatch.act_arith`). ModelOpt
   takes the NVFP4 block amax in float32; compressed-tensors divides it by 6 in bfloat16 first and
   multiplies by its global scale, so some blocks get another E4M3 scale. The ModelOpt load is the
-  producer's reference bit for bit; the converted one differs by that arithmetic alone — with the
-  activation quantizers taken out of both, the logits are bit-identical.
+  producer's reference bit for bit (on the machine that computed the reference; elsewhere within
+  ``modelopt-nvfp4``'s cross-machine bound, :mod:`tests.references`); the converted one differs by
+  that arithmetic alone — with the activation quantizers taken out of both, the logits are
+  bit-identical.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from quantresolve.dispatch.activations import InputTransform
 from quantresolve.integrations.transformers import load_quantized
 
 from ..conftest import checkpoint_dir
+from ..references import STRICT, check_logits, reference_mode
+from .test_fixture_logits import ATOL
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -112,7 +116,11 @@ def test_each_load_follows_its_own_producers_activation_arithmetic(models, refer
             assert {g.transform.act.arith for g, _ in layer._groups} == {producer}
     with torch.no_grad():
         a, b = (m(ids).logits.float() for m in models)
-    assert torch.equal(a, reference["logits"])  # ModelOpt's export runs as ModelOpt's own model did
+    mode = reference_mode(checkpoint_dir(MODELOPT))  # ModelOpt's export runs as ModelOpt's own model did
+    if mode == STRICT:
+        assert torch.equal(a, reference["logits"])
+    else:
+        check_logits(a, reference["logits"], ATOL[MODELOPT].for_mode(mode), label=f"{MODELOPT} ({mode})")
     # compressed-tensors' rounding of the same activations moves the logits by less than NVFP4 itself
     # does: the unquantized model is 0.20 (relative) from this reference.
     assert 0 < float((b - a).norm() / a.norm()) < 0.2
@@ -125,10 +133,12 @@ def _without_activation_quantization(model: nn.Module) -> nn.Module:
     return model
 
 
-def test_logits_are_bit_identical_without_the_activation_quantizers(reference) -> None:
+def test_logits_are_bit_identical_without_the_activation_quantizers(models, reference) -> None:
     """The weights are the same numbers in both loads; only the producers' activation rounding differs."""
     a, b = (_without_activation_quantization(load_quantized(checkpoint_dir(name))) for name in (MODELOPT, CONVERTED))
+    ids = reference["input_ids"]
     with torch.no_grad():
-        la, lb = a(reference["input_ids"]).logits, b(reference["input_ids"]).logits
+        la, lb = a(ids).logits, b(ids).logits
+        quantized = models[0](ids).logits
     assert torch.equal(la, lb)
-    assert not torch.equal(la.float(), reference["logits"])  # the activation quantizers did matter
+    assert not torch.equal(la, quantized)  # the activation quantizers did matter

@@ -82,29 +82,27 @@ def test_quantized_tensors_on_a_layer_the_config_leaves_dense(tmp_path: Path) ->
         load_quantized(path)
 
 
-def test_unknown_algo_is_a_config_error(tmp_path: Path) -> None:
+def _modelopt_algo(name: str, algo: str, tmp_path: Path) -> Path:
+    """ModelOpt fixture ``name`` claiming ``quant_algo: algo`` in both of its files (the flat config's
+    ``config_groups``, which describe the real scheme, dropped)."""
     def hf(data: dict[str, Any]) -> None:
-        data["quantization"]["quant_algo"] = "FP9"
+        data["quantization"]["quant_algo"] = algo
 
     def cfg(data: dict[str, Any]) -> None:
-        data["quantization_config"]["quant_algo"] = "FP9"
+        data["quantization_config"]["quant_algo"] = algo
+        data["quantization_config"].pop("config_groups", None)
 
-    path = tampered("modelopt-fp8", tmp_path, hf_quant=hf, config=cfg)
+    return tampered(name, tmp_path, hf_quant=hf, config=cfg)
+
+
+def test_unknown_algo_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(UnknownAlgorithmError, match="FP9"):
-        load_quantized(path)
+        load_quantized(_modelopt_algo("modelopt-fp8", "FP9", tmp_path))
 
 
 def test_scheme_without_a_linear_method_names_the_layer(tmp_path: Path) -> None:
-    def hf(data: dict[str, Any]) -> None:
-        data["quantization"]["quant_algo"] = "NVFP4_SVD"
-
-    def cfg(data: dict[str, Any]) -> None:
-        data["quantization_config"]["quant_algo"] = "NVFP4_SVD"
-        data["quantization_config"].pop("config_groups", None)
-
-    path = tampered("modelopt-nvfp4", tmp_path, hf_quant=hf, config=cfg)
     with pytest.raises(DispatchError, match="NVFP4_SVD") as err:
-        load_quantized(path)
+        load_quantized(_modelopt_algo("modelopt-nvfp4", "NVFP4_SVD", tmp_path))
     assert err.value.field is not None and err.value.field.startswith("model.layers.")
 
 

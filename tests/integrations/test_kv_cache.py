@@ -2,9 +2,11 @@
 
 The fixture is W4A16_NVFP4 + ModelOpt's ``FP8_KV_CFG``; its reference is ModelOpt's fake-quant model,
 whose KV quantizers round the post-RoPE keys and the values. With the scales applied our logits equal
-it (0.0); with them ignored they are 0.0244 away, and with the plain ``e4m3(x / scale) · scale``
-rounding instead of ModelOpt's multiplier 0.0044 — so the tests below fail if the scales are dropped,
-applied to the wrong tensors, or rounded another way.
+it (0.0, on the machine that computed the reference: strict mode, :mod:`tests.references`; 0.0039 on
+another machine's arithmetic, within the fixture's cross-machine bound); with them ignored they are
+0.0244 away, and with the plain ``e4m3(x / scale) · scale`` rounding instead of ModelOpt's multiplier
+0.0044 — so the tests below fail if the scales are dropped, applied to the wrong tensors, or rounded
+another way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from quantresolve.integrations.transformers.install import KV_ATTR
 from quantresolve.integrations.transformers.kv_attention import PREFIX, register
 
 from ..conftest import checkpoint_dir
+from ..references import STRICT, check_logits, reference_mode
 from .loaded import loaded, reference
+from .test_fixture_logits import ATOL
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 NAME = "modelopt-w4a16-nvfp4-fp8kv"
@@ -45,8 +49,13 @@ def test_applying_the_scales_is_what_matches_the_producer() -> None:
         for layer in model.model.layers:
             del layer.self_attn.__dict__[KV_ATTR]
         ignored = model(ref["input_ids"]).logits.float()
-    assert torch.equal(applied, ref["logits"])
-    assert float((ignored - ref["logits"]).abs().max()) > 0.01
+    mode = reference_mode(checkpoint_dir(NAME))
+    bound = ATOL[NAME].for_mode(mode)
+    if mode == STRICT:
+        assert torch.equal(applied, ref["logits"])
+    else:
+        check_logits(applied, ref["logits"], bound, label=f"{NAME} ({mode})")
+    assert float((ignored - ref["logits"]).abs().max()) > max(0.01, 2 * bound)  # 0.0244
 
 
 def _scales(scale: torch.Tensor, producer: str = "modelopt") -> KVCacheScales:

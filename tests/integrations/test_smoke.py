@@ -11,6 +11,8 @@ from quantresolve.dispatch import QuantLinear
 from quantresolve.integrations.transformers import load_quantized
 
 from ..conftest import checkpoint_dir
+from ..references import check_logits, reference_mode
+from .test_fixture_logits import ATOL
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -26,7 +28,8 @@ def test_ct_w4a16_contract() -> None:
     ref = load_file(str(path / "reference.safetensors"))
     with torch.no_grad():
         logits = model(ref["input_ids"]).logits.float()
-    assert (logits - ref["logits"]).abs().max() < 0.01
+    mode = reference_mode(path)
+    check_logits(logits, ref["logits"], ATOL["ct-w4a16"].for_mode(mode), label=f"ct-w4a16 ({mode})")
 
 
 def test_compute_dtype_override() -> None:
@@ -38,7 +41,9 @@ def test_compute_dtype_override() -> None:
     with torch.no_grad():
         logits = model(ref["input_ids"]).logits
     assert logits.dtype == torch.float32
-    assert (logits - ref["logits"]).abs().max() < 0.009  # same bound as the bf16 load
+    # Same bound as the bf16 load: 0.0055 measured against this box's reference and the AVX-512 one.
+    mode = reference_mode(path)
+    check_logits(logits, ref["logits"], ATOL["ct-w4a16"].for_mode(mode), label=f"ct-w4a16 float32 ({mode})")
 
 
 def test_bad_dtype_is_refused() -> None:
