@@ -28,9 +28,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from quantresolve.errors import ProfileError
+from quantresolve.errors import ConfigError, ProfileError
 from quantresolve.naming.mapper import WeightsMapper
-from quantresolve.util.jsonfile import parse_json_text, read_json
+from quantresolve.util.containment import Confinement
+from quantresolve.util.jsonfile import parse_json_text, read_json_in
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
 DEFAULT_PROFILE = "transformers"
@@ -140,13 +141,11 @@ def _read_file(path: Path) -> Any:
         try:
             import yaml
         except ImportError:
-            raise ProfileError("YAML profiles need PyYAML (pip install pyyaml)", file=str(path)) from None
+            raise ProfileError("YAML profiles need PyYAML: install quantresolve[yaml] (pip install 'quantresolve[yaml]')", file=str(path)) from None
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise ProfileError(f"invalid YAML: {err}".splitlines()[0], file=str(path)) from None
-    from quantresolve.errors import ConfigError
-
     try:
         return parse_json_text(text, file=str(path))
     except ConfigError as err:
@@ -189,9 +188,16 @@ def profile_for_config_dir(root: Path) -> Profile:
         >>> profile_for_config_dir(Path("fixtures/checkpoints/modelopt-mixed")).name   # doctest: +SKIP
         'transformers'
     """
-    cfg_path = root / "config.json"
-    if cfg_path.is_file():
-        data = read_json(cfg_path, root=root)
-        if isinstance(data, dict) and isinstance(data.get("architectures"), list):
-            return profile_for_architectures([a for a in data["architectures"] if isinstance(a, str)])
-    return load_profile(None)
+    box = Confinement.of(root, error=ConfigError)
+    if not box.present("config.json"):
+        return load_profile(None)
+    data = read_json_in(box, "config.json")
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a JSON object at the top level, got {type(data).__name__}", file="config.json")
+    archs = data.get("architectures")
+    if archs is None:
+        return load_profile(None)
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise ConfigError(f"expected a list of class names, got {archs!r:.80}", file="config.json",
+                          field="architectures")
+    return profile_for_architectures(archs)

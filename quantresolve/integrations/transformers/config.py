@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from transformers import AutoConfig, PretrainedConfig
 
-from quantresolve.errors import LoadError
+from quantresolve.errors import ConfigError, LoadError
 from quantresolve.formats.loader import CONFIG_FILE
-from quantresolve.util.jsonfile import read_json
+from quantresolve.util.containment import Confinement
+from quantresolve.util.jsonfile import read_json_in
 
 #: Keys holding quantization sections transformers would act on (top level or in sub-configs).
 QUANT_KEYS = ("quantization_config", "compression_config")
@@ -41,10 +42,10 @@ def _strip(data: dict[str, Any]) -> dict[str, Any]:
 
 def read_config_json(root: Path) -> dict[str, Any]:
     """``config.json`` of a checkpoint directory as a dict (strict reader: no duplicate keys)."""
-    path = root / CONFIG_FILE
-    if not path.is_file():
+    box = Confinement.of(root, error=ConfigError)
+    if not box.present(CONFIG_FILE):
         raise LoadError("no config.json: cannot build the architecture", file=str(root))
-    data = read_json(path, root=root)
+    data = read_json_in(box, CONFIG_FILE)
     if not isinstance(data, dict):
         raise LoadError(f"expected a JSON object, got {type(data).__name__}", file=CONFIG_FILE)
     return data
