@@ -7,7 +7,8 @@ every argument set is checked against what the library's compressors accept (the
 in compressed-tensors 0.20, ``compressors/*/base.py``), per the group's storage ``format``, and a
 refusal names the file, the field and what would be accepted:
 
-- integer values: 1 to 8 bits (``pack-quantized`` packs 1..8 bits; the int formats store int8);
+- integer values: 1 to 32 bits — what fits the storage dtype compressed-tensors picks (int8, int16,
+  int32; wider values would be clamped into int32); ``pack-quantized`` packs 1 to 8 bits;
 - float values: 4, 6 or 8 bits (E2M1, E2M3, E4M3 — the only float codes the library has);
 - group sizes: positive and at most :data:`MAX_GROUP_SIZE` (whether one divides a layer's input
   dimension is for the tensors to tell: the audit checks it where headers are read);
@@ -17,13 +18,15 @@ refusal names the file, the field and what would be accepted:
 The activation-side conditions of ``can_compress`` (``int-quantized`` wants quantized inputs) are not
 applied: older compressed-tensors versions wrote weight-only checkpoints in those formats.
 ``tests/formats/test_ct_conformance.py`` checks that nothing the library's compressors accept is
-refused here.
+refused here, but for two things they would accept and mangle: integers of fewer than 1 or more than
+32 bits in the naive formats (clamped into int32) and any value at all under ``dense`` (which stores nothing
+quantized, so its ``can_compress`` is always true).
 
     >>> from quantresolve.formats.ct_config import QuantizationArgs
     >>> check_args(QuantizationArgs(num_bits=99), file="config.json", field="g.weights")
     Traceback (most recent call last):
     ...
-    quantresolve.errors.ConfigError: config.json: g.weights.num_bits: 99-bit int values: compressed-tensors stores int values of 1 to 8 bits
+    quantresolve.errors.ConfigError: config.json: g.weights.num_bits: 99-bit int values: compressed-tensors stores int values of 1 to 32 bits
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from quantresolve.errors import ConfigError
 from quantresolve.formats.ct_config import QuantizationArgs
 
 #: Bit widths compressed-tensors can store, per value type.
-BITS: dict[str, tuple[int, ...]] = {"int": tuple(range(1, 9)), "float": (4, 6, 8)}
+BITS: dict[str, tuple[int, ...]] = {"int": tuple(range(1, 33)), "float": (4, 6, 8)}
 #: The largest group size accepted: above any linear's input dimension in real checkpoints (≈ 10^5).
 MAX_GROUP_SIZE = 1 << 20
 

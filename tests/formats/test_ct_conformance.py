@@ -273,3 +273,47 @@ def test_fixture_configs_parse_without_torch(tmp_path: Path) -> None:
             "m.QuantizationConfig.model_validate({'config_groups': {'W4A16': ['Linear']}}); "
             "assert 'torch' not in sys.modules and 'compressed_tensors' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+# --- value checks: nothing compressed-tensors' compressors store is refused ------------------------
+
+def test_value_checks_accept_whatever_a_compressor_accepts() -> None:
+    from compressed_tensors.compressors import BaseCompressor
+    from compressed_tensors.config import CompressionFormat
+    from compressed_tensors.registry.registry import registered_names
+
+    from quantresolve.errors import ConfigError
+    from quantresolve.formats.ct_config import QuantizationScheme
+    from quantresolve.formats.ct_values import check_args, check_weight_format
+
+    schemes = [{"targets": ["Linear"], **args} for args in PRESET_SCHEMES.values() if args.get("weights")]
+    schemes += [{"targets": ["Linear"], "weights": args} for args in _grid()]
+    schemes += [{"targets": ["Linear"], "weights": {"num_bits": b, "type": "int", "strategy": "channel"}}
+                for b in (*range(-1, 12), 16, 17, 31, 32, 33, 99)]
+    checked = refused = 0
+    for raw in schemes:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                theirs = ct.QuantizationScheme.model_validate(copy.deepcopy(raw))
+            except Exception:
+                continue
+        ours = QuantizationScheme.model_validate(copy.deepcopy(raw))
+        for fmt in CompressionFormat:
+            if fmt.value not in registered_names(BaseCompressor):  # legacy sparse formats, mixed-precision
+                continue
+            compressor = BaseCompressor.get_value_from_registry(fmt.value)
+            try:
+                check_args(ours.weights, file="config.json", field="w")  # type: ignore[arg-type]
+                check_weight_format(ours.weights, fmt.value, file="config.json", field="w")  # type: ignore[arg-type]
+                ok = True
+            except ConfigError:
+                ok = False
+                refused += 1
+            # dense stores nothing quantized (always "can compress"); the naive formats would take
+            # integers of no bits or wider than 32 bits (clamped into int32): documented refusals of ct_values.
+            mangled = fmt.value == "dense" or (theirs.weights.type == "int" and not 1 <= theirs.weights.num_bits <= 32)
+            if compressor.can_compress(torch.nn.Linear, theirs) and not mangled:
+                assert ok, (fmt.value, raw)
+            checked += 1
+    assert checked > 500 and refused > 100
