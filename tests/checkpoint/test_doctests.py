@@ -28,7 +28,7 @@ def test_docstring_examples(name: str) -> None:
     assert result.attempted > 0
 
 
-@pytest.mark.parametrize("name", ["gcpause", "containment", "jsonfile"])
+@pytest.mark.parametrize("name", ["gcpause", "containment", "jsonfile", "patterns"])
 def test_util_docstring_examples(name: str) -> None:
     module = importlib.import_module(f"quantresolve.util.{name}")
     result = doctest.testmod(module)
