@@ -10,7 +10,7 @@ refusal names the file, the field and what would be accepted:
 - integer values: 1 to 32 bits — what fits the storage dtype compressed-tensors picks (int8, int16,
   int32; wider values would be clamped into int32); ``pack-quantized`` packs 1 to 8 bits;
 - float values: 4, 6 or 8 bits (E2M1, E2M3, E4M3 — the only float codes the library has);
-- group sizes: positive and at most :data:`MAX_GROUP_SIZE` (whether one divides a layer's input
+- group sizes: positive and at most :data:`~quantresolve.formats.limits.MAX_GROUP_SIZE` (whether one divides a layer's input
   dimension is for the tensors to tell: the audit checks it where headers are read);
 - per format, the weights it can hold (:data:`WEIGHT_FORMATS`), e.g. ``nvfp4-pack-quantized`` is
   4-bit float weights in groups of 16.
@@ -23,6 +23,7 @@ refused here, but for two things they would accept and mangle: integers of fewer
 quantized, so its ``can_compress`` is always true).
 
     >>> from quantresolve.formats.ct_config import QuantizationArgs
+from quantresolve.formats.limits import MAX_GROUP_SIZE
     >>> check_args(QuantizationArgs(num_bits=99), file="config.json", field="g.weights")
     Traceback (most recent call last):
     ...
@@ -36,11 +37,10 @@ from dataclasses import dataclass
 
 from quantresolve.errors import ConfigError
 from quantresolve.formats.ct_config import QuantizationArgs
+from quantresolve.formats.limits import MAX_GROUP_SIZE
 
 #: Bit widths compressed-tensors can store, per value type.
 BITS: dict[str, tuple[int, ...]] = {"int": tuple(range(1, 33)), "float": (4, 6, 8)}
-#: The largest group size accepted: above any linear's input dimension in real checkpoints (≈ 10^5).
-MAX_GROUP_SIZE = 1 << 20
 
 
 @dataclass(frozen=True)
