@@ -3,7 +3,8 @@
 Prints the prompt and generated token ids, then how the layers run: a count per
 algo and backend (every layer with ``--verbose``; everything with ``--json``).
 Bad input (unreadable checkpoint, unconsumed or missing tensors, an id outside
-the vocabulary, an unknown backend) is one line on stderr and exit code 2.
+the vocabulary, an unknown backend, a device this machine lacks, more tokens than the model's
+context or the memory holds) is one line on stderr and exit code 2.
 
     quantresolve run fixtures/checkpoints/ct-w4a16 --prompt-ids 1,2,3 --max-new-tokens 8
     quantresolve run CKPT --prompt-ids 5,6 --max-new-tokens 4 --profile llama --deny int4pack_cpu --json
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from quantresolve.errors import ConfigError
@@ -72,9 +74,18 @@ def _generate(args: argparse.Namespace, ids: list[int]) -> tuple[Any, list[int]]
     import torch
 
     from quantresolve.integrations.transformers import load_quantized
+    from quantresolve.integrations.transformers.config import compute_dtype, model_config
+    from quantresolve.integrations.transformers.device import check_device
+    from quantresolve.integrations.transformers.sizes import check_generation
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # transformers' deprecation chatter is not this command's output
+        # Options against the machine and the model before anything is loaded or allocated.
+        check_device(args.device, field="--device")
+        if not Path(args.checkpoint).is_dir():
+            raise ConfigError("not a checkpoint directory", file=args.checkpoint)
+        config = model_config(args.checkpoint)
+        check_generation(config, len(ids), args.max_new_tokens, compute_dtype(config, args.dtype))
         model = load_quantized(args.checkpoint, profile=args.profile, backend=args.backend,
                                deny=_names(args.deny), device=args.device, dtype=args.dtype)
         vocab = model.get_input_embeddings().num_embeddings

@@ -58,10 +58,17 @@ def model_config(root: str | Path) -> PretrainedConfig:
     if not isinstance(model_type, str):
         raise LoadError("missing model_type: cannot choose the architecture", file=CONFIG_FILE,
                         field="model_type")
+    archs = data.get("architectures")
+    if archs is not None and (not isinstance(archs, list) or not all(isinstance(a, str) for a in archs)):
+        raise ConfigError(f"expected a list of model class names, e.g. [\"LlamaForCausalLM\"], got {archs!r:.60}",
+                          file=CONFIG_FILE, field="architectures")
     try:
         return AutoConfig.for_model(model_type, **data)
     except ValueError as err:  # transformers: unrecognized model type
         raise LoadError(str(err).splitlines()[0], file=CONFIG_FILE, field="model_type") from None
+    except (TypeError, KeyError, AttributeError, RuntimeError, ZeroDivisionError, OverflowError) as err:
+        raise LoadError(f"transformers cannot read it as a {model_type!r} config: {type(err).__name__}: {err}"
+                        .splitlines()[0], file=CONFIG_FILE) from None
 
 
 def compute_dtype(config: PretrainedConfig, dtype: torch.dtype | str | None) -> torch.dtype:
