@@ -58,15 +58,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    n, k = _shape(args.shape)  # the options first: no torch import to refuse them
+    batch = _batch(args.batch) if args.batch is not None else None
+
+    from quantresolve.integrations.device import check_device
+
+    checked = check_device(args.device, field="--device")  # torch alone, before the dispatcher's imports
+
     from quantresolve.dispatch import Shapes, backend_verdicts, device_info, select_backend
     from quantresolve.dispatch.presets import scheme_from_label
-    from quantresolve.integrations.transformers.device import check_device
 
-    n, k = _shape(args.shape)
-    batch = _batch(args.batch) if args.batch is not None else None
     scheme = scheme_from_label(args.scheme, args.producer)
     shapes = Shapes(n, k, batch)
-    device = device_info(check_device(args.device, field="--device"))
+    device = device_info(checked)
     verdicts = backend_verdicts(scheme, shapes, device)
     chosen = select_backend(scheme, shapes, device).name
     rows = [{"backend": name, "ok": v.ok, "reason": v.reason, "selected": name == chosen}

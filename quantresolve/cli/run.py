@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from quantresolve.errors import ConfigError
@@ -71,21 +70,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace, ids: list[int]) -> tuple[Any, list[int]]:
     import warnings
 
+    from quantresolve.integrations.preflight import preflight_run
+
+    # Options against the checkpoint and the machine before torch is even imported.
+    preflight_run(args.checkpoint, len(ids), args.max_new_tokens, args.dtype)
+
+    from quantresolve.integrations.device import check_device
+
+    check_device(args.device, field="--device")  # torch alone, before transformers' import
+
     import torch
 
     from quantresolve.integrations.transformers import load_quantized
-    from quantresolve.integrations.transformers.config import compute_dtype, model_config
-    from quantresolve.integrations.transformers.device import check_device
-    from quantresolve.integrations.transformers.sizes import check_generation
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # transformers' deprecation chatter is not this command's output
-        # Options against the machine and the model before anything is loaded or allocated.
-        check_device(args.device, field="--device")
-        if not Path(args.checkpoint).is_dir():
-            raise ConfigError("not a checkpoint directory", file=args.checkpoint)
-        config = model_config(args.checkpoint)
-        check_generation(config, len(ids), args.max_new_tokens, compute_dtype(config, args.dtype))
         model = load_quantized(args.checkpoint, profile=args.profile, backend=args.backend,
                                deny=_names(args.deny), device=args.device, dtype=args.dtype)
         vocab = model.get_input_embeddings().num_embeddings

@@ -88,6 +88,9 @@ def name_entries(names: Iterable[str] | None, *, file: str, field: str,
             raise ConfigError("empty module name", file=file, field=f"{field}[{i}]")
         entry = NameEntry.classify(name, file=file, field=f"{field}[{i}]", class_names=class_names)
         if entry.kind == "regex":  # an invalid pattern is refused where it is read, naming it
+            if not name[3:]:
+                raise ConfigError("empty regular expression 're:' would match every module; accepted: "
+                                  "'re:' followed by a pattern, e.g. 're:.*visual.*'", file=file, field=entry.field)
             BoundedRegex(name[3:], file=file, field=entry.field)
         out.append(entry)
     return tuple(out)

@@ -46,13 +46,18 @@ from quantresolve.checkpoint import Inventory, build_inventory, read_checkpoint
 from quantresolve.dispatch import QuantLinear
 from quantresolve.errors import LoadError, QuantResolveError
 from quantresolve.formats.loader import load_config
+from quantresolve.integrations.device import check_device
+from quantresolve.integrations.preflight import (
+    check_fits_in_memory,
+    check_layer_counts,
+    stack_depth,
+)
 from quantresolve.integrations.transformers.build import build_empty_model
 from quantresolve.integrations.transformers.config import (
     compute_dtype,
     model_config,
     read_config_json,
 )
-from quantresolve.integrations.transformers.device import check_device
 from quantresolve.integrations.transformers.expert_containers import (
     resolve_experts,
     unfuse_experts,
@@ -65,11 +70,6 @@ from quantresolve.integrations.transformers.memory import release_freed_memory
 from quantresolve.integrations.transformers.plan import LayerPlan, plan_layers
 from quantresolve.integrations.transformers.report import DENSE, KVRecord, LayerRecord, LoadReport
 from quantresolve.integrations.transformers.route import plan_routes
-from quantresolve.integrations.transformers.sizes import (
-    check_fits_in_memory,
-    check_layer_counts,
-    stack_depth,
-)
 from quantresolve.integrations.transformers.stream import stream_tensors
 from quantresolve.integrations.transformers.tying import (
     check_tied_layers,

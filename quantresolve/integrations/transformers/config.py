@@ -21,6 +21,7 @@ from transformers import AutoConfig, PretrainedConfig
 
 from quantresolve.errors import ConfigError, LoadError
 from quantresolve.formats.loader import CONFIG_FILE
+from quantresolve.integrations.preflight import check_architectures
 from quantresolve.util.containment import Confinement
 from quantresolve.util.jsonfile import read_json_in
 
@@ -58,10 +59,7 @@ def model_config(root: str | Path) -> PretrainedConfig:
     if not isinstance(model_type, str):
         raise LoadError("missing model_type: cannot choose the architecture", file=CONFIG_FILE,
                         field="model_type")
-    archs = data.get("architectures")
-    if archs is not None and (not isinstance(archs, list) or not all(isinstance(a, str) for a in archs)):
-        raise ConfigError(f"expected a list of model class names, e.g. [\"LlamaForCausalLM\"], got {archs!r:.60}",
-                          file=CONFIG_FILE, field="architectures")
+    check_architectures(data)
     try:
         return AutoConfig.for_model(model_type, **data)
     except ValueError as err:  # transformers: unrecognized model type

@@ -41,18 +41,3 @@ def release_freed_memory() -> bool:
     trim(0)
     return True
 
-
-def available_memory() -> int | None:
-    """Bytes the kernel says a new allocation can get without swapping (``MemAvailable``), if known.
-
-        >>> available_memory() is None or available_memory() > 0
-        True
-    """
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
