@@ -12,6 +12,7 @@ Usage::
 
     python benchmarks/cold_start.py [--repeats 15] [--ct fixtures/checkpoints/ct-w4a16]
                                     [--modelopt fixtures/checkpoints/modelopt-nvfp4]
+                                    [--python /tmp/userenv/bin/python] [--source /tmp/qr-before]
 """
 
 from __future__ import annotations
@@ -27,14 +28,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: The source tree whose ``quantresolve`` runs (``python -m`` puts the working directory first on sys.path).
+SOURCE = [REPO]
+
+
 def audit_command(checkpoint: Path, python: str) -> list[str]:
-    return [python, "-m", "quantresolve", "audit", str(checkpoint), "--format", "json"]
+    return [python, "-m", "quantresolve", "audit", str(checkpoint.resolve()), "--format", "json"]
 
 
 def one_run(checkpoint: Path, python: str) -> float:
     """Wall seconds of one fresh-process audit (its exit code must be 0 or 1: findings, not bad input)."""
     start = time.perf_counter()
-    done = subprocess.run(audit_command(checkpoint, python), capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(audit_command(checkpoint, python), capture_output=True, text=True, cwd=SOURCE[0])
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"audit of {checkpoint} failed ({done.returncode}): {done.stderr.strip()}")
@@ -44,7 +49,7 @@ def one_run(checkpoint: Path, python: str) -> float:
 def imports(checkpoint: Path, python: str) -> tuple[bool, int]:
     """(was torch imported, how many modules) in one ``-X importtime`` run."""
     done = subprocess.run([python, "-X", "importtime", *audit_command(checkpoint, python)[1:]],
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=SOURCE[0])
     names = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     return "torch" in names, len(names)
 
@@ -55,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ct", type=Path, default=REPO / "fixtures" / "checkpoints" / "ct-w4a16")
     parser.add_argument("--modelopt", type=Path, default=REPO / "fixtures" / "checkpoints" / "modelopt-nvfp4")
     parser.add_argument("--python", default=sys.executable, help="interpreter of the install to measure")
+    parser.add_argument("--source", type=Path, default=REPO,
+                        help="source tree to run (e.g. an unpacked older commit, to measure before/after)")
     args = parser.parse_args(argv)
+    SOURCE[0] = args.source
     times: dict[str, list[float]] = {"ct": [], "modelopt": []}
     one_run(args.ct, args.python)  # warm the OS page cache: "cold" is the interpreter, not the disk
     one_run(args.modelopt, args.python)

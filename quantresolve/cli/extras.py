@@ -40,7 +40,11 @@ def missing_extra_message(module: str) -> str:
 def missing_for(command: str) -> str | None:
     """The advice line when a module ``command`` needs is absent, else ``None``."""
     for module in COMMAND_NEEDS.get(command, ()):
-        if importlib.util.find_spec(module) is None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or blocked install counts as missing
+            found = False
+        if not found:
             return missing_extra_message(module)
     return None
 

@@ -50,6 +50,17 @@ _NUMBERED = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)\.")
 GIB = 1 << 30
 
 
+def read_config_json(root: Path) -> dict[str, Any]:
+    """``config.json`` of a checkpoint directory as a dict (strict reader, inside the checkpoint only)."""
+    box = Confinement.of(root, error=ConfigError)
+    if not box.present(CONFIG_FILE):
+        raise LoadError("no config.json: cannot build the architecture", file=str(root))
+    data = read_json_in(box, CONFIG_FILE)
+    if not isinstance(data, dict):
+        raise LoadError(f"expected a JSON object, got {type(data).__name__}", file=CONFIG_FILE)
+    return data
+
+
 def available_memory() -> int | None:
     """Bytes a new allocation can get without swapping (``MemAvailable``), if the OS says.
 
@@ -164,12 +175,7 @@ def preflight_run(checkpoint: str | Path, prompt_len: int, new_tokens: int, dtyp
     root = Path(checkpoint)
     if not root.is_dir():
         raise ConfigError("not a checkpoint directory", file=str(checkpoint))
-    box = Confinement.of(root, error=ConfigError)
-    if not box.present(CONFIG_FILE):
-        raise LoadError("no config.json: cannot build the architecture", file=str(root))
-    config = read_json_in(box, CONFIG_FILE)
-    if not isinstance(config, dict):
-        raise ConfigError(f"expected a JSON object, got {type(config).__name__}", file=CONFIG_FILE)
+    config = read_config_json(root)
     check_dtype(dtype)
     check_architectures(config)
     check_sizes(config)
@@ -180,4 +186,4 @@ def preflight_run(checkpoint: str | Path, prompt_len: int, new_tokens: int, dtyp
 
 
 __all__ = ["LAYER_KEYS", "available_memory", "check_architectures", "check_fits_in_memory", "check_generation",
-           "check_layer_counts", "check_sizes", "preflight_run", "stack_depth"]
+           "check_layer_counts", "check_sizes", "preflight_run", "read_config_json", "stack_depth"]

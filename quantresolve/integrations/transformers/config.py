@@ -19,11 +19,9 @@ from typing import Any
 import torch
 from transformers import AutoConfig, PretrainedConfig
 
-from quantresolve.errors import ConfigError, LoadError
+from quantresolve.errors import LoadError
 from quantresolve.formats.loader import CONFIG_FILE
-from quantresolve.integrations.preflight import check_architectures
-from quantresolve.util.containment import Confinement
-from quantresolve.util.jsonfile import read_json_in
+from quantresolve.integrations.preflight import check_architectures, read_config_json
 
 #: Keys holding quantization sections transformers would act on (top level or in sub-configs).
 QUANT_KEYS = ("quantization_config", "compression_config")
@@ -39,17 +37,6 @@ def _strip(data: dict[str, Any]) -> dict[str, Any]:
             continue
         out[key] = _strip(value) if isinstance(value, dict) else value
     return out
-
-
-def read_config_json(root: Path) -> dict[str, Any]:
-    """``config.json`` of a checkpoint directory as a dict (strict reader: no duplicate keys)."""
-    box = Confinement.of(root, error=ConfigError)
-    if not box.present(CONFIG_FILE):
-        raise LoadError("no config.json: cannot build the architecture", file=str(root))
-    data = read_json_in(box, CONFIG_FILE)
-    if not isinstance(data, dict):
-        raise LoadError(f"expected a JSON object, got {type(data).__name__}", file=CONFIG_FILE)
-    return data
 
 
 def model_config(root: str | Path) -> PretrainedConfig:
