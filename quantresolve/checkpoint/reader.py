@@ -11,7 +11,8 @@ Layouts, tried in this order:
 3. Any ``*.safetensors`` files (sorted by name), no index.
 
 The directory and every file name are untrusted: names are checked for
-containment before anything is opened (:mod:`.paths`), headers are capped and
+containment before anything is opened (:class:`~quantresolve.util.containment.Confinement`:
+Hugging Face cache snapshots included), headers are capped and
 validated (:mod:`.header`), and duplicate tensor names (across shards, or as
 duplicate JSON keys) are errors. Headers are read one shard at a time, and
 ``on_shard(done, total, name)`` is called after each so a CLI can draw
@@ -38,20 +39,21 @@ from typing import Any
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
 
 from ..errors import CheckpointError
+from ..util.containment import Confinement, check_relative_name
 from ..util.gcpause import gc_paused
 from .catalog import CheckpointCatalog, TensorInfo
 from .header import MAX_HEADER_BYTES, ShardHeader, read_shard_header
 from .jsonutil import strict_loads
-from .paths import allowed_roots, check_relative_name, resolve_inside
 
 #: Progress hook: ``on_shard(done, total, shard_name)`` after each header is read.
 ShardCallback = Callable[[int, int, str], None]
 
 
-def _read_index(root: Path, roots: tuple[Path, ...]) -> tuple[dict[str, str], dict[str, Any]]:
+def _read_index(box: Confinement) -> tuple[dict[str, str], dict[str, Any]]:
     """Parse the index: (tensor → shard name, metadata). Every shard name is checked, nothing opened."""
     file = SAFETENSORS_INDEX_FILE
-    path = resolve_inside(root, file, roots)
+    path = box.locate(file)
+    assert path is not None
     if os.stat(path).st_size > MAX_HEADER_BYTES:
         raise CheckpointError(f"index larger than {MAX_HEADER_BYTES} bytes", file=file)
     try:
@@ -90,13 +92,13 @@ def _read_index(root: Path, roots: tuple[Path, ...]) -> tuple[dict[str, str], di
 
 
 def _read_headers(
-    root: Path, roots: tuple[Path, ...], shards: list[str], on_shard: ShardCallback | None
+    box: Confinement, shards: list[str], on_shard: ShardCallback | None
 ) -> list[ShardHeader]:
     # Resolve every shard before reading any, so a hostile name fails fast and nothing is read.
-    paths = [resolve_inside(root, shard, roots) for shard in shards]
+    paths = [box.locate(shard) for shard in shards]
     headers = []
     for done, (shard, path) in enumerate(zip(shards, paths, strict=True), start=1):
-        headers.append(read_shard_header(path, shard))
+        headers.append(read_shard_header(path, shard))  # type: ignore[arg-type]
         if on_shard is not None:
             on_shard(done, len(shards), shard)
     return headers
@@ -145,12 +147,10 @@ def _check_against_index(
     return warnings
 
 
-def _catalog_from_index(
-    root: Path, roots: tuple[Path, ...], on_shard: ShardCallback | None
-) -> CheckpointCatalog:
-    weight_map, metadata = _read_index(root, roots)
+def _catalog_from_index(root: Path, box: Confinement, on_shard: ShardCallback | None) -> CheckpointCatalog:
+    weight_map, metadata = _read_index(box)
     shards = sorted(set(weight_map.values()))
-    present = [s for s in shards if os.path.lexists(root / s)]
+    present = [s for s in shards if box.present(s)]
     if not present:
         # Index-only directory: names and shard assignment, nothing else.
         tensors = {n: TensorInfo(n, None, None, weight_map[n], None) for n in sorted(weight_map)}
@@ -171,7 +171,7 @@ def _catalog_from_index(
             file=SAFETENSORS_INDEX_FILE,
             field="weight_map",
         )
-    tensors = _merge(_read_headers(root, roots, shards, on_shard))
+    tensors = _merge(_read_headers(box, shards, on_shard))
     warnings = _check_against_index(weight_map, tensors)
     return _finish(root, tensors, shards, metadata, warnings)
 
@@ -215,11 +215,11 @@ def _read_checkpoint(given: Path, on_shard: ShardCallback | None) -> CheckpointC
         root, names = given, []
     else:
         raise CheckpointError("not a checkpoint directory or .safetensors file", file=str(given))
-    roots = allowed_roots(root)
+    box = Confinement.of(root)
     if not names:
-        if os.path.lexists(root / SAFETENSORS_INDEX_FILE):
-            return _catalog_from_index(root, roots, on_shard)
-        if os.path.lexists(root / SAFETENSORS_SINGLE_FILE):
+        if box.present(SAFETENSORS_INDEX_FILE):
+            return _catalog_from_index(root, box, on_shard)
+        if box.present(SAFETENSORS_SINGLE_FILE):
             names = [SAFETENSORS_SINGLE_FILE]
         else:
             names = sorted(e.name for e in os.scandir(root) if e.name.endswith(".safetensors"))
@@ -227,5 +227,5 @@ def _read_checkpoint(given: Path, on_shard: ShardCallback | None) -> CheckpointC
             raise CheckpointError(
                 f"no {SAFETENSORS_INDEX_FILE} and no *.safetensors files", file=str(given)
             )
-    tensors = _merge(_read_headers(root, roots, names, on_shard))
+    tensors = _merge(_read_headers(box, names, on_shard))
     return _finish(root, tensors, names, {}, [])

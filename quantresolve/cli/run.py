@@ -3,7 +3,8 @@
 Prints the prompt and generated token ids, then how the layers run: a count per
 algo and backend (every layer with ``--verbose``; everything with ``--json``).
 Bad input (unreadable checkpoint, unconsumed or missing tensors, an id outside
-the vocabulary, an unknown backend) is one line on stderr and exit code 2.
+the vocabulary, an unknown backend, a device this machine lacks, more tokens than the model's
+context or the memory holds) is one line on stderr and exit code 2.
 
     quantresolve run fixtures/checkpoints/ct-w4a16 --prompt-ids 1,2,3 --max-new-tokens 8
     quantresolve run CKPT --prompt-ids 5,6 --max-new-tokens 4 --profile llama --deny int4pack_cpu --json
@@ -68,6 +69,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _generate(args: argparse.Namespace, ids: list[int]) -> tuple[Any, list[int]]:
     import warnings
+
+    from quantresolve.integrations.preflight import preflight_run
+
+    # Options against the checkpoint and the machine before torch is even imported.
+    preflight_run(args.checkpoint, len(ids), args.max_new_tokens, args.dtype)
+
+    from quantresolve.integrations.device import check_device
+
+    check_device(args.device, field="--device")  # torch alone, before transformers' import
 
     import torch
 

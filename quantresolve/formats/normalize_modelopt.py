@@ -29,6 +29,7 @@ from quantresolve.formats.algos import (
     canonical_modelopt_algo,
     canonical_modelopt_kv_algo,
 )
+from quantresolve.formats.limits import check_group_size
 from quantresolve.formats.modelopt import (
     HF_QUANT_FILE,
     HfQuantConfigFile,
@@ -65,6 +66,7 @@ def _kv_algo(spelling: object, *, file: str, field: str) -> str | None:
 
 def _layer_scheme(spec: LayerQuantSpec, *, group_size: int | None, file: str, field: str) -> QuantScheme | None:
     label = _algo(spec.quant_algo, file=file, field=f"{field}.quant_algo", allow_mixed=False)
+    check_group_size(spec.group_size, file=file, field=f"{field}.group_size")
     if label is None:
         return None
     return modelopt_scheme(label, group_size=spec.group_size or group_size, has_zero_point=spec.has_zero_point,
@@ -168,6 +170,7 @@ def _modelopt_from_flat(flat: ModelOptFlatConfig, *, file: str, field: str) -> N
 def _modelopt_from_flat_at(flat: ModelOptFlatConfig, *, file: str, base: str, field: str) -> NormalizedConfig:
     """``field`` is the section's path with a trailing dot (empty for a bare section)."""
     label = _algo(flat.quant_algo, file=file, field=f"{field}quant_algo")
+    check_group_size(flat.group_size, file=file, field=f"{field}group_size")
     excludes = flat.ignore if flat.ignore is not None else flat.exclude_modules
     ex_field = f"{field}ignore" if flat.ignore is not None else f"{field}exclude_modules"
     layers, none_layers = _layers(flat.quantized_layers, group_size=flat.group_size, file=file,
@@ -202,6 +205,7 @@ def _default(label: str | None, group_size: int | None, has_zp: bool | None, pqs
 def _modelopt_from_hf(hf: HfQuantConfigFile, *, file: str) -> NormalizedConfig:
     q = hf.quantization
     label = _algo(q.quant_algo, file=file, field="quantization.quant_algo")
+    check_group_size(q.group_size, file=file, field="quantization.group_size")
     kv = _kv_algo(q.kv_cache_quant_algo, file=file, field="quantization.kv_cache_quant_algo")
     layers, none_layers = _layers(q.quantized_layers, group_size=q.group_size, file=file,
                                   field="quantization.quantized_layers")

@@ -15,7 +15,6 @@ MODULES = [
     "header",
     "inventory",
     "jsonutil",
-    "paths",
     "reader",
     "suffixes",
 ]
@@ -29,8 +28,9 @@ def test_docstring_examples(name: str) -> None:
     assert result.attempted > 0
 
 
-def test_gc_pause_docstring_examples() -> None:
-    module = importlib.import_module("quantresolve.util.gcpause")
+@pytest.mark.parametrize("name", ["gcpause", "containment", "jsonfile", "patterns"])
+def test_util_docstring_examples(name: str) -> None:
+    module = importlib.import_module(f"quantresolve.util.{name}")
     result = doctest.testmod(module)
     assert result.failed == 0
     assert result.attempted > 0

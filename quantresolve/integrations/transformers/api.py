@@ -46,8 +46,18 @@ from quantresolve.checkpoint import Inventory, build_inventory, read_checkpoint
 from quantresolve.dispatch import QuantLinear
 from quantresolve.errors import LoadError, QuantResolveError
 from quantresolve.formats.loader import load_config
+from quantresolve.integrations.device import check_device
+from quantresolve.integrations.preflight import (
+    check_fits_in_memory,
+    check_layer_counts,
+    stack_depth,
+)
 from quantresolve.integrations.transformers.build import build_empty_model
-from quantresolve.integrations.transformers.config import compute_dtype, model_config
+from quantresolve.integrations.transformers.config import (
+    compute_dtype,
+    model_config,
+    read_config_json,
+)
 from quantresolve.integrations.transformers.expert_containers import (
     resolve_experts,
     unfuse_experts,
@@ -83,6 +93,10 @@ def _inventory(root: Path) -> Inventory:
     if not catalog.has_headers:
         raise LoadError("the index names shard files that are not present: no tensor data to load",
                         file=str(root))
+    # Sizes before anything is built or allocated: config.json's layer counts against the
+    # checkpoint's own stacks, the tensors' bytes against the memory available now.
+    check_layer_counts(read_config_json(root), stack_depth(catalog.tensors))
+    check_fits_in_memory(catalog.total_bytes, what="the checkpoint's tensors", field=None, file=str(root))
     inventory = build_inventory(catalog)
     if inventory.unsupported:
         first = inventory.unsupported[0]
@@ -166,6 +180,7 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     root = Path(checkpoint_dir)
     if not root.is_dir():
         raise LoadError("not a checkpoint directory", file=str(root))
+    device = check_device(device)
     chosen = load_profile(profile if profile is not None else DEFAULT_PROFILE)
     qconfig = load_config(root)
     inventory = _inventory(root)

@@ -48,4 +48,8 @@ def build_empty_model(config: PretrainedConfig, dtype: torch.dtype) -> PreTraine
     except (ValueError, KeyError) as err:
         raise LoadError(f"transformers cannot build {cls.__name__}: {err}".splitlines()[0],
                         field="architectures") from None
+    except (TypeError, AttributeError, IndexError, RuntimeError, ZeroDivisionError, OverflowError) as err:
+        # A config.json value the model's constructor cannot use (a size of 0, a string for a number).
+        raise LoadError(f"transformers cannot build {cls.__name__} from config.json: {type(err).__name__}: "
+                        f"{err}".splitlines()[0], file="config.json") from None
     return model
