@@ -21,8 +21,12 @@ Steps (each in its own module of this package):
    unfilled, finalize the layers not yet finalized, and apply KV-cache scales
    (:mod:`.kv_attention`).
 
-The default profile is ``transformers`` — identity, unfused — because that is
-the namespace of the model built here; the built-in family profiles chosen from
+Without a ``profile``, the checkpoint's names are mapped onto the model built
+here by transformers' own renamings of its class (:mod:`.profile_choice`): a
+checkpoint in any layout transformers loads (Gemma-3's older
+``language_model.model.*`` or newer ``model.language_model.*``, Mixtral's
+``block_sparse_moe``, Nemotron-H's ``backbone.*``) loads unfused, and the
+report says which profile and why. The built-in family profiles chosen from
 ``architectures`` by the resolver CLI describe vLLM's fused namespace instead.
 A fused profile (``llama``, ``vllm-decoder``) is supported: q/k/v and gate/up
 become one fused layer each, and the shard modules slice its output.
@@ -58,6 +62,7 @@ from quantresolve.integrations.transformers.kv_attention import apply_fp8_kv
 from quantresolve.integrations.transformers.layer_completion import LayerCompletion, quantized_first
 from quantresolve.integrations.transformers.memory import release_freed_memory
 from quantresolve.integrations.transformers.plan import LayerPlan, plan_layers
+from quantresolve.integrations.transformers.profile_choice import ProfileChoice, choose_profile
 from quantresolve.integrations.transformers.report import DENSE, KVRecord, LayerRecord, LoadReport
 from quantresolve.integrations.transformers.route import plan_routes
 from quantresolve.integrations.transformers.stream import stream_tensors
@@ -66,7 +71,7 @@ from quantresolve.integrations.transformers.tying import (
     tie_parameters,
     tied_parameters,
 )
-from quantresolve.naming.profiles import DEFAULT_PROFILE, Profile, load_profile
+from quantresolve.naming.profiles import Profile, load_profile
 from quantresolve.resolve.resolver import Resolver
 
 #: How many names an error message lists before "and N more".
@@ -136,10 +141,10 @@ def _finalize(installed: Installed, done: set[str]) -> None:
         scales.finalize()
 
 
-def _report(root: Path, profile: Profile, resolver: Resolver, plans: list[LayerPlan],
+def _report(root: Path, choice: ProfileChoice, resolver: Resolver, plans: list[LayerPlan],
             installed: Installed, applied: bool) -> LoadReport:
-    report = LoadReport(checkpoint=str(root), profile=profile.name, producer=resolver.config.producer,
-                        quant_algo=resolver.config.quant_algo)
+    report = LoadReport(checkpoint=str(root), profile=choice.profile.name, producer=resolver.config.producer,
+                        quant_algo=resolver.config.quant_algo, profile_reason=choice.reason)
     for plan in plans:
         layer = installed.layers.get(plan.prefix)
         res = plan.resolution
@@ -157,7 +162,8 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
                    dtype: torch.dtype | str | None = None) -> PreTrainedModel:
     """Build the model of ``checkpoint_dir`` with every linear quantized as resolved, loaded and ready (eval).
 
-    ``profile``: naming profile (built-in name, file, or :class:`Profile`; default ``transformers``).
+    ``profile``: naming profile (built-in name, file, or :class:`Profile`); default: derived from
+    transformers' renamings of the class built (:mod:`.profile_choice`), the report says which and why.
     ``backend`` / ``deny``: force or exclude dispatcher backends. ``dtype``: compute dtype (default:
     ``config.json``'s, else bfloat16). The returned model carries ``quantresolve_report``
     (:class:`~.report.LoadReport`). Raises :class:`~quantresolve.errors.LoadError` for tensors nothing
@@ -166,13 +172,15 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     root = Path(checkpoint_dir)
     if not root.is_dir():
         raise LoadError("not a checkpoint directory", file=str(root))
-    chosen = load_profile(profile if profile is not None else DEFAULT_PROFILE)
+    given = load_profile(profile) if profile is not None else None  # a bad profile fails before any build
     qconfig = load_config(root)
     inventory = _inventory(root)
     hf_config = model_config(root)
     cdtype = compute_dtype(hf_config, dtype)
     model = build_empty_model(hf_config, cdtype)
     experts = unfuse_experts(model)  # MoE experts modules → one linear per expert projection
+    choice = choose_profile(given, model, inventory.modules, experts)
+    chosen = choice.profile
     if experts:  # the profile learns where the model's expert containers are
         chosen = with_expert_containers(chosen, experts)
     resolver = Resolver(qconfig, chosen, checkpoint_modules=inventory.modules.keys())
@@ -187,7 +195,7 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     _check_filled(model, installed, completion)
     _finalize(installed, completion.finalized)
     applied = bool(installed.kv) and bool(apply_fp8_kv(model))
-    report = _report(root, chosen, resolver, plans, installed, applied)
+    report = _report(root, ProfileChoice(chosen, choice.reason), resolver, plans, installed, applied)
     report.dropped = dropped
     report.notes += [f"{r.prefix}: {experts[r.prefix].num_experts} experts ({experts[r.prefix].replaces}), "
                      f"{r.algo or 'unquantized'} by rule {r.rule!r}" for r in moe]
