@@ -26,7 +26,12 @@ from __future__ import annotations
 import torch
 import transformers
 from accelerate import init_empty_weights
-from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.initialization import no_init_weights
 
 from quantresolve.errors import LoadError
