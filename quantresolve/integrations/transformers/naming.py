@@ -97,8 +97,9 @@ def module_renamer(model: nn.Module, *, key_mapping: Mapping[str, str] | None = 
             if plain.startswith(containers):
                 renamed, converted_by = plain, None
         if converted_by is not None:
-            raise ProfileError(f"transformers converts the tensors of {module!r} (pattern {converted_by!r}); "
-                               "quantized tensors can only be renamed, not converted", field=module)
+            raise ProfileError(f"{type(model).__name__}: transformers converts the tensors of {module!r} when it "
+                               f"loads them (pattern {converted_by!r}), it does not just rename them; "
+                               "quantresolve loads every stored tensor as it is", field=module)
         if not renamed.endswith(_PROBE):
             raise ProfileError(f"transformers renames {key!r} to {renamed!r}, which is not a module's weight",
                                field=module)
