@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"kv cache   {kv.algo} scales on {len(report.kv_cache)} attention module(s), {state}")
     if report.dropped:
         print(f"dropped    {len(report.dropped)} tensor(s) by the profile's mapper, e.g. {report.dropped[0]}")
+    if report.ignored:
+        print(f"ignored    {len(report.ignored)} tensor(s) the model class does not load, e.g. {report.ignored[0]}")
     if args.verbose:
         print("per layer")
         for r in report.layers:

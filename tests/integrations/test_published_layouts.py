@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 import quantresolve.integrations.transformers as integration
 from quantresolve.checkpoint import build_inventory, read_checkpoint
 from quantresolve.cli.main import main
+from quantresolve.errors import LoadError
 from quantresolve.naming.profiles import builtin_profiles
 
 from ..conftest import FIXTURES, checkpoint_dir, fixtures_module
@@ -255,3 +256,28 @@ def test_run_refuses_in_one_line_naming_the_class(family: str, tmp_path: Path,
     cls, _why = REFUSED[family]
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("quantresolve run: error: ") and cls in err, err
+
+
+def test_a_layer_the_model_class_does_not_load_is_skipped_as_transformers_skips_it(tmp_path: Path) -> None:
+    """DeepSeek-V3 checkpoints ship their multi-token-prediction layer as ``model.layers.61.*`` (its experts
+    too); ``DeepseekV3ForCausalLM`` declares it does not load it. ``run`` skips exactly those, says so, and
+    still refuses any other stray tensor."""
+    from .tampered import tampered
+
+    def mtp(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        extra = {k.replace("model.layers.1.", "model.layers.61."): v.clone() for k, v in t.items()
+                 if k.startswith("model.layers.1.")}
+        return {**t, **extra, "model.layers.61.eh_proj.weight": torch.zeros(64, 128, dtype=torch.bfloat16)}
+
+    path = tampered("ct-deepseek-v3-mxfp4a16", tmp_path, tensors=mtp)
+    model = integration.load_quantized(path)
+    report = model.quantresolve_report
+    assert report.ignored and all(n.startswith("model.layers.61.") for n in report.ignored)
+    assert "model.layers.61.mlp.experts.0.gate_proj.weight_packed" in report.ignored
+    ref = reference("ct-deepseek-v3-mxfp4a16")
+    with torch.no_grad():
+        assert torch.equal(model(ref["input_ids"]).logits, loaded("ct-deepseek-v3-mxfp4a16")(ref["input_ids"]).logits)
+    stray = tampered("ct-deepseek-v3-mxfp4a16", tmp_path / "stray",
+                     tensors=lambda t: {**t, "model.layers.6.extra.weight": torch.zeros(2)})
+    with pytest.raises(LoadError, match=r"nothing in the model consumes: model\.layers\.6\.extra\.weight"):
+        integration.load_quantized(stray)

@@ -13,7 +13,9 @@ Steps (each in its own module of this package):
    attention module's KV cache (:mod:`.plan`), then install the dispatcher's
    linear methods (:mod:`.install`);
 4. route every checkpoint tensor to its target through the profile's mapper
-   before reading any data (:mod:`.route`): a tensor nothing consumes is an error;
+   before reading any data (:mod:`.route`): a tensor nothing consumes is an error,
+   unless the model class declares it does not load it (:mod:`.ignored`: DeepSeek-V3's
+   multi-token-prediction layer);
 5. stream tensors shard by shard (:mod:`.stream`), the quantized layers' first,
    ``finalize()`` each quantized layer as soon as it is complete (:mod:`.layer_completion`)
    — handing the repack's freed buffers back to the OS after each (:mod:`.memory`) — then
@@ -57,6 +59,7 @@ from quantresolve.integrations.transformers.expert_containers import (
     unfuse_experts,
     with_expert_containers,
 )
+from quantresolve.integrations.transformers.ignored import ignored_on_load, split_ignored
 from quantresolve.integrations.transformers.install import Installed, check_no_meta, install
 from quantresolve.integrations.transformers.kv_attention import apply_fp8_kv
 from quantresolve.integrations.transformers.layer_completion import LayerCompletion, quantized_first
@@ -96,12 +99,13 @@ def _inventory(root: Path) -> Inventory:
 
 
 def _load_tensors(root: Path, inventory: Inventory, profile: Profile, installed: Installed,
-                  device: str | torch.device) -> tuple[list[str], LayerCompletion]:
-    """Stream every routed tensor into its target; ``(dropped tensor names, the layers finalized on the way)``."""
+                  device: str | torch.device, model: PreTrainedModel) -> tuple[list[str], list[str], LayerCompletion]:
+    """Stream every routed tensor into its target; ``(dropped, ignored tensor names, the layers finalized)``."""
     routes = plan_routes(inventory, profile.mapper, installed.targets)
-    if routes.unconsumed:
-        raise LoadError(f"{len(routes.unconsumed)} checkpoint tensor(s) that nothing in the model consumes: "
-                        f"{_names(routes.unconsumed)}", file=str(root))
+    unconsumed, ignored = split_ignored(routes.unconsumed, ignored_on_load(model))
+    if unconsumed:
+        raise LoadError(f"{len(unconsumed)} checkpoint tensor(s) that nothing in the model consumes: "
+                        f"{_names(unconsumed)}", file=str(root))
     quantized, rest = quantized_first(routes.routes, installed.targets)
     completion = LayerCompletion(quantized, installed.targets, installed.layers)
     for part in (quantized, rest):  # repack quantized layers before the dense tensors are read
@@ -113,7 +117,7 @@ def _load_tensors(root: Path, inventory: Inventory, profile: Profile, installed:
             if (prefix := completion.arrived(route)) is not None:
                 _finalize_layer(prefix, installed.layers[prefix])
                 completion.finalized.add(prefix)
-    return routes.dropped, completion
+    return routes.dropped, ignored, completion
 
 
 def _check_filled(model: PreTrainedModel, installed: Installed, completion: LayerCompletion) -> None:
@@ -179,7 +183,9 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     cdtype = compute_dtype(hf_config, dtype)
     model = build_empty_model(hf_config, cdtype)
     experts = unfuse_experts(model)  # MoE experts modules → one linear per expert projection
-    choice = choose_profile(given, model, inventory.modules, experts)
+    # the modules the model class declares it does not load take no part in deriving the names
+    loadable, _ = split_ignored(inventory.modules, ignored_on_load(model))
+    choice = choose_profile(given, model, loadable, experts)
     chosen = choice.profile
     if experts:  # the profile learns where the model's expert containers are
         chosen = with_expert_containers(chosen, experts)
@@ -190,13 +196,14 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     present = {m for n in inventory.modules if (m := chosen.mapper.map_name(n)) is not None}
     check_tied_layers(tied, plans, present)
     installed = install(model, plans, attention, backend=backend, deny=tuple(deny), dtype=cdtype, device=device)
-    dropped, completion = _load_tensors(root, inventory, chosen, installed, device)
+    dropped, ignored, completion = _load_tensors(root, inventory, chosen, installed, device, model)
     tie_parameters(tied, installed.targets, dict(model.named_parameters(remove_duplicate=False)))
     _check_filled(model, installed, completion)
     _finalize(installed, completion.finalized)
     applied = bool(installed.kv) and bool(apply_fp8_kv(model))
     report = _report(root, ProfileChoice(chosen, choice.reason), resolver, plans, installed, applied)
     report.dropped = dropped
+    report.ignored = ignored
     report.notes += [f"{r.prefix}: {experts[r.prefix].num_experts} experts ({experts[r.prefix].replaces}), "
                      f"{r.algo or 'unquantized'} by rule {r.rule!r}" for r in moe]
     model.__dict__["quantresolve_report"] = report
