@@ -27,13 +27,18 @@ from safetensors.torch import save_file
 import quantresolve.integrations.transformers as integration
 from quantresolve.checkpoint import build_inventory, read_checkpoint
 from quantresolve.cli.main import main
-from quantresolve.errors import LoadError
+from quantresolve.errors import LoadError, QuantResolveError
+from quantresolve.integrations.transformers.build import build_empty_model
+from quantresolve.integrations.transformers.config import model_config
+from quantresolve.integrations.transformers.expert_containers import unfuse_experts
+from quantresolve.integrations.transformers.profile_choice import choose_profile
 from quantresolve.naming.profiles import builtin_profiles
 
-from ..conftest import FIXTURES, checkpoint_dir, fixtures_module
+from ..conftest import FIXTURES, checkpoint_dir, corpus_dir, fixtures_module
 from ..references import Tolerance, check_greedy, check_logits, reference_mode
 from . import test_fixture_logits, test_moe, test_seed_scenarios
 from .loaded import loaded, reference
+from .tampered import tampered
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -262,8 +267,6 @@ def test_a_layer_the_model_class_does_not_load_is_skipped_as_transformers_skips_
     """DeepSeek-V3 checkpoints ship their multi-token-prediction layer as ``model.layers.61.*`` (its experts
     too); ``DeepseekV3ForCausalLM`` declares it does not load it. ``run`` skips exactly those, says so, and
     still refuses any other stray tensor."""
-    from .tampered import tampered
-
     def mtp(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         extra = {k.replace("model.layers.1.", "model.layers.61."): v.clone() for k, v in t.items()
                  if k.startswith("model.layers.1.")}
@@ -281,3 +284,44 @@ def test_a_layer_the_model_class_does_not_load_is_skipped_as_transformers_skips_
                      tensors=lambda t: {**t, "model.layers.6.extra.weight": torch.zeros(2)})
     with pytest.raises(LoadError, match=r"nothing in the model consumes: model\.layers\.6\.extra\.weight"):
         integration.load_quantized(stray)
+
+
+# --------------------------------------------------------------------------- real hub indexes (../shared/corpus)
+
+#: Corpus folder with a published ``model.safetensors.index.json`` → how the default path treats its names:
+#: the number of prefix rules transformers' renamings give (every stored module then lands on a built one),
+#: or the refusal the load gives (one line, naming what transformers or quantresolve lacks).
+CORPUS_LAYOUTS: dict[str, int | str] = {
+    "Irfanuruchi__Llama-3.1-8B-Computer-Networks-LLM": 0,
+    "allenai__Molmo-7B-D-0924__NF4-reubzdubz": "knows no model_type 'molmo'",
+    "allenai__olmOCR-7B-0225-preview__BrianYAU-NTEC": 4,  # Qwen2-VL: model.* → model.language_model.*, visual.*
+    "bryce-hoehn__Qwen3.5-18B-REAP-A3B-Coding": "cannot build Qwen3_5MoeForConditionalGeneration",
+    "deepseek-ai__DeepSeek-OCR-2__sen-ye": "knows no model_type 'deepseek_vl_v2'",
+    "google__gemma-4__victortorresa94-del": 0,
+    "google__medgemma-27b-it": 3,  # Gemma-3's older layout
+    "ibm-granite__granite-3.1-1b-a400m-instruct": "GraniteMoeExperts",
+    "meta-llama__Llama-3.2-3B-Instruct": 0,
+    "microsoft__WizardLM-2-8x22B": 56,  # Mixtral: model.layers.N.block_sparse_moe. → model.layers.N.mlp., per layer
+    "nvidia__Cosmos-Reason2__sarcascoder": 0,  # Qwen3-VL
+    "openai__gpt-oss-20b__EchoCog": "GptOssExperts",
+    "remodlai__qwen-2.5-vl-7b-instruct-lexiq": 4,
+}
+
+
+@pytest.mark.parametrize("folder", sorted(CORPUS_LAYOUTS))
+def test_default_profile_on_real_published_indexes(folder: str) -> None:
+    """The model built on the meta device from the real ``config.json``, the profile derived from the real
+    index's names (headers of the index only): every stored module is one the model has."""
+    root = corpus_dir(folder)
+    modules = build_inventory(read_checkpoint(root)).modules
+    expected = CORPUS_LAYOUTS[folder]
+    try:
+        model = build_empty_model(model_config(root), torch.bfloat16)
+        choice = choose_profile(None, model, modules, unfuse_experts(model))
+    except QuantResolveError as err:
+        assert isinstance(expected, str) and expected in str(err) and "\n" not in str(err), str(err)
+        return
+    assert isinstance(expected, int), choice.reason
+    assert len(choice.profile.mapper.orig_to_new_prefix) == expected, choice.reason
+    built = dict(model.named_modules())
+    assert [n for n in modules if choice.profile.mapper.map_name(n) not in built] == []
