@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from transformers import AutoConfig, PretrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from quantresolve.errors import LoadError
 from quantresolve.formats.loader import CONFIG_FILE
@@ -47,10 +49,13 @@ def model_config(root: str | Path) -> PretrainedConfig:
         raise LoadError("missing model_type: cannot choose the architecture", file=CONFIG_FILE,
                         field="model_type")
     check_architectures(data)
+    if model_type not in CONFIG_MAPPING:  # transformers' own message lists every known type on one line
+        raise LoadError(f"transformers {transformers.__version__} knows no model_type {model_type!r}",
+                        file=CONFIG_FILE, field="model_type")
     try:
         return AutoConfig.for_model(model_type, **data)
     except ValueError as err:  # transformers: unrecognized model type
-        raise LoadError(str(err).splitlines()[0], file=CONFIG_FILE, field="model_type") from None
+        raise LoadError(str(err).splitlines()[0][:300], file=CONFIG_FILE, field="model_type") from None
     except (TypeError, KeyError, AttributeError, RuntimeError, ZeroDivisionError, OverflowError) as err:
         raise LoadError(f"transformers cannot read it as a {model_type!r} config: {type(err).__name__}: {err}"
                         .splitlines()[0], file=CONFIG_FILE) from None
