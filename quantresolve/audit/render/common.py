@@ -19,9 +19,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from quantresolve.audit.grouping import FindingGroup
 from quantresolve.audit.layer_map import column_order, layer_position
 from quantresolve.audit.report import AuditReport
-from quantresolve.formats.normalized import Finding
 
 #: Fixed colours for common labels (hex); others get a stable colour from their name.
 ALGO_COLOURS: dict[str, str] = {
@@ -127,6 +127,6 @@ def layer_tables(report: AuditReport, *, fold: bool = True) -> list[tuple[str, l
     return out
 
 
-def finding_where(finding: Finding) -> str:
+def finding_where(finding: FindingGroup) -> str:
     """``file: field`` of a finding (either may be missing)."""
     return f"{finding.file or ''}{': ' + finding.field if finding.field else ''}"
