@@ -83,8 +83,9 @@ def test_markdown_tables(mixed, cli):
 
 
 def test_html_is_self_contained(mixed, cli):
+    """Inline script and data only (structure: test_html_report.py; behaviour: test_html_chromium.py)."""
     out = cli("audit", mixed, "--format", "html").out
-    assert "<script" not in out and "src=" not in out and "<link" not in out
+    assert "src=" not in out and "<link" not in out and "Content-Security-Policy" in out
     assert out.count('class="cell"') == 8 and 'title="model.layers.0.self_attn.qkv_proj: FP8"' in out
 
 
