@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 
+from ..docstring_examples import check_examples
+
 MODULES = ["codes", "coverage", "dead", "expectations", "grouping", "layer_map", "layout", "pattern", "schema",
-           "render.common"]
+           "render.common", "render.html_data"]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(f"quantresolve.audit.{name}")
-    result = doctest.testmod(module)
-    assert result.failed == 0
-    assert result.attempted > 0
+    check_examples(f"quantresolve.audit.{name}")

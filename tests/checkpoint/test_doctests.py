@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
+
+from ..docstring_examples import check_examples
 
 MODULES = [
     "catalog",
@@ -23,14 +22,8 @@ MODULES = [
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(f"quantresolve.checkpoint.{name}")
-    result = doctest.testmod(module)
-    assert result.failed == 0
-    assert result.attempted > 0
+    check_examples(f"quantresolve.checkpoint.{name}")
 
 
 def test_gc_pause_docstring_examples() -> None:
-    module = importlib.import_module("quantresolve.util.gcpause")
-    result = doctest.testmod(module)
-    assert result.failed == 0
-    assert result.attempted > 0
+    check_examples("quantresolve.util.gcpause")
