@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quantresolve.audit.codes import CODES
-from quantresolve.audit.pattern import compact, natural_key
+from quantresolve.audit.pattern import compact, natural_sorted
 from quantresolve.formats.normalized import Finding, Severity
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -90,8 +90,8 @@ def group_findings(findings: Iterable[Finding], part_units: Mapping[str, str] | 
         buckets.setdefault(key, {})[(f.subject, f.field)] = None
     groups = []
     for (code, severity, cause, file), entries in buckets.items():
-        subjects = sorted({s for s, _ in entries if s is not None}, key=natural_key)
-        units = sorted({u for s in subjects if (u := part_units.get(s)) is not None}, key=natural_key)
+        subjects = natural_sorted({s for s, _ in entries if s is not None})
+        units = natural_sorted({u for s in subjects if (u := part_units.get(s)) is not None})
         groups.append(FindingGroup(
             code=code, severity=severity, cause=cause, count=len(entries), members=tuple(subjects),  # type: ignore[arg-type]
             units=tuple(units), file=file, field=_common_field([f for _, f in entries]),
