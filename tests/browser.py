@@ -22,7 +22,7 @@ import json
 import os
 import select
 import shutil
-import subprocess
+import signal
 import tempfile
 import time
 from typing import Any
@@ -53,20 +53,17 @@ class Chromium:
         self.profile = tempfile.mkdtemp(prefix="qr-chromium-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
-
-        def wire() -> None:  # in the child: the protocol pipes become descriptors 3 and 4
-            r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
-            w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
-            os.dup2(r, 3)
-            os.dup2(w, 4)
-
-        self.process = subprocess.Popen(
-            [executable, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
-             "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4), preexec_fn=wire)
-        os.close(to_browser_r)
-        os.close(from_browser_w)
+        # The child's ends, moved above 9 so that the spawn's dup2 onto 3 and 4 cannot clobber them;
+        # posix_spawn (not fork + preexec_fn) is safe in a process with threads (pytest-xdist workers).
+        r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD_CLOEXEC, 10)
+        argv = [executable, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
+                "about:blank"]
+        actions = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+        actions += [(os.POSIX_SPAWN_DUP2, r, 3), (os.POSIX_SPAWN_DUP2, w, 4)]
+        self.pid = os.posix_spawn(executable, argv, os.environ, file_actions=actions)
+        for fd in (to_browser_r, from_browser_w, r, w):
+            os.close(fd)
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
@@ -173,11 +170,13 @@ class Chromium:
     def close(self) -> None:
         with contextlib.suppress(BrowserError, OSError):
             self.send("Browser.close", page=False)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        deadline = time.monotonic() + 10
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                break
+            time.sleep(0.05)
         for fd in (self._to_browser, self._from_browser):
             with contextlib.suppress(OSError):
                 os.close(fd)
