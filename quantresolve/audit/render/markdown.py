@@ -55,7 +55,7 @@ def render_markdown(report: AuditReport) -> str:
               f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info.", ""]
     if report.findings:
         shown = report.findings[:MAX_FINDINGS]
-        lines += _table(["severity", "code", "count", "modules", "cause", "where"],
+        lines += _table(["severity", "code", "count", "names", "cause", "where"],
                         [[f.severity, f.code, str(f.count), f.pattern or "", f.cause, finding_where(f)]
                          for f in shown])
         if len(report.findings) > MAX_FINDINGS:
