@@ -12,6 +12,11 @@ built-in summary of it) are BF16. KV-cache scales use the generic ModelOpt
 naming ``<attn>.k_proj.k_scale`` / ``<attn>.v_proj.v_scale`` (field-notes §5);
 that DeepSeek's real MLA export uses exactly these names is not verified.
 
+The same builder writes the layout of any DeepSeek-V3-style corpus folder (config.json +
+hf_quant_config.json, e.g. nvidia/GLM-5-NVFP4, whose GlmMoeDsa layers add a DeepSeek-V3.2
+indexer): ``write_synthetic_checkpoint(dir, *corpus_layout(folder), experts=8)``; fewer experts
+keep a test's checkpoint small while every layer, router and exclude entry stays as in the real one.
+
 Usage::
 
     python benchmarks/audit_scale_data.py [--dir DIR] [--read-only]
@@ -33,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-CORPUS_QUANT_CONFIG = Path("/work/shared/corpus/nvidia__DeepSeek-V3.1-NVFP4/hf_quant_config.json")
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS_QUANT_CONFIG = CORPUS / "nvidia__DeepSeek-V3.1-NVFP4" / "hf_quant_config.json"
 
 CONFIG = {
     "architectures": ["DeepseekV3ForCausalLM"],
@@ -84,13 +90,28 @@ def load_quant_config() -> dict:
     return _builtin_quant_config()
 
 
+def corpus_layout(folder: str | os.PathLike[str]) -> tuple[dict, dict] | None:
+    """``(config.json, hf_quant_config.json)`` of a corpus folder, or ``None`` when either is absent."""
+    root = Path(folder)
+    if not (root / "config.json").is_file() or not (root / "hf_quant_config.json").is_file():
+        return None
+    return (json.loads((root / "config.json").read_text()),
+            json.loads((root / "hf_quant_config.json").read_text()))
+
+
 def _linears(layer: int, cfg: dict) -> list[tuple[str, int, int]]:
     """(module, out N, in K) of every linear in one decoder layer."""
     h = cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
     qk_head = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]
     p = f"model.layers.{layer}"
-    out = [
+    indexer = []
+    if cfg.get("index_n_heads"):  # DeepSeek-V3.2 / GLM-5 sparse-attention indexer
+        ih, idim = cfg["index_n_heads"], cfg["index_head_dim"]
+        indexer = [(f"{p}.self_attn.indexer.wq_b", ih * idim, cfg["q_lora_rank"]),
+                   (f"{p}.self_attn.indexer.wk", idim, h),
+                   (f"{p}.self_attn.indexer.weights_proj", ih, h)]
+    out = [*indexer,
         (f"{p}.self_attn.q_a_proj", cfg["q_lora_rank"], h),
         (f"{p}.self_attn.q_b_proj", heads * qk_head, cfg["q_lora_rank"]),
         (f"{p}.self_attn.kv_a_proj_with_mqa", cfg["kv_lora_rank"] + cfg["qk_rope_head_dim"], h),
@@ -140,6 +161,9 @@ def synthetic_tensors(cfg: dict, quant: dict) -> list[tuple[str, str, list[int]]
             (f"{p}.self_attn.q_a_layernorm.weight", "BF16", [cfg["q_lora_rank"]]),
             (f"{p}.self_attn.kv_a_layernorm.weight", "BF16", [cfg["kv_lora_rank"]]),
         ]
+        if cfg.get("index_n_heads"):
+            tensors += [(f"{p}.self_attn.indexer.k_norm.{t}", "BF16", [cfg["index_head_dim"]])
+                        for t in ("weight", "bias")]
         if not excluded(f"{p}.self_attn"):
             tensors += [
                 (f"{p}.self_attn.k_proj.k_scale", "F32", []),
@@ -203,10 +227,21 @@ def write_synthetic_deepseek_checkpoint(
     directory: str | os.PathLike[str], shards: int = 163
 ) -> int:
     """Write the sparse checkpoint into ``directory``; return the number of tensors."""
+    return write_synthetic_checkpoint(directory, CONFIG, load_quant_config(), shards)
+
+
+def write_synthetic_checkpoint(
+    directory: str | os.PathLike[str], config: dict, quant: dict, shards: int = 163,
+    experts: int | None = None,
+) -> int:
+    """Write a sparse checkpoint of ``config``'s layout quantized as ``quant`` says (``experts``:
+    routed experts per MoE layer instead of the config's ``n_routed_experts``)."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    quant = load_quant_config()
-    tensors = synthetic_tensors(CONFIG, quant)
+    config = {**CONFIG, **config}  # keys a corpus config.json may lack (MTP layers, expert counts)
+    if experts is not None:
+        config["n_routed_experts"] = experts
+    tensors = synthetic_tensors(config, quant)
     total = sum(_nbytes(d, s) for _, d, s in tensors)
     budget = total / shards
     weight_map: dict[str, str] = {}
@@ -226,7 +261,6 @@ def write_synthetic_deepseek_checkpoint(
     weight_map.update((n, names[index - 1]) for n, _, _ in chunk)
     index_json = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
     (root / "model.safetensors.index.json").write_text(json.dumps(index_json, indent=2))
-    config = dict(CONFIG)
     (root / "config.json").write_text(json.dumps(config, indent=2))
     (root / "hf_quant_config.json").write_text(json.dumps(quant, indent=4))
     return len(tensors)

@@ -1,8 +1,8 @@
 """The audit report: its data model and its JSON form (the versioned contract).
 
-JSON layout (``schema_version`` 1; ``schemas/audit-report.schema.json``)::
+JSON layout (``schema_version`` 2; ``schemas/audit-report.schema.json``)::
 
-    {"schema_version": 1, "tool": "quantresolve 0.1.0", "checkpoint": "...", "producer": "modelopt",
+    {"schema_version": 2, "tool": "quantresolve 0.1.0", "checkpoint": "...", "producer": "modelopt",
      "producer_version": "0.47.0", "quant_algo": "MIXED_PRECISION", "kv_cache": null,
      "profile": "llama", "evidence_level": "headers" | "names-only",
      "shards": 1, "tensors": 201, "config_sources": ["hf_quant_config.json", "config.json"],
@@ -12,10 +12,16 @@ JSON layout (``schema_version`` 1; ``schemas/audit-report.schema.json``)::
                   "quantized_linear_param_fraction", "quantized_linear_module_fraction",
                   "params_known", "total_params", "total_bytes", "kv_cache": {...}},
      "layer_map": [{"stack": "model.layers", "columns": [...], "rows": [{"index": 0, "cells": {...}}]}],
-     "findings": [{"code", "severity", "message", "subject", "file", "field"}, ...],
+     "findings": [{"code", "severity", "message", "cause", "count", "pattern", "members", "units",
+                   "file", "field"}, ...],
      "summary": {"error": 0, "warning": 0, "info": 0}}
 
-Compatibility promise: keys are only ever added; existing keys keep their meaning.
+``findings`` are grouped (:mod:`.grouping`): one entry per code and cause, ``members`` every module
+(or config entry) it names, ``pattern`` the same set written compactly, ``count`` how many raw
+findings were merged; ``summary`` counts these groups per severity.
+
+Compatibility promise: within a schema version keys are only ever added and keep their meaning;
+version 2 (grouped findings: ``subject`` gave way to ``members`` / ``pattern``) is the one break so far.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantresolve.formats.normalized import Finding
+from quantresolve.audit.grouping import SEVERITY_ORDER, FindingGroup
 
-SCHEMA_VERSION = 1
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+SCHEMA_VERSION = 2
+__all__ = ["SCHEMA_VERSION", "SEVERITY_ORDER", "AuditReport", "ModuleReport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +86,10 @@ class AuditReport:
     modules: list[ModuleReport]
     coverage: dict[str, Any]
     layer_map: list[dict[str, Any]]
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[FindingGroup] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
+        """Grouped findings per severity."""
         out = {"error": 0, "warning": 0, "info": 0}
         for f in self.findings:
             out[f.severity] += 1
@@ -112,6 +119,6 @@ class AuditReport:
             "modules": [m.to_json() for m in self.modules],
             "coverage": self.coverage,
             "layer_map": self.layer_map,
-            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "findings": [f.to_json() for f in self.findings],
             "summary": self.counts(),
         }

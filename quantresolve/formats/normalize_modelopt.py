@@ -42,6 +42,7 @@ from quantresolve.formats.normalized import (
     NameEntry,
     NormalizedConfig,
     SchemeGroup,
+    Severity,
     name_entries,
 )
 from quantresolve.formats.registry import LayoutSchema, ProducerFormat, Sidecar, register_format
@@ -179,7 +180,7 @@ def _modelopt_from_flat_at(flat: ModelOptFlatConfig, *, file: str, base: str, fi
     findings: list[Finding] = []
     if flat.quant_method == "fp8":
         findings.append(Finding(
-            code="base-format-fp8", severity="warning", file=file, field=f"{field}quant_method",
+            code="base-format-fp8", severity=SEVERITIES["base-format-fp8"], file=file, field=f"{field}quant_method",
             message="quant_method 'fp8' next to ModelOpt keys: layers outside the ModelOpt scheme are stored in "
                     "the base block-FP8 format, which quantresolve does not resolve"))
     if label == MIXED_PRECISION and not layers and groups:
@@ -228,13 +229,27 @@ def _check_mixed(cfg: NormalizedConfig, file: str, field: str) -> None:
                           field=field.rsplit(".", 1)[0] + ".quant_algo" if "." in field else "quant_algo")
 
 
+#: Severity of each finding this module raises; the audit's code registry repeats them (a test keeps
+#: the two equal). A difference that makes an engine reading config.json load the weights with other
+#: arguments is an error; the KV cache or spelling of excludes a warning; the producer version info.
+SEVERITIES: dict[str, Severity] = {
+    "base-format-fp8": "warning",
+    "files-disagree-algo": "error",
+    "files-disagree-kv": "warning",
+    "files-disagree-group-size": "error",
+    "files-disagree-producer-version": "info",
+    "files-disagree-exclude": "warning",
+    "files-disagree-layers": "error",
+}
+
+
 def _compare(hf: NormalizedConfig, flat: NormalizedConfig) -> list[Finding]:
     """Every way the flat config.json disagrees with the authoritative hf_quant_config.json."""
     out: list[Finding] = []
 
     def diff(code: str, what: str, mine: object, theirs: object, field: str) -> None:
         if mine != theirs:
-            out.append(Finding(code=code, severity="warning", file=flat.sources[0], field=field, subject=what,
+            out.append(Finding(code=code, severity=SEVERITIES[code], file=flat.sources[0], field=field, subject=what,
                                message=f"{what}: {HF_QUANT_FILE} says {mine!r}, {flat.sources[0]} says {theirs!r}; "
                                        f"{HF_QUANT_FILE} is authoritative"))
 
@@ -251,7 +266,7 @@ def _compare(hf: NormalizedConfig, flat: NormalizedConfig) -> list[Finding]:
     if hf_ex != flat_ex:
         only_hf = sorted(set(hf_ex) - set(flat_ex))
         only_flat = sorted(set(flat_ex) - set(hf_ex))
-        out.append(Finding(code="files-disagree-exclude", severity="warning", file=flat.sources[0],
+        out.append(Finding(code="files-disagree-exclude", severity=SEVERITIES["files-disagree-exclude"], file=flat.sources[0],
                            field="quantization_config.ignore", subject="exclude set",
                            message=f"exclude sets differ: only in {HF_QUANT_FILE}: {only_hf[:5]}"
                                    f"{'...' if len(only_hf) > 5 else ''} ({len(only_hf)}); only in "
@@ -260,13 +275,13 @@ def _compare(hf: NormalizedConfig, flat: NormalizedConfig) -> list[Finding]:
     hf_layers = {e.name: e.scheme.algo for e in hf.layers}
     flat_layers = {e.name: e.scheme.algo for e in flat.layers}
     if len(hf_layers) != len(flat_layers):
-        out.append(Finding(code="files-disagree-layers", severity="warning", file=flat.sources[0],
+        out.append(Finding(code="files-disagree-layers", severity=SEVERITIES["files-disagree-layers"], file=flat.sources[0],
                            field="quantization_config.quantized_layers", subject="quantized_layers count",
                            message=f"{HF_QUANT_FILE} lists {len(hf_layers)} quantized layers, "
                                    f"{flat.sources[0]} lists {len(flat_layers)}"))
     for name in sorted(set(hf_layers) & set(flat_layers)):
         if hf_layers[name] != flat_layers[name]:
-            out.append(Finding(code="files-disagree-layers", severity="warning", file=flat.sources[0],
+            out.append(Finding(code="files-disagree-layers", severity=SEVERITIES["files-disagree-layers"], file=flat.sources[0],
                                field=f"quantization_config.quantized_layers[{json.dumps(name)}]", subject=name,
                                message=f"{name}: {HF_QUANT_FILE} says {hf_layers[name]}, "
                                        f"{flat.sources[0]} says {flat_layers[name]}"))

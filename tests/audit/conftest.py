@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 import shutil
 import struct
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from quantresolve.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINTS = REPO / "fixtures" / "checkpoints"
+BENCHMARK = REPO / "benchmarks" / "audit_scale_data.py"
 
 #: name → [dtype, shape, raw bytes]
 Tensors = dict[str, list]
@@ -81,3 +83,14 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         captured = capsys.readouterr()
         return CliResult(rc, captured.out, captured.err)
     return run
+
+
+@pytest.fixture(scope="session")
+def deepseek(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The DeepSeek-V3 layout (exclude list of nvidia/DeepSeek-V3.1-NVFP4 when the corpus is there, else a
+    summary of it; 4 experts per layer): 62 layers, routers built unquantized (one info group of 58),
+    KV-cache scales, headers (parameters known)."""
+    path = tmp_path_factory.mktemp("deepseek")
+    bench = runpy.run_path(str(BENCHMARK))
+    bench["write_synthetic_checkpoint"](path, bench["CONFIG"], bench["load_quant_config"](), shards=2, experts=4)
+    return path

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
+
+from ..docstring_examples import check_examples
 
 MODULES = [
     "catalog",
@@ -22,15 +21,9 @@ MODULES = [
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(f"quantresolve.checkpoint.{name}")
-    result = doctest.testmod(module)
-    assert result.failed == 0
-    assert result.attempted > 0
+    check_examples(f"quantresolve.checkpoint.{name}")
 
 
 @pytest.mark.parametrize("name", ["gcpause", "containment", "jsonfile", "patterns"])
 def test_util_docstring_examples(name: str) -> None:
-    module = importlib.import_module(f"quantresolve.util.{name}")
-    result = doctest.testmod(module)
-    assert result.failed == 0
-    assert result.attempted > 0
+    check_examples(f"quantresolve.util.{name}")
