@@ -9,7 +9,7 @@ bitsandbytes. All are built like ``from_pretrained`` (float32 RoPE ``inv_freq``)
 Tolerances are per fixture, measured on the 2-core CPU box with the auto backends (bf16 compute) and
 set at ~1.5x the measured max |Δlogit| (logits reach |0.72|; one bf16 step there is 0.004), and at one
 bf16 step where the load is bit-exact. Activations are quantized with each producer's own arithmetic
-(:mod:`quantresolve.dispatch.act_arith`). What is left, measured:
+(:mod:`quantresolve.dispatch.activations`). What is left, measured:
 
 * **bit-exact** (0.0), 16 fixtures: compressed-tensors FP8, FP8_DYNAMIC, FP8_BLOCK, NVFP4, NVFP4A16,
   MXFP4A16 and the converted ``ct-from-modelopt-nvfp4``; ModelOpt FP8, FP8_PER_CHANNEL_PER_TOKEN, NVFP4,

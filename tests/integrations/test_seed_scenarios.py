@@ -175,7 +175,7 @@ def test_gemma4_logits_and_first_tokens_match_the_producer(gemma4) -> None:
     with torch.no_grad():
         logits = gemma4(**inputs).logits.float()
     # The towers are exact (above); the text model is W8A8 with compressed-tensors' own bf16 activation
-    # rounding (dispatch/act_arith.py): 0.051 measured, 0.085 while the activations were rounded in float32.
+    # rounding (dispatch/activations/): 0.051 measured, 0.085 while the activations were rounded in float32.
     # Not traced further; the int8 weight-only kernel accumulates differently from the reference's bf16 matmul.
     assert (logits - ref["logits"]).abs().max() <= 0.075
     prompt = inputs["input_ids"].shape[1]

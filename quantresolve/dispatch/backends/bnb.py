@@ -8,7 +8,7 @@ What runs depends on the layer's format:
   serialized tensors (bitsandbytes' fused 4-bit GEMV on CPU and CUDA);
 - LLM.int8: bitsandbytes' int8 ops exactly as ``Linear8bitLt`` runs them in
   eval mode — int8 rows with the outlier columns above the scheme's threshold
-  in 16 bits (:mod:`..llm_int8`) — so the output is bitsandbytes' own, bit for bit.
+  in 16 bits (:mod:`..activations.bitsandbytes`) — so the output is bitsandbytes' own, bit for bit.
 
     >>> from quantresolve.formats.scheme import bnb_scheme
     >>> sorted(FORMATS), bnb_format_of(bnb_scheme("BNB_INT8")).name
