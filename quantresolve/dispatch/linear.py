@@ -34,10 +34,9 @@ import torch
 from torch import nn
 
 from quantresolve.dispatch.backends import Backend, Shard, ShardGroup
-from quantresolve.dispatch.codecs import WeightCodec, codec_for
-from quantresolve.dispatch.codecs.base import Tensors
+from quantresolve.dispatch.codecs import DenseCodec, WeightCodec, codec_for
 from quantresolve.dispatch.selection import device_info, select_backend
-from quantresolve.dispatch.specs import ANY_DTYPE, ANY_FLOAT, Shapes, TensorSpec
+from quantresolve.dispatch.specs import ANY_FLOAT, Shapes, TensorSpec, check_tensor
 from quantresolve.errors import DispatchError, LoadError
 from quantresolve.formats.scheme import QuantScheme
 
@@ -45,45 +44,6 @@ if TYPE_CHECKING:
     from quantresolve.dispatch.tp import TPPlan, TPSpec
 
 Key = tuple[str | None, str]
-
-
-class DenseCodec(WeightCodec):
-    """An unquantized layer: ``weight`` in any float dtype."""
-
-    copy_free = True
-
-    def __init__(self) -> None:  # no scheme
-        self.scheme = None  # type: ignore[assignment]
-
-    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
-        return {"weight": TensorSpec((n, k), ANY_FLOAT)}
-
-    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        return t["weight"]
-
-    def act_quant(self, t: Tensors) -> None:
-        return None
-
-
-def _dtype_ok(spec: TensorSpec, tensor: torch.Tensor) -> bool:
-    if spec.dtype == ANY_DTYPE:
-        return True
-    if spec.dtype == ANY_FLOAT:
-        return tensor.is_floating_point() and tensor.element_size() >= 2
-    return str(tensor.dtype).removeprefix("torch.") == spec.dtype
-
-
-def check_tensor(spec: TensorSpec, tensor: torch.Tensor, where: str) -> torch.Tensor:
-    """``tensor`` if its dtype and shape match ``spec`` (a flexible shape is reshaped), else a LoadError."""
-    if not _dtype_ok(spec, tensor):
-        raise LoadError(f"dtype {tensor.dtype} does not match expected {spec.dtype}", field=where)
-    if spec.shape is not None:
-        shape = tuple(tensor.shape)
-        if spec.flexible and tensor.numel() == max(1, _numel(spec.shape)):
-            return tensor.reshape(spec.shape)
-        if shape != tuple(spec.shape):
-            raise LoadError(f"shape {list(shape)} does not match expected {list(spec.shape)}", field=where)
-    return tensor
 
 
 class QuantLinear(nn.Module):
@@ -284,13 +244,6 @@ def weight_stand_in(n: int, k: int, dtype: torch.dtype, device: torch.device | s
         (torch.Size([3, 2]), torch.bfloat16, 'cpu', (0, 0), True)
     """
     return torch.full((), float("nan"), dtype=dtype, device=device).expand(n, k)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def make_linear(scheme: QuantScheme | None, in_features: int, out_features: int | list[int], *,

@@ -46,7 +46,8 @@ from quantresolve.dispatch.backends.base import (
     row_major,
 )
 from quantresolve.dispatch.backends.int_weights import has_int_view, weight_only_input
-from quantresolve.dispatch.codecs.base import IntWeights, codec_overrides
+from quantresolve.dispatch.codecs.base import IntWeights
+from quantresolve.dispatch.codecs.registry import codec_overrides
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
 

@@ -20,7 +20,8 @@ import torch
 
 from quantresolve.dispatch.backends.base import ShardGroup
 from quantresolve.dispatch.chunked import row_parts
-from quantresolve.dispatch.codecs.base import IntWeights, codec_overrides
+from quantresolve.dispatch.codecs.base import IntWeights
+from quantresolve.dispatch.codecs.registry import codec_overrides
 from quantresolve.dispatch.specs import Verdict
 from quantresolve.errors import DispatchError
 from quantresolve.formats.scheme import QuantScheme

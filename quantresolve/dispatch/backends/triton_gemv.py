@@ -52,7 +52,7 @@ from quantresolve.dispatch.backends.int_weights import (
     weight_only_input,
 )
 from quantresolve.dispatch.chunked import CHUNK_ELEMENTS
-from quantresolve.dispatch.codecs.base import codec_overrides
+from quantresolve.dispatch.codecs.registry import codec_overrides
 from quantresolve.dispatch.kernels.gemv_configs import PACKED_MAX_M, GemvConfig, choose_config
 from quantresolve.dispatch.kernels.gemv_formats import FORMATS, int_format
 from quantresolve.dispatch.kernels.gemv_layout import (

@@ -22,14 +22,8 @@ import torch
 
 from quantresolve.dispatch.activations import ActQuant
 from quantresolve.dispatch.activations.bitsandbytes import scheme_threshold
-from quantresolve.dispatch.codecs.base import (
-    IntWeights,
-    Tensors,
-    WeightCodec,
-    codec_for,
-    register_codec,
-    row_scale,
-)
+from quantresolve.dispatch.codecs.base import IntWeights, Tensors, WeightCodec, row_scale
+from quantresolve.dispatch.codecs.registry import codec_for, register_codec
 from quantresolve.dispatch.numerics import unpack_nibbles
 from quantresolve.dispatch.specs import ANY_DTYPE, TensorSpec
 from quantresolve.errors import LoadError

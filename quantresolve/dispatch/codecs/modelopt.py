@@ -23,10 +23,9 @@ from quantresolve.dispatch.codecs.base import (
     IntWeights,
     Tensors,
     WeightCodec,
-    codec_for,
-    register_codec,
     row_scale,
 )
+from quantresolve.dispatch.codecs.registry import codec_for, register_codec
 from quantresolve.dispatch.numerics import (
     E4M3_MAX,
     e8m0_to_float,

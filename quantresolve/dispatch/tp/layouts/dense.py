@@ -1,6 +1,6 @@
 """The dense (unquantized) layer: one ``[N, K]`` float ``weight``.
 
-    >>> from quantresolve.dispatch.linear import DenseCodec
+    >>> from quantresolve.dispatch.codecs.dense import DenseCodec
     >>> sorted(layout_for(DenseCodec()))
     ['weight']
 """
@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from quantresolve.dispatch.codecs.base import WeightCodec
-from quantresolve.dispatch.linear import DenseCodec
+from quantresolve.dispatch.codecs.dense import DenseCodec
 from quantresolve.dispatch.tp.layouts.common import MATRIX
 from quantresolve.dispatch.tp.layouts.registry import Layout, layout_for, register_layout
 
