@@ -20,7 +20,7 @@ activation quantizer) is equal share one quantized activation and one GEMM.
 Tensor parallelism: with ``tp=TPSpec(mode, rank, world)`` the layer holds only
 rank ``rank``'s part of a column- (N) or row- (K) parallel layer; ``load``
 still takes the *full* checkpoint tensors and slices them on packed-word,
-group and block boundaries (:mod:`quantresolve.dispatch.tp`). A row-parallel
+group and block boundaries (:mod:`quantresolve.dispatch.slicing`). A row-parallel
 layer returns partial sums and keeps its bias in ``bias_after_reduce`` for
 :class:`~quantresolve.dispatch.tp.RowParallelLinear` to add after the all-reduce.
 """
@@ -28,7 +28,7 @@ layer returns partial sums and keeps its bias in ``bias_after_reduce`` for
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,12 +36,10 @@ from torch import nn
 from quantresolve.dispatch.backends import Backend, Shard, ShardGroup
 from quantresolve.dispatch.codecs import DenseCodec, WeightCodec, codec_for
 from quantresolve.dispatch.selection import device_info, select_backend
+from quantresolve.dispatch.slicing import TPPlan, TPSpec, plan_tp
 from quantresolve.dispatch.specs import ANY_FLOAT, Shapes, TensorSpec, check_tensor
 from quantresolve.errors import DispatchError, LoadError
 from quantresolve.formats.scheme import QuantScheme
-
-if TYPE_CHECKING:
-    from quantresolve.dispatch.tp import TPPlan, TPSpec
 
 Key = tuple[str | None, str]
 
@@ -72,9 +70,6 @@ class QuantLinear(nn.Module):
         self.codec: WeightCodec = codec_for(scheme, dtype) if scheme is not None else DenseCodec()
         self.tp_plan: TPPlan | None = None
         if tp is not None:
-            # Imported here: the tp package registers a layout for DenseCodec, defined in this module.
-            from quantresolve.dispatch.tp import plan_tp
-
             self.tp_plan = plan_tp(self.codec, int(in_features), sizes, names, bias=bias, spec=tp)
             in_features, sizes = self.tp_plan.local_k, self.tp_plan.local_sizes
         self.in_features, self.out_features = int(in_features), sum(sizes)

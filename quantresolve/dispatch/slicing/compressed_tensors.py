@@ -10,7 +10,7 @@ same way along **N**, so a column-parallel cut must fall on one of their words.
     >>> import torch
     >>> from quantresolve.formats.scheme import QuantArgs, QuantScheme
     >>> from quantresolve.dispatch.codecs import codec_for
-    >>> from quantresolve.dispatch.tp.split import TPSpec
+    >>> from quantresolve.dispatch.slicing.split import TPSpec
     >>> w = QuantArgs(num_bits=4, type="int", strategy="group", group_size=32, symmetric=False)
     >>> s = QuantScheme(algo="W4A16_ASYM", producer="compressed-tensors", format="pack-quantized", weights=w)
     >>> layout = layout_for(codec_for(s))
@@ -34,10 +34,10 @@ from quantresolve.dispatch.codecs.compressed_tensors import (
     CTIntQuantized,
     CTPackQuantized,
 )
-from quantresolve.dispatch.tp.layouts.common import MATRIX, group_axis, scale_slicer
-from quantresolve.dispatch.tp.layouts.registry import Layout, layout_for, register_layout
-from quantresolve.dispatch.tp.slicers import REPLICATED, Axis, AxisSlicer, Slicer
-from quantresolve.dispatch.tp.split import Split
+from quantresolve.dispatch.slicing.common import MATRIX, group_axis, scale_slicer
+from quantresolve.dispatch.slicing.registry import Layout, layout_for, register_layout
+from quantresolve.dispatch.slicing.slicers import REPLICATED, Axis, AxisSlicer, Slicer
+from quantresolve.dispatch.slicing.split import Split
 from quantresolve.errors import LoadError
 
 __all__ = ["layout_for"]

@@ -7,7 +7,7 @@ per-tensor ``weight_scale_2`` and ``input_scale`` are replicated.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
     >>> from quantresolve.dispatch.codecs import codec_for
-    >>> from quantresolve.dispatch.tp.split import TPSpec
+    >>> from quantresolve.dispatch.slicing.split import TPSpec
     >>> layout = layout_for(codec_for(modelopt_scheme("W4A16_AWQ", group_size=128)))
     >>> layout["weight"].violation(TPSpec("column", 0, 2).split(6, 256))
     'a cut at output row 3 falls inside a byte holding two output rows (2 output rows)'
@@ -27,9 +27,9 @@ from quantresolve.dispatch.codecs.modelopt import (
     ModelOptNVFP4,
     ModelOptW4A8AWQ,
 )
-from quantresolve.dispatch.tp.layouts.common import COLUMNS, MATRIX, scale_slicer
-from quantresolve.dispatch.tp.layouts.registry import Layout, layout_for, register_layout
-from quantresolve.dispatch.tp.slicers import REPLICATED, Axis, AxisSlicer
+from quantresolve.dispatch.slicing.common import COLUMNS, MATRIX, scale_slicer
+from quantresolve.dispatch.slicing.registry import Layout, layout_for, register_layout
+from quantresolve.dispatch.slicing.slicers import REPLICATED, Axis, AxisSlicer
 
 __all__ = ["layout_for"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from quantresolve.dispatch.tp.slicers import REPLICATED, Axis, AxisSlicer, Slicer
+from quantresolve.dispatch.slicing.slicers import REPLICATED, Axis, AxisSlicer, Slicer
 from quantresolve.errors import DispatchError
 from quantresolve.formats.scheme import QuantArgs
 
