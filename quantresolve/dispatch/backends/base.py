@@ -13,66 +13,15 @@ a device — with the reason when it cannot.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from quantresolve.dispatch.activations import InputTransform
-from quantresolve.dispatch.chunked import chunk_count, dequantize_into
-from quantresolve.dispatch.codecs.base import Tensors, WeightCodec
+from quantresolve.dispatch.shards import Shard, ShardGroup
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
 
-
-@dataclass
-class Shard:
-    """One loaded shard: its name, its output rows, and its checkpoint tensors."""
-
-    name: str | None
-    n: int
-    tensors: Tensors
-
-
-@dataclass
-class ShardGroup:
-    """Consecutive shards run together (one input transform); ``k`` = in_features."""
-
-    shards: list[Shard]
-    k: int
-    codec: WeightCodec
-    transform: InputTransform
-    dtype: torch.dtype
-    device: torch.device
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: Set at ``finalize()`` when the backend's prepared state rebuilds :meth:`dense` bit for bit and
-    #: the checkpoint tensors were released (see :meth:`Backend.rebuild`).
-    rebuild: Callable[[], torch.Tensor] | None = None
-
-    @property
-    def n(self) -> int:
-        return sum(s.n for s in self.shards)
-
-    def dense(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """The group's dequantized ``[n, k]`` weight in ``dtype`` (default: the compute dtype).
-
-        Large weights are dequantized in row chunks straight into the result (:mod:`..chunked`),
-        so the peak is the result plus one chunk's float32 intermediates.
-        """
-        dtype = dtype or self.dtype
-        # Always row-major: a matmul's rounding sees the layout (on AVX2 machines a column-major
-        # weight takes another GEMM path), so chunked, rebuilt and whole weights must agree on it.
-        if self.rebuild is not None:
-            return self.rebuild().to(dtype).contiguous()
-        if len(self.shards) == 1 and chunk_count(self.codec, self.n, self.k) == 1:
-            shard = self.shards[0]
-            return self.codec.dequantize(shard.tensors, shard.n, self.k).to(dtype).contiguous()
-        out = torch.empty(self.n, self.k, dtype=dtype, device=self.device)
-        row = 0
-        for shard in self.shards:
-            dequantize_into(self.codec, shard.tensors, shard.n, self.k, out[row:row + shard.n])
-            row += shard.n
-        return out
+__all__ = ["BACKENDS", "Backend", "Shard", "ShardGroup"]
 
 
 class Backend:
