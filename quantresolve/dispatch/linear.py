@@ -33,9 +33,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from quantresolve.dispatch.backends import Backend, Shard, ShardGroup
+from quantresolve.dispatch.backends.base import Backend
 from quantresolve.dispatch.codecs import DenseCodec, WeightCodec, codec_for
 from quantresolve.dispatch.selection import device_info, select_backend
+from quantresolve.dispatch.shards import Shard, ShardGroup
 from quantresolve.dispatch.slicing import TPPlan, TPSpec, plan_tp
 from quantresolve.dispatch.specs import ANY_FLOAT, Shapes, TensorSpec, check_tensor
 from quantresolve.errors import DispatchError, LoadError

@@ -18,7 +18,8 @@ from collections.abc import Iterable
 
 import torch
 
-from quantresolve.dispatch.backends import BACKENDS, Backend
+from quantresolve.dispatch.backends.base import Backend
+from quantresolve.dispatch.backends.catalog import BACKENDS
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.errors import BackendUnavailableError, DispatchError
 from quantresolve.formats.scheme import QuantScheme

@@ -74,3 +74,16 @@ class ShardGroup:
             dequantize_into(self.codec, shard.tensors, shard.n, self.k, out[row:row + shard.n])
             row += shard.n
         return out
+
+
+def share_rows(group: ShardGroup, stacked: torch.Tensor, suffix: str = "weight") -> None:
+    """Point each shard's ``suffix`` tensor at its rows of ``stacked`` when they hold the same values
+    (a backend that keeps the checkpoint's int8 / FP8 matrix as it is, concatenated along N): the
+    layer then holds the matrix once, and ``dequantize()`` reads the same numbers."""
+    row = 0
+    for shard in group.shards:
+        rows = stacked[row:row + shard.n]
+        row += shard.n
+        raw = shard.tensors.get(suffix)
+        if raw is not None and raw.dtype == rows.dtype and raw.shape == rows.shape and torch.equal(raw, rows):
+            shard.tensors[suffix] = rows

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from quantresolve.dispatch import BACKENDS, DeviceInfo, Shapes, make_linear, select_backend
-from quantresolve.dispatch.backends import avx512_gemv, gemlite, triton_gemv
+from quantresolve.dispatch.backends import gemlite, triton_gemv
+from quantresolve.dispatch.kernels import avx512_gemv
 from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, bnb_scheme, modelopt_scheme

@@ -50,6 +50,13 @@ class IntWeights:
             codes = codes - self.zero.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
         return codes * self.scale.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
 
+    def regroup(self, g: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """float32 scale and zero point ``[N, K/g]`` for a kernel group ``g`` dividing ``group``: each
+        column repeated ``group / g`` times (zero point ``None`` when there is none)."""
+        reps = self.group // g
+        zero = self.zero.float().repeat_interleave(reps, dim=1) if self.zero is not None else None
+        return self.scale.float().repeat_interleave(reps, dim=1), zero
+
 
 def row_scale(t: Tensors, key: str, n: int) -> torch.Tensor:
     """A per-output-row scale (``[N]``, ``[N, 1]`` or flexible) as float32 ``[N, 1]``."""
