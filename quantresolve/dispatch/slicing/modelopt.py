@@ -17,17 +17,9 @@ per-tensor ``weight_scale_2`` and ``input_scale`` are replicated.
 
 from __future__ import annotations
 
+from quantresolve.dispatch.codecs import modelopt as codecs
 from quantresolve.dispatch.codecs.base import WeightCodec
-from quantresolve.dispatch.codecs.modelopt import (
-    ModelOptFP8,
-    ModelOptInt4AWQ,
-    ModelOptInt8,
-    ModelOptMXFP4,
-    ModelOptMXFP8,
-    ModelOptNVFP4,
-    ModelOptW4A8AWQ,
-)
-from quantresolve.dispatch.slicing.common import COLUMNS, MATRIX, scale_slicer
+from quantresolve.dispatch.slicing.common import COLUMNS, FP4_BYTES, MATRIX, scale_slicer
 from quantresolve.dispatch.slicing.registry import Layout, layout_for, register_layout
 from quantresolve.dispatch.slicing.slicers import REPLICATED, Axis, AxisSlicer
 
@@ -35,22 +27,21 @@ __all__ = ["layout_for"]
 
 #: Per-tensor scalars every rank keeps whole.
 _SCALARS = {"weight_scale_2": REPLICATED, "input_scale": REPLICATED}
-_FP4_BYTES = AxisSlicer(n=Axis(0), k=Axis(1, 2, boundary="a byte of two FP4 values"))
 
 
-@register_layout(ModelOptFP8, ModelOptMXFP8, ModelOptInt8)
+@register_layout(codecs.ModelOptFP8, codecs.ModelOptMXFP8, codecs.ModelOptInt8)
 def _unpacked(codec: WeightCodec) -> Layout:
     return {"weight": MATRIX, "weight_scale": scale_slicer(codec.scheme.weights),
             "pre_quant_scale": COLUMNS} | _SCALARS
 
 
-@register_layout(ModelOptNVFP4, ModelOptMXFP4)
+@register_layout(codecs.ModelOptNVFP4, codecs.ModelOptMXFP4)
 def _fp4(codec: WeightCodec) -> Layout:
-    return {"weight": _FP4_BYTES, "weight_scale": scale_slicer(codec.scheme.weights),
+    return {"weight": FP4_BYTES, "weight_scale": scale_slicer(codec.scheme.weights),
             "pre_quant_scale": COLUMNS} | _SCALARS
 
 
-@register_layout(ModelOptInt4AWQ, ModelOptW4A8AWQ)
+@register_layout(codecs.ModelOptInt4AWQ, codecs.ModelOptW4A8AWQ)
 def _int4_awq(codec: WeightCodec) -> Layout:
     return {"weight": AxisSlicer(n=Axis(0, 2, boundary="a byte holding two output rows"), k=Axis(1)),
             "weight_scale": scale_slicer(codec.scheme.weights), "pre_quant_scale": COLUMNS} | _SCALARS
