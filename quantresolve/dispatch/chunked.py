@@ -3,12 +3,13 @@
 A codec dequantizes in float32 with several full-size intermediates (unpacked
 codes, repeated scales, their product): at 28672×8192 that is ~0.9 GB each
 for a 470 MB bf16 result. Splitting the rows bounds them to one chunk. The
-cuts reuse the tensor-parallel column slicers (:mod:`.slicing`), which
+cuts reuse the tensor-parallel column slicers (:mod:`.slicing`, the layer below this one), which
 already know where every format's packed words, row pairs, zero-point words,
 scale blocks and bitsandbytes absmax blocks may be cut; each chunk is
 dequantized by the codec itself, so the result is the whole-weight result bit
 for bit (every codec's arithmetic is row-local). A weight no even cut fits
-(e.g. a prime number of rows) is dequantized whole.
+(e.g. a prime number of rows) is dequantized whole. Place in the flow: above :mod:`.slicing` and
+:mod:`.codecs`, below :mod:`.shards` (whose ``dense()`` uses it) and the backends.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
     >>> from quantresolve.dispatch.codecs import codec_for

@@ -12,6 +12,8 @@ products and not the other rounds differently (``modelopt-w4a16-nvfp4-fp8kv``'s 
 0.0044 off with the plain division, 0.0 with this). Other producers keep the plain float32
 ``e4m3(x / scale) · scale`` — no fixture pins their rounding down yet.
 
+Place in the flow: a layer-level object beside :mod:`.linear`, over :mod:`.activations` only.
+
     >>> import torch
     >>> from quantresolve.formats.scheme import modelopt_kv_scheme
     >>> kv = make_kv_cache_scales(modelopt_kv_scheme("FP8"))

@@ -4,6 +4,10 @@ Life cycle: :func:`make_linear` → ``load(suffix, tensor, shard)`` for every
 tensor of :meth:`QuantLinear.expected_tensors` → ``finalize()`` (checks,
 groups fused shards, repacks for the backend) → ``forward(x)``.
 
+Place in the flow: the layer, near the top of the dispatcher — it builds its codec (:mod:`.codecs`),
+its rank's plan (:mod:`.slicing`), selects its backend (:mod:`.selection`), and groups its loaded
+shards (:mod:`.shards`) for it; only :mod:`.tp` sits above.
+
     >>> import torch
     >>> layer = make_linear(None, 4, 2)
     >>> layer.load("weight", torch.eye(2, 4))
