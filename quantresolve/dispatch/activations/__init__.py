@@ -19,6 +19,7 @@ from quantresolve.dispatch.activations.quant import (
     Arithmetic,
     InputTransform,
     arithmetic,
+    check_granularity,
 )
 
-__all__ = ["ARITHMETIC", "ActQuant", "Arithmetic", "InputTransform", "arithmetic"]
+__all__ = ["ARITHMETIC", "ActQuant", "Arithmetic", "InputTransform", "arithmetic", "check_granularity"]

@@ -115,6 +115,13 @@ class InputTransform:
         return self.act.fake(xs) if self.act is not None else xs.float()
 
 
+def check_granularity(act: ActQuant, allowed: tuple[str, ...]) -> None:
+    """Refuse a granularity an arithmetic does not implement (raised when the layer is built)."""
+    if act.granularity not in allowed:
+        raise DispatchError(f"{act.arith} {act.kind} activations with {act.granularity} scales are not "
+                            f"implemented (known: {', '.join(allowed)})", field="input_activations")
+
+
 Fake = Callable[[ActQuant, Tensor], Tensor]
 Codes = Callable[[ActQuant, Tensor], tuple[Tensor, Tensor]]
 
@@ -132,10 +139,7 @@ class Arithmetic:
         if act.kind not in self.fakes:
             raise DispatchError(f"{self.name} activation arithmetic has no {act.kind} "
                                 f"(known: {', '.join(sorted(self.fakes))})", field="input_activations")
-        allowed = self.granularities[act.kind]
-        if act.granularity not in allowed:  # refused when the layer is built, not in the first forward
-            raise DispatchError(f"{act.arith} {act.kind} activations with {act.granularity} scales are not "
-                                f"implemented (known: {', '.join(allowed)})", field="input_activations")
+        check_granularity(act, self.granularities[act.kind])
 
     def fake(self, act: ActQuant, x: Tensor) -> Tensor:
         return self.fakes[act.kind](act, x)
