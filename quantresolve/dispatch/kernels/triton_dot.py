@@ -76,13 +76,9 @@ if triton is not None:
         CH: tl.constexpr = BLOCK_KW // STRIPE
         PER_SUB: tl.constexpr = VPW // SUBS
         BLOCK_K: tl.constexpr = BLOCK_KW * VPW
-        rn, pid_k = tiles.rows(BLOCK_N)
-        rm = tl.arange(0, BLOCK_M)
-        kr = tl.arange(0, BLOCK_KW)
-        ch = tl.arange(0, CH)
+        rn, pid_k, rm, kr, ch = tiles.coordinates(BLOCK_N, BLOCK_M, BLOCK_KW, STRIPE)
         kk = tl.arange(0, BLOCK_K)
-        w_rows = w_ptr + rn.to(tl.int64)[:, None] * stride_wn
-        s_rows = rn[:, None] * stride_sn
+        w_rows, s_rows = tiles.row_pointers(w_ptr, rn, stride_wn, stride_sn)
         x_rows = x_ptr + rm[:, None] * stride_xm
         m_ok = (rm < M)[:, None]
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)

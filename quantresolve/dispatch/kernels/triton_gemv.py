@@ -80,13 +80,9 @@ if triton is not None:
         # the activations of slot j are [chunks, STRIPE] consecutive elements.
         CH: tl.constexpr = BLOCK_KW // STRIPE
         PER_SUB: tl.constexpr = VPW // SUBS
-        rn, pid_k = tiles.rows(BLOCK_N)
-        rm = tl.arange(0, BLOCK_M)
-        kr = tl.arange(0, BLOCK_KW)
-        ch = tl.arange(0, CH)
+        rn, pid_k, rm, kr, ch = tiles.coordinates(BLOCK_N, BLOCK_M, BLOCK_KW, STRIPE)
         st = tl.arange(0, STRIPE)
-        w_rows = w_ptr + rn.to(tl.int64)[:, None] * stride_wn
-        s_rows = rn[:, None] * stride_sn
+        w_rows, s_rows = tiles.row_pointers(w_ptr, rn, stride_wn, stride_sn)
         x_rows = x_ptr + rm[:, None, None] * stride_xm  # [BM, 1, 1]
         m_ok = (rm < M)[:, None, None]
         kw_lo = pid_k * kw_per_split

@@ -1,16 +1,16 @@
-"""What both Triton kernels over the packed weight share: the program's rows, decoding a word's slots
-and a tile's scales, writing the output, and launching. The kernels call the ``@triton.jit`` helpers
-through the module (``tiles.rows(...)``, ``tiles.slot(...)``, ``tiles.write(...)``).
+"""What both Triton kernels over the packed weight share: a program's coordinates, decoding a word's
+slots and a tile's scales, writing the output, and launching. The kernels call the ``@triton.jit``
+helpers through the module (``tiles.coordinates(...)``, ``tiles.slot(...)``, ``tiles.write(...)``).
 
 The GEMV (:mod:`.triton_gemv`, CUDA cores) and the small GEMM (:mod:`.triton_dot`, tensor cores) read
 the same layout (:mod:`.gemv_layout`) with the same grid — program ``(i, s)`` takes rows
 ``i·BLOCK_N …`` and the ``s``-th of ``split_k`` equal runs of whole ``BLOCK_KW`` word tiles
 (:func:`launch_grid`) — decode each code with :func:`slot` and each scale with :func:`scale`, and
 meet in a float32 atomic add when K is split (:func:`launch`). Only the arithmetic between the
-decode and the write is theirs. The helpers were cut where the compiled code stays the same: for
-sm_90, 47 of the 48 launch variants compile to the very SASS the kernels had with the code written
-out in each, the last to the same instructions in another order (a word tile's load stays written
-out in each kernel: as a helper, it moved the software pipeline's registers).
+decode and the write is theirs. The helpers were cut where the compiled code stays the same: compiled
+for sm_90, the 48 launch variants (4 formats, zero point or not, split K or not, 3 GEMV row counts)
+give the very SASS the kernels had with this code written out in each. A word tile's load stays
+written out in each kernel: as a helper it moved the software pipeline's registers.
 
 Place in the flow: a kernel module — packed words, scales and ``x`` in, ``y`` out; imports Triton
 when it is installed (the backend imports the kernels only in ``prepare()``).
@@ -155,11 +155,18 @@ if triton is not None:
         return s
 
     @triton.jit
-    def rows(BLOCK_N: tl.constexpr):
-        """This program's weight rows ``rn`` and its split of K."""
+    def coordinates(BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_KW: tl.constexpr, STRIPE: tl.constexpr):
+        """This program's rows of the weight ``rn``, its split of K ``pid_k``, the rows of x ``rm``, and
+        the word and chunk indices of a tile (``arange(BLOCK_KW)``, ``arange(BLOCK_KW / STRIPE)``)."""
         pid_n = tl.program_id(0)
         pid_k = tl.program_id(1)
-        return pid_n * BLOCK_N + tl.arange(0, BLOCK_N), pid_k
+        rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        return rn, pid_k, tl.arange(0, BLOCK_M), tl.arange(0, BLOCK_KW), tl.arange(0, BLOCK_KW // STRIPE)
+
+    @triton.jit
+    def row_pointers(w_ptr, rn, stride_wn, stride_sn):
+        """The pointers to the rows' words ``[BLOCK_N, 1]`` and the rows' offsets into the scales."""
+        return w_ptr + rn.to(tl.int64)[:, None] * stride_wn, rn[:, None] * stride_sn
 
     @triton.jit
     def write(y, out_ptr, r_ptr, rm, rn, rows_ok, N, stride_om, HAS_ROW_SCALE: tl.constexpr, ATOMIC: tl.constexpr):
