@@ -58,7 +58,7 @@ ATOL = {
     # int4 GEMM in bfloat16 against compressed-tensors' fake-quant model: well inside the W4 error.
     GEMMA3: Tolerance(0.02, 0.02),     # 0.0088 | 0.0078; 0.0061
     # The towers are exact (below); the text model is W8A8 with compressed-tensors' own bf16 activation
-    # rounding (dispatch/act_arith.py), 0.085 while the activations were rounded in float32. Not traced
+    # rounding (dispatch/activations/), 0.085 while the activations were rounded in float32. Not traced
     # further; the int8 weight-only kernel accumulates differently from the reference's bf16 matmul.
     GEMMA4: Tolerance(0.075, 0.075),   # 0.0508 | 0.0508; 0.0
     # NVFP4 (W4A4) and static FP8 activations against ModelOpt's own fake-quant model running the

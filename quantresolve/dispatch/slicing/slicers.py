@@ -8,7 +8,7 @@ only fall on a unit boundary — anything else would split a packed word, a
 group or a block between two ranks.
 
     >>> import torch
-    >>> from quantresolve.dispatch.tp.split import TPSpec
+    >>> from quantresolve.dispatch.slicing.split import TPSpec
     >>> packed = AxisSlicer(n=Axis(0), k=Axis(1, elements=8, boundary="an int32 word of 8 int4 values"))
     >>> t = torch.arange(8).reshape(2, 4)               # [N=2, K=32] packed 8 per word
     >>> packed.slice(t, TPSpec("row", 1, 2).split(2, 32), "weight_packed").tolist()
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from quantresolve.dispatch.tp.split import Split
+from quantresolve.dispatch.slicing.split import Split
 
 _WHAT = {"n": "output row", "k": "input column"}
 

@@ -16,7 +16,7 @@ is global and stays).
 
     >>> from quantresolve.formats.scheme import bnb_scheme
     >>> from quantresolve.dispatch.codecs import codec_for
-    >>> from quantresolve.dispatch.tp.split import TPSpec
+    >>> from quantresolve.dispatch.slicing.split import TPSpec
     >>> layout = layout_for(codec_for(bnb_scheme("BNB_NF4", double_quant=True)))
     >>> layout["weight.nested_absmax"].violation(TPSpec("row", 0, 2).split(128, 256))
     'rows of 256 weights do not start on a nested absmax block of 256 absmax values (16384 weights) of the flat buffer'
@@ -32,10 +32,10 @@ import torch
 
 from quantresolve.dispatch.codecs.base import WeightCodec
 from quantresolve.dispatch.codecs.bitsandbytes import BnB4bit, BnBInt8
-from quantresolve.dispatch.tp.layouts.common import MATRIX, ROWS
-from quantresolve.dispatch.tp.layouts.registry import Layout, layout_for, register_layout
-from quantresolve.dispatch.tp.slicers import REPLICATED, FlatSlicer, Slicer
-from quantresolve.dispatch.tp.split import Split
+from quantresolve.dispatch.slicing.common import MATRIX, ROWS
+from quantresolve.dispatch.slicing.registry import Layout, layout_for, register_layout
+from quantresolve.dispatch.slicing.slicers import REPLICATED, FlatSlicer, Slicer
+from quantresolve.dispatch.slicing.split import Split
 from quantresolve.errors import LoadError
 
 __all__ = ["layout_for"]

@@ -7,7 +7,7 @@ per-tensor ``weight_scale_2`` and ``input_scale`` are replicated.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
     >>> from quantresolve.dispatch.codecs import codec_for
-    >>> from quantresolve.dispatch.tp.split import TPSpec
+    >>> from quantresolve.dispatch.slicing.split import TPSpec
     >>> layout = layout_for(codec_for(modelopt_scheme("W4A16_AWQ", group_size=128)))
     >>> layout["weight"].violation(TPSpec("column", 0, 2).split(6, 256))
     'a cut at output row 3 falls inside a byte holding two output rows (2 output rows)'
@@ -17,40 +17,31 @@ per-tensor ``weight_scale_2`` and ``input_scale`` are replicated.
 
 from __future__ import annotations
 
+from quantresolve.dispatch.codecs import modelopt as codecs
 from quantresolve.dispatch.codecs.base import WeightCodec
-from quantresolve.dispatch.codecs.modelopt import (
-    ModelOptFP8,
-    ModelOptInt4AWQ,
-    ModelOptInt8,
-    ModelOptMXFP4,
-    ModelOptMXFP8,
-    ModelOptNVFP4,
-    ModelOptW4A8AWQ,
-)
-from quantresolve.dispatch.tp.layouts.common import COLUMNS, MATRIX, scale_slicer
-from quantresolve.dispatch.tp.layouts.registry import Layout, layout_for, register_layout
-from quantresolve.dispatch.tp.slicers import REPLICATED, Axis, AxisSlicer
+from quantresolve.dispatch.slicing.common import COLUMNS, FP4_BYTES, MATRIX, scale_slicer
+from quantresolve.dispatch.slicing.registry import Layout, layout_for, register_layout
+from quantresolve.dispatch.slicing.slicers import REPLICATED, Axis, AxisSlicer
 
 __all__ = ["layout_for"]
 
 #: Per-tensor scalars every rank keeps whole.
 _SCALARS = {"weight_scale_2": REPLICATED, "input_scale": REPLICATED}
-_FP4_BYTES = AxisSlicer(n=Axis(0), k=Axis(1, 2, boundary="a byte of two FP4 values"))
 
 
-@register_layout(ModelOptFP8, ModelOptMXFP8, ModelOptInt8)
+@register_layout(codecs.ModelOptFP8, codecs.ModelOptMXFP8, codecs.ModelOptInt8)
 def _unpacked(codec: WeightCodec) -> Layout:
     return {"weight": MATRIX, "weight_scale": scale_slicer(codec.scheme.weights),
             "pre_quant_scale": COLUMNS} | _SCALARS
 
 
-@register_layout(ModelOptNVFP4, ModelOptMXFP4)
+@register_layout(codecs.ModelOptNVFP4, codecs.ModelOptMXFP4)
 def _fp4(codec: WeightCodec) -> Layout:
-    return {"weight": _FP4_BYTES, "weight_scale": scale_slicer(codec.scheme.weights),
+    return {"weight": FP4_BYTES, "weight_scale": scale_slicer(codec.scheme.weights),
             "pre_quant_scale": COLUMNS} | _SCALARS
 
 
-@register_layout(ModelOptInt4AWQ, ModelOptW4A8AWQ)
+@register_layout(codecs.ModelOptInt4AWQ, codecs.ModelOptW4A8AWQ)
 def _int4_awq(codec: WeightCodec) -> Layout:
     return {"weight": AxisSlicer(n=Axis(0, 2, boundary="a byte holding two output rows"), k=Axis(1)),
             "weight_scale": scale_slicer(codec.scheme.weights), "pre_quant_scale": COLUMNS} | _SCALARS

@@ -10,7 +10,7 @@ same way along **N**, so a column-parallel cut must fall on one of their words.
     >>> import torch
     >>> from quantresolve.formats.scheme import QuantArgs, QuantScheme
     >>> from quantresolve.dispatch.codecs import codec_for
-    >>> from quantresolve.dispatch.tp.split import TPSpec
+    >>> from quantresolve.dispatch.slicing.split import TPSpec
     >>> w = QuantArgs(num_bits=4, type="int", strategy="group", group_size=32, symmetric=False)
     >>> s = QuantScheme(algo="W4A16_ASYM", producer="compressed-tensors", format="pack-quantized", weights=w)
     >>> layout = layout_for(codec_for(s))
@@ -26,18 +26,12 @@ import math
 
 import torch
 
+from quantresolve.dispatch.codecs import compressed_tensors as codecs
 from quantresolve.dispatch.codecs.base import WeightCodec
-from quantresolve.dispatch.codecs.compressed_tensors import (
-    CTMXFP4,
-    CTNVFP4,
-    CTFloatQuantized,
-    CTIntQuantized,
-    CTPackQuantized,
-)
-from quantresolve.dispatch.tp.layouts.common import MATRIX, group_axis, scale_slicer
-from quantresolve.dispatch.tp.layouts.registry import Layout, layout_for, register_layout
-from quantresolve.dispatch.tp.slicers import REPLICATED, Axis, AxisSlicer, Slicer
-from quantresolve.dispatch.tp.split import Split
+from quantresolve.dispatch.slicing.common import FP4_BYTES, MATRIX, group_axis, scale_slicer
+from quantresolve.dispatch.slicing.registry import Layout, layout_for, register_layout
+from quantresolve.dispatch.slicing.slicers import REPLICATED, Axis, AxisSlicer, Slicer
+from quantresolve.dispatch.slicing.split import Split
 from quantresolve.errors import LoadError
 
 __all__ = ["layout_for"]
@@ -58,7 +52,7 @@ class ShapeTensor(Slicer):
         return torch.tensor(split.local_nk, dtype=tensor.dtype)
 
 
-def _word_axis(codec: CTPackQuantized, dim: int, what: str) -> Axis:
+def _word_axis(codec: codecs.CTPackQuantized, dim: int, what: str) -> Axis:
     """Axis of int32 words holding ``what``, in whole-value units."""
     bits = codec.bits
     if codec.legacy:  # whole values per word, the remaining bits unused
@@ -70,9 +64,9 @@ def _word_axis(codec: CTPackQuantized, dim: int, what: str) -> Axis:
     return Axis(dim, elements, indices, boundary=f"{words} of {elements} {what}")
 
 
-@register_layout(CTPackQuantized)
+@register_layout(codecs.CTPackQuantized)
 def _pack_quantized(codec: WeightCodec) -> Layout:
-    assert isinstance(codec, CTPackQuantized)
+    assert isinstance(codec, codecs.CTPackQuantized)
     w = codec.scheme.weights
     scale = scale_slicer(w)
     bits = f"int{codec.bits} values"
@@ -86,18 +80,18 @@ def _pack_quantized(codec: WeightCodec) -> Layout:
     } | _ACTIVATION
 
 
-@register_layout(CTIntQuantized, CTFloatQuantized)
+@register_layout(codecs.CTIntQuantized, codecs.CTFloatQuantized)
 def _unpacked(codec: WeightCodec) -> Layout:
     scale = scale_slicer(codec.scheme.weights)
     return {"weight": MATRIX, "weight_scale": scale, "weight_zero_point": scale} | _ACTIVATION
 
 
-@register_layout(CTNVFP4, CTMXFP4)
+@register_layout(codecs.CTNVFP4, codecs.CTMXFP4)
 def _fp4(codec: WeightCodec) -> Layout:
-    assert isinstance(codec, CTNVFP4 | CTMXFP4)
+    assert isinstance(codec, codecs.CTNVFP4 | codecs.CTMXFP4)
     group = codec.group
     return {
-        "weight_packed": AxisSlicer(n=Axis(0), k=Axis(1, 2, boundary="a byte of two FP4 values")),
+        "weight_packed": FP4_BYTES,
         "weight_scale": AxisSlicer(n=Axis(0), k=group_axis(1, group)),
         "weight_global_scale": REPLICATED,
     } | _ACTIVATION

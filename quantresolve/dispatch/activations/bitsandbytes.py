@@ -1,4 +1,4 @@
-"""LLM.int8 activations: int8 rows with 16-bit outlier columns, as bitsandbytes runs them.
+"""bitsandbytes' activation rounding — LLM.int8: int8 rows with 16-bit outlier columns, as bitsandbytes runs them.
 
 A bitsandbytes int8 checkpoint (``load_in_8bit``) is not weight-only: at
 inference bitsandbytes quantizes every input row to int8 (``127 / absmax`` of
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from quantresolve.dispatch.activations.quant import register_arithmetic
 from quantresolve.formats.scheme import BNB_INT8_DEFAULT_THRESHOLD, QuantScheme
 
 
@@ -49,3 +50,8 @@ def llm_int8_fake(x: torch.Tensor, threshold: float) -> torch.Tensor:
     if outliers is not None:
         fake = torch.where(outliers.any(dim=0), x.float(), fake)
     return fake
+
+
+#: LLM.int8 as an activation arithmetic (per token: every row has its own absmax).
+BITSANDBYTES = register_arithmetic(
+    "bitsandbytes", {"llm_int8": lambda act, x: llm_int8_fake(x, act.threshold or 0.0)}, {"llm_int8": ("token",)})

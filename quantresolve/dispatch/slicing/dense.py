@@ -1,6 +1,6 @@
 """The dense (unquantized) layer: one ``[N, K]`` float ``weight``.
 
-    >>> from quantresolve.dispatch.linear import DenseCodec
+    >>> from quantresolve.dispatch.codecs.dense import DenseCodec
     >>> sorted(layout_for(DenseCodec()))
     ['weight']
 """
@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 from quantresolve.dispatch.codecs.base import WeightCodec
-from quantresolve.dispatch.linear import DenseCodec
-from quantresolve.dispatch.tp.layouts.common import MATRIX
-from quantresolve.dispatch.tp.layouts.registry import Layout, layout_for, register_layout
+from quantresolve.dispatch.codecs.dense import DenseCodec
+from quantresolve.dispatch.slicing.common import MATRIX
+from quantresolve.dispatch.slicing.registry import Layout, layout_for, register_layout
 
 __all__ = ["layout_for"]
 

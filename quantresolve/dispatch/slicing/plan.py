@@ -24,11 +24,11 @@ import torch
 
 from quantresolve.dispatch.activations import InputTransform
 from quantresolve.dispatch.codecs.base import WeightCodec
+from quantresolve.dispatch.slicing.common import ROWS
+from quantresolve.dispatch.slicing.registry import layout_for
+from quantresolve.dispatch.slicing.slicers import Slicer
+from quantresolve.dispatch.slicing.split import Split, TPSpec
 from quantresolve.dispatch.specs import ANY_FLOAT, TensorSpec
-from quantresolve.dispatch.tp.layouts import layout_for
-from quantresolve.dispatch.tp.layouts.common import ROWS
-from quantresolve.dispatch.tp.slicers import Slicer
-from quantresolve.dispatch.tp.split import Split, TPSpec
 from quantresolve.errors import DispatchError
 from quantresolve.formats.scheme import QuantScheme
 

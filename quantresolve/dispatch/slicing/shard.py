@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from quantresolve.dispatch.codecs import codec_for
-from quantresolve.dispatch.linear import DenseCodec, check_tensor
-from quantresolve.dispatch.tp.plan import plan_tp
-from quantresolve.dispatch.tp.split import TPSpec
+from quantresolve.dispatch.codecs import DenseCodec, codec_for
+from quantresolve.dispatch.slicing.plan import plan_tp
+from quantresolve.dispatch.slicing.split import TPSpec
+from quantresolve.dispatch.specs import check_tensor
 from quantresolve.errors import LoadError
 from quantresolve.formats.scheme import QuantScheme
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from quantresolve.dispatch.tp.slicers import REPLICATED, Axis, AxisSlicer, Slicer
+from quantresolve.dispatch.slicing.slicers import REPLICATED, Axis, AxisSlicer, Slicer
 from quantresolve.errors import DispatchError
 from quantresolve.formats.scheme import QuantArgs
 
@@ -20,6 +20,8 @@ MATRIX = AxisSlicer(n=Axis(0), k=Axis(1))
 ROWS = AxisSlicer(n=Axis(0))
 #: A per-input-column vector ``[K]`` (``pre_quant_scale``): split by row-parallel, replicated by column.
 COLUMNS = AxisSlicer(k=Axis(0))
+#: Packed E2M1 codes ``[N, K/2]`` (ModelOpt and compressed-tensors NVFP4 / MXFP4): a byte holds two input columns.
+FP4_BYTES = AxisSlicer(n=Axis(0), k=Axis(1, 2, boundary="a byte of two FP4 values"))
 
 
 def group_axis(dim: int, group: int) -> Axis:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from quantresolve.dispatch.codecs.base import WeightCodec
-from quantresolve.dispatch.tp.slicers import Slicer
+from quantresolve.dispatch.slicing.slicers import Slicer
 from quantresolve.errors import DispatchError
 
 Layout = dict[str, Slicer]
