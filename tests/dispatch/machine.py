@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import pytest
 
-from quantresolve.dispatch.kernels import avx512_gemv
+from quantresolve.dispatch.kernels import avx512_gemv, float_gemv
 
 #: True when the AVX-512 GEMV can run here (CPU flags and toolchain present).
 AVX512_GEMV = not avx512_gemv.missing_cpu_flags() and avx512_gemv.toolchain_problem() is None
+#: True when the packed float kernels (``float_gemv_cpu``: AVX2 + FMA + F16C and a toolchain) can run here.
+FLOAT_GEMV = float_gemv.unavailable() is None
 
 
 def as_cpu(monkeypatch: pytest.MonkeyPatch, *, avx512: bool) -> None:

@@ -1,9 +1,11 @@
-"""The codec interface: what a weight format's codec answers, and the views integer / FP4 kernels read.
+"""The codec interface: what a weight format's codec answers, and the views integer / FP4 / FP8 kernels read.
 
 A codec (one class per producer format, in :mod:`.modelopt`, :mod:`.compressed_tensors`,
 :mod:`.bitsandbytes`; the unquantized layer's in :mod:`.dense`) knows the tensors a layer of its
-format carries, dequantizes them bit-exactly as the producer does, gives integer or packed-FP4 views
-for the kernels, and builds the layer's input transform (:mod:`..activations`). Codecs register with
+format carries, dequantizes them bit-exactly as the producer does, gives integer, packed-FP4 or FP8 views
+for the kernels (:class:`IntWeights`, :class:`FP4Weights`, :class:`FP8Weights` — a codec opts in to a
+kernel family by overriding :meth:`WeightCodec.int_weights`, :meth:`~WeightCodec.fp4_weights` or
+:meth:`~WeightCodec.fp8_weights`), and builds the layer's input transform (:mod:`..activations`). Codecs register with
 :mod:`.registry`.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
@@ -72,6 +74,12 @@ class FP4Weights:
     uint8 E8M0 exponents (``mxfp4``, group 32); ``tensor_scale`` the float32
     per-tensor multiplier (ModelOpt ``weight_scale_2``, compressed-tensors
     ``1 / weight_global_scale``) or ``None`` (MXFP4).
+
+    The exact kernels (``float_gemv_cpu``) compute each group's scale as the producer does:
+    ``scale.float() · tensor_scale`` — or, when ``divisor`` is given, ``scale.float() / divisor``
+    (compressed-tensors divides by its ``weight_global_scale``; multiplying by the reciprocal rounds
+    differently). ``packed_key`` / ``scale_key`` name the checkpoint tensors the two came from, so
+    a backend holding a repacking of them can give them back for ``dequantize()``.
     """
 
     packed: torch.Tensor
@@ -79,6 +87,43 @@ class FP4Weights:
     group: int
     kind: str
     tensor_scale: torch.Tensor | None
+    divisor: torch.Tensor | None = None
+    packed_key: str = "weight"
+    scale_key: str = "weight_scale"
+
+
+@dataclass
+class FP8Weights:
+    """E4M3 view for FP8 kernels: ``W = round(e4m3(codes) · repeat(mult, block), product_dtype)``.
+
+    ``codes`` float8_e4m3fn ``[N, K]``; ``mult`` the multipliers ``[⌈N/bn⌉, ⌈K/bk⌉]`` for ``block`` =
+    ``(bn, bk)`` — per tensor ``(N, K)`` with one value, per channel ``(1, K)``, 128×128 blocks
+    ``(128, 128)`` — as the producer multiplies by them (ModelOpt: its ``1 / (448 / amax)``; the
+    checkpoint's scale otherwise), in ``product_dtype``, the dtype the producer multiplies in and so
+    rounds the product to (compressed-tensors: the scale's dtype; ModelOpt: float32). ``codes_key``
+    names the checkpoint tensor of the codes (the multipliers come from small tensors a backend keeps).
+
+        >>> import torch
+        >>> v = FP8Weights(torch.zeros(2, 4, dtype=torch.float8_e4m3fn), torch.ones(1, 1), (2, 4), torch.float32)
+        >>> v.dense().shape
+        torch.Size([2, 4])
+    """
+
+    codes: torch.Tensor
+    mult: torch.Tensor
+    block: tuple[int, int]
+    product_dtype: torch.dtype
+    codes_key: str = "weight"
+
+    def dense(self) -> torch.Tensor:
+        """``[N, K]`` in ``product_dtype``: one multiply per element, as the producer computes it (a multiplier
+        grid of one row or column broadcasts instead of being repeated)."""
+        n, k = self.codes.shape
+        bn, bk = self.block
+        m = self.mult.to(self.product_dtype)
+        m = m.repeat_interleave(bn, 0)[:n] if m.shape[0] > 1 else m
+        m = m.repeat_interleave(bk, 1)[:, :k] if m.shape[1] > 1 else m
+        return self.codes.to(self.product_dtype) * m
 
 
 class WeightCodec:
@@ -115,6 +160,11 @@ class WeightCodec:
 
     def fp4_weights(self, t: Tensors, n: int, k: int) -> FP4Weights | None:
         """Packed FP4 view for FP4 kernels, or ``None`` when the format is not NVFP4 / MXFP4."""
+        return None
+
+    def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
+        """E4M3 view for FP8 kernels, or ``None`` when the weights are not FP8 with tensor, channel or block
+        multipliers."""
         return None
 
     def input_transform(self, t: Tensors) -> InputTransform:

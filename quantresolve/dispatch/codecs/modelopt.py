@@ -19,6 +19,7 @@ from quantresolve.dispatch.activations.modelopt import (
 )
 from quantresolve.dispatch.codecs.base import (
     FP4Weights,
+    FP8Weights,
     IntCodec,
     IntWeights,
     Tensors,
@@ -29,7 +30,6 @@ from quantresolve.dispatch.codecs.registry import codec_for, register_codec
 from quantresolve.dispatch.numerics import (
     E4M3_MAX,
     e8m0_to_float,
-    expand_blocks,
     fp4_e2m1_values,
     repeat_groups,
     unpack_nibbles,
@@ -73,19 +73,25 @@ class ModelOptFP8(WeightCodec):
             specs["input_scale"] = _SCALAR_ANY
         return specs
 
-    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+    def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
         # ModelOpt's model multiplies the codes by its quantizer's 1 / (448 / amax), not by the
         # exported amax / 448: a product on a bf16 tie rounds the other way (0.17 % of
         # modelopt-fp8-pc-pt's weights; activations.modelopt.modelopt_fp8_dequant).
-        w, s = t["weight"].float(), t["weight_scale"].float()
-        strategy = self.scheme.weights.strategy  # type: ignore[union-attr]
-        if strategy == "channel":
-            return w * modelopt_fp8_dequant(row_scale(t, "weight_scale", n), self.model_dtype)
-        mult = modelopt_fp8_dequant(s, self.model_dtype)
-        if strategy == "block":
-            bs = self.scheme.weights.block_structure or (128, 128)  # type: ignore[union-attr]
-            return w * expand_blocks(mult, tuple(bs), n, k)  # type: ignore[arg-type]
-        return w * mult.reshape(())
+        w = self.scheme.weights
+        assert w is not None
+        if w.strategy == "channel":
+            mult, block = modelopt_fp8_dequant(row_scale(t, "weight_scale", n), self.model_dtype), (1, k)
+        elif w.strategy == "block":
+            bn, bk = w.block_structure or (128, 128)
+            mult, block = modelopt_fp8_dequant(t["weight_scale"].float(), self.model_dtype), (bn, bk)
+        else:
+            mult, block = modelopt_fp8_dequant(t["weight_scale"].float(), self.model_dtype).reshape(1, 1), (n, k)
+        return FP8Weights(codes=t["weight"], mult=mult, block=block, product_dtype=torch.float32)
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        view = self.fp8_weights(t, n, k)
+        assert view is not None
+        return view.dense()
 
 
 @register_codec("modelopt", "NVFP4", "W4A16_NVFP4", "NVFP4_AWQ", "W4A8_NVFP4_FP8")
