@@ -230,6 +230,25 @@ class QuantLinear(nn.Module):
             y = y + self._bias.float()
         return y.reshape(*x.shape[:-1], self.out_features)
 
+    def held_bytes(self) -> int:
+        """Bytes of memory the layer holds for its weight: every distinct storage of its backend's states, of
+        the checkpoint tensors its shards keep, and of its bias — each counted once (a view shares its base's).
+
+            >>> layer = make_linear(None, 4, 2)
+            >>> layer.load("weight", torch.eye(2, 4))
+            >>> layer.finalize()
+            >>> layer.held_bytes()  # the dense bf16 weight
+            16
+        """
+        seen: dict[int, int] = {}
+        parts: list[Any] = [self._bias, self.bias_after_reduce, list(self._loaded.values())]
+        for group, state in self._groups:
+            parts += [state, [s.tensors for s in group.shards]]
+        for t in _tensors_in(parts):
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+        return sum(seen.values())
+
     @property
     def weight(self) -> torch.Tensor:
         """Shape, dtype and device of the dense weight — never its data (see :func:`weight_stand_in`).
@@ -247,6 +266,21 @@ class QuantLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.shard_sizes}, "
                 f"scheme={self._label()}, backend={self.backend}")
+
+
+def _tensors_in(value: Any, depth: int = 0) -> Iterable[torch.Tensor]:
+    """Every tensor reachable from ``value`` through lists, tuples, dicts and plain objects' attributes (a
+    backend's state is any of these), a few levels deep."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif depth < 4 and isinstance(value, list | tuple):
+        for v in value:
+            yield from _tensors_in(v, depth + 1)
+    elif depth < 4 and isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors_in(v, depth + 1)
+    elif depth < 4 and hasattr(value, "__dict__") and not isinstance(value, nn.Module | type):
+        yield from _tensors_in(vars(value), depth + 1)
 
 
 def weight_stand_in(n: int, k: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:

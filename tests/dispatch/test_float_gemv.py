@@ -31,7 +31,10 @@ MO, CT = "modelopt", "compressed-tensors"
 SCHEMES = [("NVFP4", MO), ("W4A16_NVFP4", MO), ("MXFP4", MO), ("W4A8_NVFP4_FP8", MO), ("FP8", MO),
            ("FP8_PER_CHANNEL_PER_TOKEN", MO), ("FP8_PB_WO", MO),
            ("NVFP4", CT), ("NVFP4A16", CT), ("MXFP4A16", CT), ("MXFP4", CT), ("FP8", CT), ("FP8_DYNAMIC", CT),
-           ("FP8_BLOCK", CT)]
+           ("FP8_BLOCK", CT), ("W4A8_AWQ", MO)]
+#: Packed bytes / checkpoint bytes where they differ from 1: ModelOpt W4A8_AWQ computes with FP8 weights derived
+#: from its int4 codes (codecs/modelopt.py), held as one E4M3 byte per weight.
+PACKED_RATIO = {"W4A8_AWQ": 2.0}
 #: (shard sizes, K): N % 4 ≠ 0, K % 64 ≠ 0 (a padded block), fused shards whose scales differ, FP8 blocks cut.
 SHAPES = [([40], 256), ([37], 96), ([24, 13], 320), ([130], 192)]
 
@@ -160,7 +163,8 @@ def test_layer_holds_the_packed_bytes_and_rebuilds_exactly() -> None:
         assert all(t.numel() <= 64 for s in group.shards for t in s.tensors.values()), label
         kept = sum(t.numel() * t.element_size() for s in keeper._groups[0][0].shards for t in s.tensors.values())
         packed = sum(t.numel() * t.element_size() for t in vars(ops).values() if isinstance(t, torch.Tensor))
-        assert 0.9 * kept <= packed <= 1.1 * kept, (label, packed, kept)
+        ratio = PACKED_RATIO.get(label, 1.0)
+        assert 0.9 * ratio * kept <= packed <= 1.1 * ratio * kept, (label, packed, kept)
 
 
 @needs_kernel

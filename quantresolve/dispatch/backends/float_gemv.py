@@ -95,6 +95,8 @@ def _layout(ask: Ask) -> Verdict | None:
             return Verdict.no(f"E2M1 weights need a bfloat16 compute dtype (the kernel builds bf16 weights), "
                               f"got {ask.shapes.dtype}")
         return None
+    if w.type != "float":
+        return None  # an FP8 weight derived from integer codes (ModelOpt W4A8_AWQ): one multiplier per tensor
     if w.strategy == "block":
         bk = (w.block_structure or (128, 128))[1]
     elif w.strategy == "group":
@@ -136,9 +138,9 @@ def _e2m1(group: ShardGroup, views: list[FP4Weights]) -> kernel.E2M1Operands:
     else:  # the E4M3 step of the kernel reads each scale times 2^-8: its row factor carries the 2^8
         per_shard = [(v.divisor / 256.0) if divide else (v.tensor_scale * 256.0) for v in views]  # type: ignore[operator]
         rows = torch.cat([p.float().reshape(1).expand(s.n) for p, s in zip(per_shard, group.shards, strict=True)])
-    huge = kernel.kernels().huge_empty
-    codes = kernel.pack_e2m1(_rows([v.packed.view(torch.uint8) for v in views]), group.k, huge)
-    scales = kernel.pack_group_scales(_rows([v.scale.view(torch.uint8) for v in views]), group_width, group.k, huge)
+    codes = kernel.pack_e2m1(_rows([v.packed.view(torch.uint8) for v in views]), group.k, kernel.alloc)
+    scales = kernel.pack_group_scales(_rows([v.scale.view(torch.uint8) for v in views]), group_width, group.k,
+                                      kernel.alloc)
     return kernel.E2M1Operands(codes, scales, kernel.row_values(rows, group.n), group.n, group.k, kind, divide)
 
 
@@ -158,9 +160,54 @@ def _multipliers(group: ShardGroup, views: list[FP8Weights]) -> tuple[torch.Tens
 def _e4m3(group: ShardGroup, views: list[FP8Weights]) -> kernel.E4M3Operands:
     mult, bn, bk = _multipliers(group, views)
     rounding = (kernel.ROUNDING[views[0].product_dtype], kernel.ROUNDING[group.dtype])
-    codes = kernel.pack_e4m3(_rows([v.codes.view(torch.uint8) for v in views]), kernel.kernels().huge_empty)
+    codes = kernel.pack_e4m3(_rows([v.codes.view(torch.uint8) for v in views]), kernel.alloc)
     # the kernel's E4M3 step reads each code times 2^-8: its multipliers carry the 2^8 (exact)
     return kernel.E4M3Operands(codes, (mult * 256.0).contiguous(), group.n, group.k, bn, bk, rounding)
+
+
+def _rebuild_e2m1(state: kernel.E2M1Operands, group: ShardGroup) -> Callable[[], torch.Tensor]:
+    """``group.dense()`` from the repacked E2M1 codes and group scales: unpacked back into each shard's
+    checkpoint tensors, next to the small ones the closure keeps, and dequantized by the codec in row chunks."""
+    v = _fp4_views(group)[0]
+    keys, dtypes = (v.packed_key, v.scale_key), (v.packed.dtype, v.scale.dtype)
+    groups = max(s.tensors[v.scale_key].shape[1] for s in group.shards)
+    kept = [({key: t for key, t in s.tensors.items() if key not in keys}, s.n) for s in group.shards]
+    codec, k = group.codec, group.k
+
+    def dense() -> torch.Tensor:
+        full = (kernel.unpack_e2m1(state.codes, state.n, state.k),
+                kernel.unpack_group_scales(state.scales, state.n, groups))
+        out = torch.empty(state.n, k, dtype=torch.float32)
+        row = 0
+        for small, n in kept:
+            tensors = dict(small)
+            for key, dtype, t in zip(keys, dtypes, full, strict=True):
+                tensors[key] = t[row:row + n].view(dtype)
+            dequantize_into(codec, tensors, n, k, out[row:row + n])
+            row += n
+        return out
+
+    return dense
+
+
+def _rebuild_e4m3(state: kernel.E4M3Operands, group: ShardGroup) -> Callable[[], torch.Tensor]:
+    """``group.dense()`` from the repacked E4M3 codes and each shard's multipliers: every FP8 codec's
+    ``dequantize()`` is its view's :meth:`~quantresolve.dispatch.codecs.base.FP8Weights.dense` (including the
+    views derived from other codes, ModelOpt W4A8_AWQ's), so the codes and multipliers give it back exactly."""
+    views = _fp8_views(group)
+    small = [(v.mult, v.block, v.product_dtype, s.n) for v, s in zip(views, group.shards, strict=True)]
+    del views
+
+    def dense() -> torch.Tensor:
+        codes = kernel.unpack_e4m3(state.codes, state.n, state.k).view(torch.float8_e4m3fn)
+        out = torch.empty(state.n, state.k, dtype=torch.float32)
+        row = 0
+        for mult, block, product_dtype, n in small:
+            out[row:row + n] = FP8Weights(codes[row:row + n], mult, block, product_dtype).dense()
+            row += n
+        return out
+
+    return dense
 
 
 @register_backend
@@ -187,37 +234,7 @@ class FloatGemvCPU(Backend):
         return kernel.matmul(xin if xin.dtype == group.dtype else xin.to(group.dtype), state)
 
     def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
-        """``group.dense()`` from the repacking: the codes (and group scales) unpacked back into each shard's
-        checkpoint tensors, next to the small ones the shard keeps, and dequantized by the codec in row chunks."""
+        """``group.dense()`` from the repacking alone, bit for bit (the checkpoint's codes are then released)."""
         if isinstance(state, kernel.E2M1Operands):
-            v = _fp4_views(group)[0]
-            keys, dtypes = (v.packed_key, v.scale_key), (v.packed.dtype, v.scale.dtype)
-            groups = [s.tensors[v.scale_key].shape[1] for s in group.shards]
-
-            def restore() -> list[torch.Tensor]:
-                return [kernel.unpack_e2m1(state.codes, state.n, state.k),
-                        kernel.unpack_group_scales(state.scales, state.n, max(groups))]
-        else:
-            v8 = _fp8_views(group)[0]
-            keys, dtypes = (v8.codes_key,), (v8.codes.dtype,)
-
-            def restore() -> list[torch.Tensor]:
-                return [kernel.unpack_e4m3(state.codes, state.n, state.k)]
-
-        kept = [{key: t for key, t in s.tensors.items() if key not in keys} for s in group.shards]
-        sizes = [s.n for s in group.shards]
-        codec, k = group.codec, group.k
-
-        def dense() -> torch.Tensor:
-            full = restore()
-            out = torch.empty(sum(sizes), k, dtype=torch.float32)
-            row = 0
-            for small, n in zip(kept, sizes, strict=True):
-                tensors = dict(small)
-                for key, dtype, t in zip(keys, dtypes, full, strict=True):
-                    tensors[key] = t[row:row + n].view(dtype)
-                dequantize_into(codec, tensors, n, k, out[row:row + n])
-                row += n
-            return out
-
-        return dense
+            return _rebuild_e2m1(state, group)
+        return _rebuild_e4m3(state, group)

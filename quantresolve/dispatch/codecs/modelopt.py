@@ -207,17 +207,25 @@ class ModelOptW4A8AWQ(WeightCodec):
     0.03 % whose INT4 code the export itself rounded differently; without the bf16 step 1 % differ,
     and the plain product ``q · s`` differs in 78 %.
     ``weight_scale_2`` is still not a factor of the plain product — it is the FP8 step's scale.
-    Not an integer weight, so the integer kernels decline it.
+    Not an integer weight, so the integer kernels decline it; it *is* an FP8 weight with one per-tensor
+    multiplier ``1 / m``, which :meth:`fp8_weights` gives the FP8 kernels (one byte per weight: twice the
+    checkpoint's int4 codes, half of bf16), and :meth:`dequantize` computes through that same view.
     """
 
     def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
         return _awq_expected(self, n, k) | {"weight_scale_2": _SCALAR_ANY, "input_scale": _SCALAR_ANY}
 
-    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+    def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
         w1 = _awq_int_view(self, t, n, k).dense(k).to(self.model_dtype)
         # the FP8 step in ModelOpt's own float32 arithmetic (class docstring), as its activations get it
         mult = modelopt_mult(modelopt_amax(t["weight_scale_2"].reshape(()), E4M3_MAX, self.model_dtype), E4M3_MAX)
-        return modelopt_e4m3(w1, mult) * (1.0 / mult)
+        codes = modelopt_e4m3(w1, mult).to(torch.float8_e4m3fn)  # exact: the values are E4M3 codes
+        return FP8Weights(codes=codes, mult=(1.0 / mult).reshape(1, 1), block=(n, k), product_dtype=torch.float32)
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        view = self.fp8_weights(t, n, k)
+        assert view is not None
+        return view.dense()
 
 
 @register_codec("modelopt", "W8A8_SQ_PER_CHANNEL", "W8A16")

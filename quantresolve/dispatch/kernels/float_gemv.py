@@ -46,7 +46,7 @@ import torch
 
 from quantresolve.dispatch.kernels import float_gemv_src, native
 
-__all__ = ["ISAS", "Isa", "kernels", "matmul", "pack_e2m1", "pack_e4m3", "pack_group_scales", "unavailable",
+__all__ = ["ISAS", "Isa", "alloc", "kernels", "matmul", "pack_e2m1", "pack_e4m3", "pack_group_scales", "unavailable",
            "unpack_e2m1", "unpack_e4m3", "unpack_group_scales", "x_order"]
 
 #: Output rows per tile and weights per block of the packed layouts (``R`` and ``KB`` in the C++ source).
@@ -59,6 +59,10 @@ GEMV_MAX_ROWS = 8
 TILE_ROWS = 256
 #: Output rows repacked at a time at ``finalize()`` (the transient copies stay a few MiB per 1024 rows).
 PACK_ROWS = 1024
+#: A packed buffer goes on transparent huge pages (:func:`alloc`) from this size, or when it is a whole number of
+#: 2 MiB pages: a huge page is resident whole once touched, so a small buffer on one would hold up to 2 MiB for
+#: a few KiB (a tiny model's layers would take megabytes each), and a large one's last page at most 2 MiB more.
+HUGE_PAGE, HUGE_MIN = 2 << 20, 32 << 20
 #: ``kind`` of the E2M1 kernel: NVFP4 (E4M3 group-16 scales) or MXFP4 (E8M0 group-32 scales).
 NVFP4, MXFP4 = 0, 1
 #: Rounding codes of the E4M3 kernel: none (float32), bf16, fp16 — by the dtype rounded to.
@@ -128,6 +132,14 @@ def padded(k: int) -> int:
 
 def tiles(n: int) -> int:
     return -(-n // TILE)
+
+
+def alloc(nbytes: int) -> torch.Tensor:
+    """An uninitialised uint8 buffer for a packed operand: on huge pages (compiling the kernels) when it is
+    large or a whole number of them (:data:`HUGE_MIN`), ordinary memory otherwise."""
+    if nbytes >= HUGE_MIN or (nbytes and nbytes % HUGE_PAGE == 0):
+        return kernels().huge_empty(nbytes)
+    return torch.empty(nbytes, dtype=torch.uint8)
 
 
 def _buffer(nbytes: int, alloc: Callable[[int], torch.Tensor] | None) -> torch.Tensor:
