@@ -149,25 +149,10 @@ def _child(path: str) -> None:
 
 
 def _header_bytes(path: Path) -> dict[str, int]:
-    """Tensor name → bytes, from the safetensors headers of a checkpoint directory (no data read)."""
-    import struct
+    """Tensor name → bytes, from the checkpoint's safetensors headers (no tensor data read)."""
+    from quantresolve.checkpoint import read_checkpoint
 
-    sizes = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "BF16": 2, "F16": 2, "I16": 2, "U8": 1, "I8": 1,
-             "F8_E4M3": 1, "F8_E5M2": 1, "BOOL": 1}
-    out: dict[str, int] = {}
-    for file in sorted(path.glob("*.safetensors")):
-        if file.name == "reference.safetensors":
-            continue
-        with open(file, "rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(size))
-        for name, info in header.items():
-            if name != "__metadata__":
-                count = 1
-                for d in info["shape"]:
-                    count *= d
-                out[name] = count * sizes[info["dtype"]]
-    return out
+    return {name: int(info.nbytes or 0) for name, info in read_checkpoint(path).tensors.items()}
 
 
 def _module_bytes(model: Any, path: Path) -> list[tuple[str, str, int, int]]:

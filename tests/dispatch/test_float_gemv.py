@@ -19,6 +19,7 @@ from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import modelopt_scheme
 
+from .machine import check_machine_guard
 from .test_tensor_parallel_codecs import _full_tensors
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -185,15 +186,7 @@ def test_zero_rows_strided_and_float32_input() -> None:
     ("toolchain_problem", "no C++ compiler on PATH (c++)", "no C++ compiler"),
 ])
 def test_machine_guards(monkeypatch: pytest.MonkeyPatch, patch: str, value, words: str) -> None:
-    monkeypatch.setattr(float_gemv, "missing_cpu_flags", lambda: ())
-    monkeypatch.setattr(float_gemv, "toolchain_problem", lambda: None)
-    monkeypatch.setattr(float_gemv, "_BUILD", {})
-    ask = lambda: BACKENDS["float_gemv_cpu"].supports(DeviceInfo(), None, Shapes(64, 256),  # noqa: E731
-                                                      modelopt_scheme("NVFP4"))
-    assert ask().ok
-    monkeypatch.setattr(float_gemv, patch, lambda: value)
-    verdict = ask()
-    assert not verdict.ok and words in verdict.reason, verdict.reason
+    check_machine_guard(monkeypatch, float_gemv, "float_gemv_cpu", modelopt_scheme("NVFP4"), patch, value, words)
     assert select_backend(modelopt_scheme("NVFP4"), Shapes(64, 256)).name == "dense_dequant"
 
 

@@ -12,11 +12,11 @@ No timing: RSS and speed are measured in ``benchmarks/load_memory.py`` and ``ben
 
 from __future__ import annotations
 
-import json
-import struct
+from pathlib import Path
 
 import pytest
 
+from quantresolve.checkpoint import read_checkpoint
 from quantresolve.dispatch.kernels import float_gemv
 from quantresolve.dispatch.linear import QuantLinear
 
@@ -28,36 +28,20 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 FLOAT_FIXTURES = ("ct-fp8", "ct-fp8-block", "ct-fp8-dynamic", "ct-from-modelopt-nvfp4", "ct-mxfp4a16", "ct-nvfp4",
                   "ct-nvfp4a16", "modelopt-fp8", "modelopt-fp8-pc-pt", "modelopt-mxfp4", "modelopt-nvfp4",
                   "modelopt-w4a16-nvfp4", "modelopt-w4a8-awq")
-#: Bytes per dtype name of the safetensors header.
 #: Held / checkpoint bytes where the packed form is not the checkpoint's own size.
 RATIO = {"modelopt-w4a8-awq": 2.0}
-DTYPE_BYTES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "BF16": 2, "F16": 2, "I16": 2, "U8": 1, "I8": 1,
-               "F8_E4M3": 1, "F8_E5M2": 1, "BOOL": 1}
 
 
-def checkpoint_tensor_bytes(name: str) -> dict[str, int]:
-    """Tensor name → bytes, from every ``*.safetensors`` header of the fixture (no tensor data read)."""
-    out: dict[str, int] = {}
-    for path in sorted(checkpoint_dir(name).glob("*.safetensors")):
-        if path.name == "reference.safetensors":
-            continue
-        with open(path, "rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(size))
-        for tensor, info in header.items():
-            if tensor != "__metadata__":
-                count = 1
-                for d in info["shape"]:
-                    count *= d
-                out[tensor] = count * DTYPE_BYTES[info["dtype"]]
-    return out
+def checkpoint_tensor_bytes(path: Path) -> dict[str, int]:
+    """Tensor name → bytes, from the checkpoint's safetensors headers (no tensor data read)."""
+    return {name: int(info.nbytes or 0) for name, info in read_checkpoint(path).tensors.items()}
 
 
 @pytest.mark.skipif(float_gemv.unavailable() is not None,
                     reason=f"float_gemv_cpu unavailable: {float_gemv.unavailable()}")
 @pytest.mark.parametrize("name", FLOAT_FIXTURES)
 def test_each_quantized_linear_holds_its_checkpoint_bytes(name: str) -> None:
-    tensors = checkpoint_tensor_bytes(name)
+    tensors = checkpoint_tensor_bytes(checkpoint_dir(name))
     model = loaded(name)
     rows = []
     for prefix, module in model.named_modules():

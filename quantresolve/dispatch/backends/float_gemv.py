@@ -34,8 +34,8 @@ would not fit in the memory available fails before anything is allocated, naming
     >>> from quantresolve.formats.scheme import modelopt_scheme
     >>> FloatGemvCPU().supports(DeviceInfo(), None, Shapes(64, 256, dtype="float16"), modelopt_scheme("NVFP4")).reason
     'E2M1 weights need a bfloat16 compute dtype (the kernel builds bf16 weights), got float16'
-    >>> FloatGemvCPU().supports(DeviceInfo(), None, Shapes(64, 256), modelopt_scheme("W4A8_AWQ")).reason
-    'no packed float view of W4A8_AWQ (its codec gives neither fp4_weights nor fp8_weights)'
+    >>> FloatGemvCPU().supports(DeviceInfo(), None, Shapes(64, 256), modelopt_scheme("W4A16_AWQ")).reason
+    'no packed float view of W4A16_AWQ (its codec gives neither fp4_weights nor fp8_weights)'
 """
 
 from __future__ import annotations
