@@ -14,9 +14,9 @@ product uses exactly the weight ``dequantize()`` returns, rounded to the compute
   per-tensor float32 the producer multiplies the group scale by (``tensor_scale``) or divides it by
   (``divisor``), and the checkpoint names of the two tensors (``packed_key``, ``scale_key``).
 - :meth:`~quantresolve.dispatch.codecs.base.WeightCodec.fp8_weights` →
-  :class:`~quantresolve.dispatch.codecs.base.FP8Weights`: E4M3 codes ``[N, K]``, the multipliers the producer
-  multiplies them by, per ``(bn, bk)`` block (per tensor, per channel, 128×128 …), the dtype it multiplies in,
-  and the codes' checkpoint name.
+  :class:`~quantresolve.dispatch.codecs.base.FP8Weights`: E4M3 ``weight`` ``[N, K]``, the multipliers the
+  producer multiplies it by (``scale``), per ``(bn, bk)`` block (per tensor, per channel, 128×128 …), the dtype
+  it multiplies in, and the codes' checkpoint name.
 
 A new format (HF fine-grained FP8: ``weight`` and ``weight_scale_inv`` as a 128×128 multiplier grid; gpt-oss
 MXFP4: ``*_blocks`` reshaped to ``[rows, K/2]`` and ``*_scales``) needs only that method on its codec — and its
@@ -148,9 +148,9 @@ def _multipliers(group: ShardGroup, views: list[FP8Weights]) -> tuple[torch.Tens
     """One multiplier grid for the group: a single shard's as it is; fused shards' expanded to one row each."""
     if len(views) == 1:
         v = views[0]
-        return v.mult.float(), min(v.block[0], group.n), min(v.block[1], group.k)
-    per_row = [v.mult.float().repeat_interleave(v.block[0], 0)[: s.n] if v.mult.shape[0] > 1 else
-               v.mult.float().expand(s.n, -1) for v, s in zip(views, group.shards, strict=True)]
+        return v.scale.float(), min(v.block[0], group.n), min(v.block[1], group.k)
+    per_row = [v.scale.float().repeat_interleave(v.block[0], 0)[: s.n] if v.scale.shape[0] > 1 else
+               v.scale.float().expand(s.n, -1) for v, s in zip(views, group.shards, strict=True)]
     bks = {min(v.block[1], group.k) for v in views}
     if len(bks) != 1:
         raise DispatchError(f"fused FP8 shards with different column blocks {sorted(bks)}", field="backend")
@@ -160,7 +160,7 @@ def _multipliers(group: ShardGroup, views: list[FP8Weights]) -> tuple[torch.Tens
 def _e4m3(group: ShardGroup, views: list[FP8Weights]) -> kernel.E4M3Operands:
     mult, bn, bk = _multipliers(group, views)
     rounding = (kernel.ROUNDING[views[0].product_dtype], kernel.ROUNDING[group.dtype])
-    codes = kernel.pack_e4m3(_rows([v.codes.view(torch.uint8) for v in views]), kernel.alloc)
+    codes = kernel.pack_e4m3(_rows([v.weight.view(torch.uint8) for v in views]), kernel.alloc)
     # the kernel's E4M3 step reads each code times 2^-8: its multipliers carry the 2^8 (exact)
     return kernel.E4M3Operands(codes, (mult * 256.0).contiguous(), group.n, group.k, bn, bk, rounding)
 
@@ -195,7 +195,7 @@ def _rebuild_e4m3(state: kernel.E4M3Operands, group: ShardGroup) -> Callable[[],
     ``dequantize()`` is its view's :meth:`~quantresolve.dispatch.codecs.base.FP8Weights.dense` (including the
     views derived from other codes, ModelOpt W4A8_AWQ's), so the codes and multipliers give it back exactly."""
     views = _fp8_views(group)
-    small = [(v.mult, v.block, v.product_dtype, s.n) for v, s in zip(views, group.shards, strict=True)]
+    small = [(v.scale, v.block, v.product_dtype, s.n) for v, s in zip(views, group.shards, strict=True)]
     del views
 
     def dense() -> torch.Tensor:

@@ -94,36 +94,39 @@ class FP4Weights:
 
 @dataclass
 class FP8Weights:
-    """E4M3 view for FP8 kernels: ``W = round(e4m3(codes) · repeat(mult, block), product_dtype)``.
+    """E4M3 view for FP8 kernels: ``W = round(e4m3(weight) · repeat(scale, block), product_dtype)``.
 
-    ``codes`` float8_e4m3fn ``[N, K]``; ``mult`` the multipliers ``[⌈N/bn⌉, ⌈K/bk⌉]`` for ``block`` =
-    ``(bn, bk)`` — per tensor ``(N, K)`` with one value, per channel ``(1, K)``, 128×128 blocks
-    ``(128, 128)`` — as the producer multiplies by them (ModelOpt: its ``1 / (448 / amax)``; the
-    checkpoint's scale otherwise), in ``product_dtype``, the dtype the producer multiplies in and so
-    rounds the product to (compressed-tensors: the scale's dtype; ModelOpt: float32). ``codes_key``
-    names the checkpoint tensor of the codes (the multipliers come from small tensors a backend keeps).
+    ``weight`` float8_e4m3fn ``[N, K]``; ``scale`` the multipliers ``[⌈N/bn⌉, ⌈K/bk⌉]`` for ``block`` =
+    ``(bn, bk)`` — per tensor ``(N, K)`` with one value ``[1, 1]``, per channel ``(1, K)`` with ``[N, 1]``,
+    128×128 blocks ``(128, 128)`` — as the producer multiplies by them: whatever the checkpoint calls them
+    (HF fine-grained FP8: ``weight_scale_inv``) and however it derives them (ModelOpt: its ``1 / (448 / amax)``,
+    not the exported ``amax / 448``). ``product_dtype`` is the dtype the producer multiplies in, and so rounds
+    the product to (compressed-tensors: the scale's dtype; ModelOpt and HF FP8: float32). ``weight_key`` names
+    the checkpoint tensor the codes come from or stand for (the multipliers come from small tensors).
+    A per-tensor or per-channel ``scale.reshape(-1)`` is one value or one per output row (``scaled_mm_cuda``
+    reads it so). Codecs compute ``dequantize()`` through :meth:`dense`, so the kernels cannot drift from it.
 
         >>> import torch
-        >>> v = FP8Weights(torch.zeros(2, 4, dtype=torch.float8_e4m3fn), torch.ones(1, 1), (2, 4), torch.float32)
-        >>> v.dense().shape
-        torch.Size([2, 4])
+        >>> v = FP8Weights(torch.ones(2, 4, dtype=torch.float8_e4m3fn), torch.tensor([[0.5], [2.0]]), (1, 4))
+        >>> v.dense().tolist()
+        [[0.5, 0.5, 0.5, 0.5], [2.0, 2.0, 2.0, 2.0]]
     """
 
-    codes: torch.Tensor
-    mult: torch.Tensor
+    weight: torch.Tensor
+    scale: torch.Tensor
     block: tuple[int, int]
-    product_dtype: torch.dtype
-    codes_key: str = "weight"
+    product_dtype: torch.dtype = torch.float32
+    weight_key: str = "weight"
 
     def dense(self) -> torch.Tensor:
         """``[N, K]`` in ``product_dtype``: one multiply per element, as the producer computes it (a multiplier
         grid of one row or column broadcasts instead of being repeated)."""
-        n, k = self.codes.shape
+        n, k = self.weight.shape
         bn, bk = self.block
-        m = self.mult.to(self.product_dtype)
+        m = self.scale.to(self.product_dtype)
         m = m.repeat_interleave(bn, 0)[:n] if m.shape[0] > 1 else m
         m = m.repeat_interleave(bk, 1)[:, :k] if m.shape[1] > 1 else m
-        return self.codes.to(self.product_dtype) * m
+        return self.weight.to(self.product_dtype) * m
 
 
 class WeightCodec:

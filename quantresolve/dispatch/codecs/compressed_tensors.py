@@ -240,7 +240,7 @@ class CTFloatQuantized(WeightCodec):
             mult, block = scale.reshape(math.ceil(n / bn), math.ceil(k / bk)), (bn, bk)
         else:
             mult, block = scale.reshape(n, -1), (1, _groups(self, k)[1])
-        return FP8Weights(codes=t["weight"], mult=mult, block=(int(block[0]), int(block[1])), product_dtype=scale.dtype)
+        return FP8Weights(weight=t["weight"], scale=mult, block=(int(block[0]), int(block[1])), product_dtype=scale.dtype)
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         view = self.fp8_weights(t, n, k)

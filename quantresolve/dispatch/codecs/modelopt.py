@@ -86,7 +86,7 @@ class ModelOptFP8(WeightCodec):
             mult, block = modelopt_fp8_dequant(t["weight_scale"].float(), self.model_dtype), (bn, bk)
         else:
             mult, block = modelopt_fp8_dequant(t["weight_scale"].float(), self.model_dtype).reshape(1, 1), (n, k)
-        return FP8Weights(codes=t["weight"], mult=mult, block=block, product_dtype=torch.float32)
+        return FP8Weights(weight=t["weight"], scale=mult, block=block)
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         view = self.fp8_weights(t, n, k)
@@ -220,7 +220,7 @@ class ModelOptW4A8AWQ(WeightCodec):
         # the FP8 step in ModelOpt's own float32 arithmetic (class docstring), as its activations get it
         mult = modelopt_mult(modelopt_amax(t["weight_scale_2"].reshape(()), E4M3_MAX, self.model_dtype), E4M3_MAX)
         codes = modelopt_e4m3(w1, mult).to(torch.float8_e4m3fn)  # exact: the values are E4M3 codes
-        return FP8Weights(codes=codes, mult=(1.0 / mult).reshape(1, 1), block=(n, k), product_dtype=torch.float32)
+        return FP8Weights(weight=codes, scale=(1.0 / mult).reshape(1, 1), block=(n, k))
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         view = self.fp8_weights(t, n, k)
