@@ -189,13 +189,22 @@ template <int KIND, bool DIV> inline void tables_scalar(const uint8_t* sb, const
 }
 
 // Per block: each row's (a, b) pairs arranged for tables_from_pairs, or false when the block needs the slow path.
-template <int KIND, bool DIV> inline bool block_pairs(const uint8_t* sb, const float* rp, __m256i* abr) {
+// A tile's row factors as block_pairs reads them: rows (2h, 2h + 1) each broadcast over 4 lanes (NVFP4 only).
+struct RowFactors { __m256 p[2]; };
+inline RowFactors row_factors(const float* rp) {
+  RowFactors f;
+  for (int h = 0; h < 2; ++h)
+    f.p[h] = _mm256_setr_ps(rp[2 * h], rp[2 * h], rp[2 * h], rp[2 * h],
+                            rp[2 * h + 1], rp[2 * h + 1], rp[2 * h + 1], rp[2 * h + 1]);
+  return f;
+}
+
+template <int KIND, bool DIV> inline bool block_pairs(const uint8_t* sb, const RowFactors& rf, __m256i* abr) {
   __m256i bad = _mm256_setzero_si256();
   if constexpr (KIND == NV) {
     const __m256 k15 = _mm256_set1_ps(1.5f);
     for (int h = 0; h < 2; ++h) {  // rows 2h, 2h + 1
-      const __m256 p = _mm256_setr_ps(rp[2 * h], rp[2 * h], rp[2 * h], rp[2 * h],
-                                      rp[2 * h + 1], rp[2 * h + 1], rp[2 * h + 1], rp[2 * h + 1]);
+      const __m256 p = rf.p[h];
       const __m256 e = e4m3x8(_mm_loadl_epi64((const __m128i*)(sb + 8 * h)));
       const __m256 s = DIV ? _mm256_div_ps(e, p) : _mm256_mul_ps(e, p);
       const __m256i a = bf16_bits(s), b = bf16_bits(_mm256_mul_ps(s, k15));
@@ -243,6 +252,7 @@ template <int M, int RS, int KIND, bool DIV>
 void e2m1_tile(const uint8_t* codes, const uint8_t* sc, const float* rp, const float* xp, int64_t Kp, float* out) {
   constexpr int GPB = KIND == NV ? 4 : 2;
   const int64_t nb = Kp / KB;
+  const RowFactors rf = row_factors(rp);  // constant along the row: once per tile, not per block
   for (int r0 = 0; r0 < R; r0 += RS) {
     __m256 acc[RS][M];
     zero(acc);
@@ -254,7 +264,7 @@ void e2m1_tile(const uint8_t* codes, const uint8_t* sc, const float* rp, const f
         prefetch(sb, R * GPB, PF_E2M1 / 8);
       }
       __m256i abr[R];
-      const bool fast = block_pairs<KIND, DIV>(sb, rp, abr);
+      const bool fast = block_pairs<KIND, DIV>(sb, rf, abr);
       const float* xb = xp + b * KB;
       for (int r = 0; r < RS; ++r) {
         Tables t;
@@ -281,10 +291,11 @@ void e2m1_rows(const uint8_t* codes, const uint8_t* sc, const float* rp, int64_t
       const uint8_t* ct = codes + t * R * Kp / 2;
       const uint8_t* st = sc + t * nb * R * GPB;
       const float* rt = rp + t * R;
+      const RowFactors rf = row_factors(rt);
       float* bt = buf + (t - t0) * R * Kp;
       for (int64_t b = 0; b < nb; ++b) {
         __m256i abr[R];
-        const bool fast = block_pairs<KIND, DIV>(st + b * R * GPB, rt, abr);
+        const bool fast = block_pairs<KIND, DIV>(st + b * R * GPB, rf, abr);
         for (int r = 0; r < R; ++r) {
           Tables tb;
           if (fast) tb = tables_from_pairs(abr[r]);
