@@ -13,9 +13,12 @@ Layouts, tried in this order:
 The directory and every file name are untrusted: names are checked for
 containment before anything is opened (:mod:`.paths`), headers are capped and
 validated (:mod:`.header`), and duplicate tensor names (across shards, or as
-duplicate JSON keys) are errors. Headers are read one shard at a time, and
-``on_shard(done, total, name)`` is called after each so a CLI can draw
-progress::
+duplicate JSON keys) are errors. Where the shard headers come from is a
+:class:`ShardSource`: the files next to the index (:class:`LocalShards`, the default,
+one shard at a time) or a remote repository read with HTTP range requests
+(:class:`~quantresolve.checkpoint.remote.RemoteShards`); the index and every header go
+through the same validation either way. ``on_shard(done, total, name)`` is called
+after each header so a CLI can draw progress::
 
     >>> import tempfile
     >>> from safetensors.numpy import save_file
@@ -30,10 +33,10 @@ progress::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
 
@@ -89,17 +92,44 @@ def _read_index(root: Path, roots: tuple[Path, ...]) -> tuple[dict[str, str], di
     return weight_map, metadata
 
 
-def _read_headers(
-    root: Path, roots: tuple[Path, ...], shards: list[str], on_shard: ShardCallback | None
-) -> list[ShardHeader]:
-    # Resolve every shard before reading any, so a hostile name fails fast and nothing is read.
-    paths = [resolve_inside(root, shard, roots) for shard in shards]
-    headers = []
-    for done, (shard, path) in enumerate(zip(shards, paths, strict=True), start=1):
-        headers.append(read_shard_header(path, shard))
-        if on_shard is not None:
-            on_shard(done, len(shards), shard)
-    return headers
+class ShardSource(Protocol):
+    """Where a checkpoint's shard headers are read from (the index and configs are local files)."""
+
+    def exists(self, name: str) -> bool:
+        """Whether shard ``name`` (relative to the checkpoint root) exists."""
+        ...
+
+    def listing(self) -> list[str]:
+        """Names of the ``*.safetensors`` files at the root, sorted."""
+        ...
+
+    def read_headers(self, shards: Sequence[str], on_shard: ShardCallback | None) -> list[ShardHeader]:
+        """The validated header of every shard in ``shards``, in that order."""
+        ...
+
+
+class LocalShards:
+    """Shard files inside a local checkpoint directory, every name contained (:mod:`.paths`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.roots = allowed_roots(root)
+
+    def exists(self, name: str) -> bool:
+        return os.path.lexists(self.root / name)
+
+    def listing(self) -> list[str]:
+        return sorted(e.name for e in os.scandir(self.root) if e.name.endswith(".safetensors"))
+
+    def read_headers(self, shards: Sequence[str], on_shard: ShardCallback | None) -> list[ShardHeader]:
+        # Resolve every shard before reading any, so a hostile name fails fast and nothing is read.
+        paths = [resolve_inside(self.root, shard, self.roots) for shard in shards]
+        headers = []
+        for done, (shard, path) in enumerate(zip(shards, paths, strict=True), start=1):
+            headers.append(read_shard_header(path, shard))
+            if on_shard is not None:
+                on_shard(done, len(shards), shard)
+        return headers
 
 
 def _merge(headers: list[ShardHeader]) -> dict[str, TensorInfo]:
@@ -146,11 +176,11 @@ def _check_against_index(
 
 
 def _catalog_from_index(
-    root: Path, roots: tuple[Path, ...], on_shard: ShardCallback | None
+    root: Path, roots: tuple[Path, ...], source: ShardSource, on_shard: ShardCallback | None
 ) -> CheckpointCatalog:
     weight_map, metadata = _read_index(root, roots)
     shards = sorted(set(weight_map.values()))
-    present = [s for s in shards if os.path.lexists(root / s)]
+    present = [s for s in shards if source.exists(s)]
     if not present:
         # Index-only directory: names and shard assignment, nothing else.
         tensors = {n: TensorInfo(n, None, None, weight_map[n], None) for n in sorted(weight_map)}
@@ -171,7 +201,7 @@ def _catalog_from_index(
             file=SAFETENSORS_INDEX_FILE,
             field="weight_map",
         )
-    tensors = _merge(_read_headers(root, roots, shards, on_shard))
+    tensors = _merge(source.read_headers(shards, on_shard))
     warnings = _check_against_index(weight_map, tensors)
     return _finish(root, tensors, shards, metadata, warnings)
 
@@ -197,18 +227,25 @@ def _finish(
 
 
 def read_checkpoint(
-    path: str | os.PathLike[str], on_shard: ShardCallback | None = None
+    path: str | os.PathLike[str],
+    on_shard: ShardCallback | None = None,
+    *,
+    shards: ShardSource | None = None,
 ) -> CheckpointCatalog:
     """Catalogue the checkpoint at ``path`` (a directory, or one ``.safetensors`` file).
 
-    Raises :class:`~quantresolve.errors.CheckpointError` naming the offending file
-    for anything unreadable or hostile; never reads outside the directory.
+    ``shards`` says where the shard headers come from (default: the files in ``path``);
+    the index is always read from ``path``. Raises
+    :class:`~quantresolve.errors.CheckpointError` naming the offending file for anything
+    unreadable or hostile; never reads outside the directory.
     """
     with gc_paused():
-        return _read_checkpoint(Path(path), on_shard)
+        return _read_checkpoint(Path(path), on_shard, shards)
 
 
-def _read_checkpoint(given: Path, on_shard: ShardCallback | None) -> CheckpointCatalog:
+def _read_checkpoint(
+    given: Path, on_shard: ShardCallback | None, source: ShardSource | None
+) -> CheckpointCatalog:
     if given.is_file() and given.suffix == ".safetensors":
         root, names = given.parent, [given.name]
     elif given.is_dir():
@@ -216,16 +253,17 @@ def _read_checkpoint(given: Path, on_shard: ShardCallback | None) -> CheckpointC
     else:
         raise CheckpointError("not a checkpoint directory or .safetensors file", file=str(given))
     roots = allowed_roots(root)
+    source = source if source is not None else LocalShards(root)
     if not names:
         if os.path.lexists(root / SAFETENSORS_INDEX_FILE):
-            return _catalog_from_index(root, roots, on_shard)
-        if os.path.lexists(root / SAFETENSORS_SINGLE_FILE):
+            return _catalog_from_index(root, roots, source, on_shard)
+        if source.exists(SAFETENSORS_SINGLE_FILE):
             names = [SAFETENSORS_SINGLE_FILE]
         else:
-            names = sorted(e.name for e in os.scandir(root) if e.name.endswith(".safetensors"))
+            names = source.listing()
         if not names:
             raise CheckpointError(
                 f"no {SAFETENSORS_INDEX_FILE} and no *.safetensors files", file=str(given)
             )
-    tensors = _merge(_read_headers(root, roots, names, on_shard))
+    tensors = _merge(source.read_headers(names, on_shard))
     return _finish(root, tensors, names, {}, [])
