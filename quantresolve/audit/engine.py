@@ -40,6 +40,7 @@ from quantresolve.audit.report import SEVERITY_ORDER, AuditReport, ModuleReport
 from quantresolve.checkpoint import (
     Evidence,
     Inventory,
+    Location,
     Module,
     build_inventory,
     classify_inventory,
@@ -208,30 +209,35 @@ def _sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(unique.values(), key=lambda f: (SEVERITY_ORDER[f.severity], f.code, f.subject or "", f.message))
 
 
-def audit_checkpoint(path: str | os.PathLike[str], profile: str | os.PathLike[str] | Profile | None = None,
+def audit_checkpoint(path: str | os.PathLike[str] | Location,
+                     profile: str | os.PathLike[str] | Profile | None = None,
                      *, on_shard: ShardCallback | None = None) -> AuditReport:
-    """Audit the checkpoint at ``path`` (directory or single ``.safetensors`` file)."""
+    """Audit the checkpoint at ``path`` (directory or single ``.safetensors`` file), or at a
+    :class:`~quantresolve.checkpoint.locate.Location` (a cached or remote repository)."""
+    where = path if isinstance(path, Location) else Location(os.fspath(path), "local", Path(path))
     with gc_paused():  # ~10^5 short-lived acyclic objects: collections only cost time here
-        return _audit_checkpoint(Path(path), profile, on_shard)
+        return _audit_checkpoint(where, profile, on_shard)
 
 
-def _audit_checkpoint(path: Path, profile: str | os.PathLike[str] | Profile | None,
+def _audit_checkpoint(where: Location, profile: str | os.PathLike[str] | Profile | None,
                       on_shard: ShardCallback | None) -> AuditReport:
     from quantresolve.formats.loader import load_config
 
+    path = where.path
     config = load_config(_root(path) if path.is_file() else path)
     chosen = choose_profile(path, profile)
-    catalog = read_checkpoint(path, on_shard=on_shard)
+    catalog = read_checkpoint(path, on_shard=on_shard, shards=where.shards)
     inventory = build_inventory(catalog)
     _refuse_unsupported(inventory)
     evidence = classify_inventory(inventory)
-    return audit_inventory(config, inventory, evidence, chosen, checkpoint=str(path),
-                           shards=len(catalog.shards), catalog_warnings=catalog.warnings)
+    return audit_inventory(config, inventory, evidence, chosen, checkpoint=where.display,
+                           shards=len(catalog.shards), catalog_warnings=catalog.warnings,
+                           location=where.to_json())
 
 
 def audit_inventory(config: NormalizedConfig, inventory: Inventory, evidence: dict[str, Evidence],
                     profile: Profile, *, checkpoint: str, shards: int,
-                    catalog_warnings: Iterable[str] = ()) -> AuditReport:
+                    catalog_warnings: Iterable[str] = (), location: dict[str, Any] | None = None) -> AuditReport:
     """The audit proper, on an already-read inventory (for tests and callers holding one)."""
     auditor = _Auditor(config, inventory, evidence, profile)
     units, dropped = build_units(inventory.modules, profile)
@@ -260,4 +266,5 @@ def audit_inventory(config: NormalizedConfig, inventory: Inventory, evidence: di
         profile=profile.name, evidence_level="headers" if inventory.has_headers else "names-only",
         shards=shards, tensors=inventory.tensor_count, config_sources=tuple(config.sources),
         modules=modules, coverage=coverage(modules, params_known=inventory.has_headers),
-        layer_map=layer_map(modules), findings=_sort_findings(findings))
+        layer_map=layer_map(modules), findings=_sort_findings(findings),
+        location=location if location is not None else Location(checkpoint, "local", Path(checkpoint)).to_json())

@@ -1,8 +1,10 @@
 """The audit report: its data model and its JSON form (the versioned contract).
 
-JSON layout (``schema_version`` 1; ``schemas/audit-report.schema.json``)::
+JSON layout (``schema_version`` 1, ``schema_minor`` 1; ``schemas/audit-report.schema.json``)::
 
-    {"schema_version": 1, "tool": "quantresolve 0.1.0", "checkpoint": "...", "producer": "modelopt",
+    {"schema_version": 1, "schema_minor": 1, "tool": "quantresolve 0.1.0", "checkpoint": "...",
+     "location": {"kind": "local" | "hf-cache" | "hub", "path", "repo_id", "revision", "commit", "endpoint"},
+     "producer": "modelopt",
      "producer_version": "0.47.0", "quant_algo": "MIXED_PRECISION", "kv_cache": null,
      "profile": "llama", "evidence_level": "headers" | "names-only",
      "shards": 1, "tensors": 201, "config_sources": ["hf_quant_config.json", "config.json"],
@@ -15,7 +17,9 @@ JSON layout (``schema_version`` 1; ``schemas/audit-report.schema.json``)::
      "findings": [{"code", "severity", "message", "subject", "file", "field"}, ...],
      "summary": {"error": 0, "warning": 0, "info": 0}}
 
-Compatibility promise: keys are only ever added; existing keys keep their meaning.
+Compatibility promise: keys are only ever added; existing keys keep their meaning. ``schema_version``
+changes when a key changes meaning; ``schema_minor`` counts the additions within one version
+(absent = 0; 1 added ``location``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import Any
 from quantresolve.formats.normalized import Finding
 
 SCHEMA_VERSION = 1
+#: Additions to :data:`SCHEMA_VERSION`'s layout so far (keys and enum values only ever added).
+SCHEMA_MINOR = 1
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -81,6 +87,8 @@ class AuditReport:
     coverage: dict[str, Any]
     layer_map: list[dict[str, Any]]
     findings: list[Finding] = field(default_factory=list)
+    #: Where the checkpoint was read from (:meth:`quantresolve.checkpoint.Location.to_json`).
+    location: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         out = {"error": 0, "warning": 0, "info": 0}
@@ -98,8 +106,10 @@ class AuditReport:
 
         return {
             "schema_version": SCHEMA_VERSION,
+            "schema_minor": SCHEMA_MINOR,
             "tool": f"quantresolve {__version__}",
             "checkpoint": self.checkpoint,
+            "location": self.location,
             "producer": self.producer,
             "producer_version": self.producer_version,
             "quant_algo": self.quant_algo,

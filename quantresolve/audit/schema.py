@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from quantresolve.audit.codes import CODES
-from quantresolve.audit.report import SCHEMA_VERSION
+from quantresolve.audit.report import SCHEMA_MINOR, SCHEMA_VERSION
 from quantresolve.formats.algos import Producer
 from quantresolve.resolve.resolution import KINDS, RULES
 
@@ -86,6 +86,16 @@ def audit_report_schema() -> dict[str, Any]:
         "kv_cache": _obj({"attention_modules": {"type": "integer"},
                           "by_algo": {"type": "object", "additionalProperties": {"type": "integer"}}}),
     }, ["by_algo", "quantized_linear_param_fraction"])
+    location = _obj({
+        "kind": {"enum": ["local", "hf-cache", "hub"],
+                 "description": "a local path; a snapshot of the local Hugging Face cache; a hub repository read "
+                                "remotely (metadata files and shard headers only)"},
+        "path": {**_STR_OR_NULL, "description": "the local path read (null for the hub)"},
+        "repo_id": _STR_OR_NULL,
+        "revision": {**_STR_OR_NULL, "description": "the revision asked for (null: main)"},
+        "commit": {**_STR_OR_NULL, "description": "the commit it resolved to"},
+        "endpoint": {**_STR_OR_NULL, "description": "the hub endpoint (HF_ENDPOINT) for kind hub"},
+    })
     stack = _obj({"stack": {"type": "string"}, "columns": {"type": "array", "items": {"type": "string"}},
                   "rows": {"type": "array", "items": _obj({
                       "index": {"type": "integer", "minimum": 0},
@@ -95,11 +105,14 @@ def audit_report_schema() -> dict[str, Any]:
         "$id": "https://quantresolve.invalid/schemas/audit-report.schema.json",
         "title": "quantresolve audit report",
         "description": "Output of `quantresolve audit PATH --format json`. Compatible changes only add keys; "
-                       "schema_version changes when a key changes meaning.",
+                       "schema_version changes when a key changes meaning; schema_minor counts additions.",
         **_obj({
             "schema_version": {"const": SCHEMA_VERSION},
+            "schema_minor": {"type": "integer", "minimum": SCHEMA_MINOR,
+                             "description": "additions to this schema_version (absent: 0)"},
             "tool": {"type": "string"},
-            "checkpoint": {"type": "string"},
+            "checkpoint": {"type": "string", "description": "the path, or org/name@revision"},
+            "location": location,
             "producer": {"enum": list(get_args(Producer))},
             "producer_version": _STR_OR_NULL,
             "quant_algo": _STR_OR_NULL,

@@ -157,7 +157,8 @@ class _Fetcher:
         headers = dict(self.headers)
         if stop is not None:
             headers["Range"] = f"bytes={start}-{stop - 1}"
-        with _guard(self.repo.repo_id, self.repo.revision, self.repo.endpoint, file=name), \
+        where = f"{self.repo.label}/{name}"
+        with _guard(self.repo.repo_id, self.repo.revision, self.repo.endpoint, file=where), \
                 get_session().stream("GET", self.url(name), headers=headers, timeout=self.timeout) as response:
             if response.status_code >= 400:
                 response.read()

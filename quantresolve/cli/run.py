@@ -51,7 +51,8 @@ def _positive(text: str) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="load a quantized checkpoint into transformers as resolved and generate",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("checkpoint", help="checkpoint directory, or a repository id ORG/NAME[@REV] / hf://ORG/NAME[@REV] "
+                                      "already in the local Hugging Face cache (never downloaded)")
     p.add_argument("--prompt-ids", required=True, metavar="IDS", help="prompt token ids, comma-separated")
     p.add_argument("--max-new-tokens", type=_positive, default=8, metavar="N", help="tokens to generate (default 8)")
     p.add_argument("--profile", metavar="NAME|FILE",
@@ -71,11 +72,12 @@ def _generate(args: argparse.Namespace, ids: list[int]) -> tuple[Any, list[int]]
 
     import torch
 
+    from quantresolve.checkpoint.locate import locate
     from quantresolve.integrations.transformers import load_quantized
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), locate(args.checkpoint, remote=False) as where:
         warnings.simplefilter("ignore")  # transformers' deprecation chatter is not this command's output
-        model = load_quantized(args.checkpoint, profile=args.profile, backend=args.backend,
+        model = load_quantized(where.path, profile=args.profile, backend=args.backend,
                                deny=_names(args.deny), device=args.device, dtype=args.dtype)
         vocab = model.get_input_embeddings().num_embeddings
         bad = [i for i in ids if i >= vocab]

@@ -115,7 +115,7 @@ def test_index_naming_a_shard_the_repo_lacks(hub: HubServer, tmp_path: Path) -> 
     local = split_checkpoint(checkpoint_dir("modelopt-nvfp4"), tmp_path / "sharded", 3)
     files = {p.name: Body.from_file(p) for p in local.iterdir() if p.name != "model-00002-of-00003.safetensors"}
     hub.add_repo("org/partial", files)
-    with pytest.raises(CheckpointError, match="model-00002-of-00003.safetensors"):
+    with pytest.raises(CheckpointError, match=r"model-00002-of-00003\.safetensors"):
         read_checkpoint(local, shards=_shards(hub, "org/partial"))
 
 
@@ -140,7 +140,7 @@ def test_missing_private_gated_forbidden_and_unknown_revision(hub: HubServer, mo
     assert "access denied" in _repo_error("org/forbidden") and "403" in _repo_error("org/forbidden")
     assert _repo_error("org/public", "v9") == f"org/public@v9: revision 'v9' not found on {hub.url}"
     gated = hub_repo("org/gated")  # its card is public, its files are not
-    with pytest.raises(SourceError, match="gated repository .* accept its conditions"):
+    with pytest.raises(SourceError, match=r"gated repository .* accept its conditions"):
         RemoteShards(gated).read_header("model.safetensors")
     monkeypatch.setenv("HF_TOKEN", hub.token)  # huggingface_hub's own token handling
     assert RemoteShards(hub_repo("org/private")).read_header("model.safetensors").tensors == {}
