@@ -45,7 +45,7 @@ from typing import Any, Literal
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
 
 from ..errors import SourceError
-from .reader import ShardSource
+from .reader import PYTORCH_INDEX_FILE, ShardSource
 
 SourceKind = Literal["local", "hf-cache", "hub"]
 
@@ -195,7 +195,7 @@ def locate(argument: str | os.PathLike[str], *, remote: bool = True,
             raise
         raise SourceError(f"no local file or directory of that name; on the hub: {err.detail}", file=text) from None
     with tempfile.TemporaryDirectory(prefix="quantresolve-hub-") as tmp:
-        fetch_files(repo, dict.fromkeys([*files, SAFETENSORS_INDEX_FILE]), Path(tmp))
+        fetch_files(repo, dict.fromkeys([*files, SAFETENSORS_INDEX_FILE, PYTORCH_INDEX_FILE]), Path(tmp))
         yield Location(text, "hub", Path(tmp), repo_id, revision, repo.commit, repo.endpoint,
                        RemoteShards(repo))
 

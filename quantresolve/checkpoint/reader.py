@@ -9,6 +9,8 @@ Layouts, tried in this order:
    index assigns to it (extra header tensors are kept, with a warning).
 2. ``model.safetensors`` alone.
 3. Any ``*.safetensors`` files (sorted by name), no index.
+4. ``pytorch_model.bin.index.json`` alone: its names only (``has_headers=False``); the pickled
+   ``.bin`` shards are never opened.
 
 The directory and every file name are untrusted: names are checked for
 containment before anything is opened (:mod:`.paths`), headers are capped and
@@ -40,20 +42,24 @@ from typing import Any, Protocol
 
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, NoTensorFilesError
 from ..util.gcpause import gc_paused
 from .catalog import CheckpointCatalog, TensorInfo
 from .header import MAX_HEADER_BYTES, ShardHeader, read_shard_header
 from .jsonutil import strict_loads
 from .paths import allowed_roots, check_relative_name, resolve_inside
 
+#: The index of pickled PyTorch shards: read for its names only, its shards are never opened.
+PYTORCH_INDEX_FILE = "pytorch_model.bin.index.json"
+
 #: Progress hook: ``on_shard(done, total, shard_name)`` after each header is read.
 ShardCallback = Callable[[int, int, str], None]
 
 
-def _read_index(root: Path, roots: tuple[Path, ...]) -> tuple[dict[str, str], dict[str, Any]]:
+def _read_index(
+    root: Path, roots: tuple[Path, ...], file: str = SAFETENSORS_INDEX_FILE
+) -> tuple[dict[str, str], dict[str, Any]]:
     """Parse the index: (tensor → shard name, metadata). Every shard name is checked, nothing opened."""
-    file = SAFETENSORS_INDEX_FILE
     path = resolve_inside(root, file, roots)
     if os.stat(path).st_size > MAX_HEADER_BYTES:
         raise CheckpointError(f"index larger than {MAX_HEADER_BYTES} bytes", file=file)
@@ -176,11 +182,16 @@ def _check_against_index(
 
 
 def _catalog_from_index(
-    root: Path, roots: tuple[Path, ...], source: ShardSource, on_shard: ShardCallback | None
+    root: Path,
+    roots: tuple[Path, ...],
+    source: ShardSource,
+    on_shard: ShardCallback | None,
+    file: str = SAFETENSORS_INDEX_FILE,
 ) -> CheckpointCatalog:
-    weight_map, metadata = _read_index(root, roots)
+    weight_map, metadata = _read_index(root, roots, file)
     shards = sorted(set(weight_map.values()))
-    present = [s for s in shards if source.exists(s)]
+    # Pickled shards are never opened: their index gives names only.
+    present = [s for s in shards if source.exists(s)] if file == SAFETENSORS_INDEX_FILE else []
     if not present:
         # Index-only directory: names and shard assignment, nothing else.
         tensors = {n: TensorInfo(n, None, None, weight_map[n], None) for n in sorted(weight_map)}
@@ -261,8 +272,10 @@ def _read_checkpoint(
             names = [SAFETENSORS_SINGLE_FILE]
         else:
             names = source.listing()
+        if not names and os.path.lexists(root / PYTORCH_INDEX_FILE):
+            return _catalog_from_index(root, roots, source, on_shard, PYTORCH_INDEX_FILE)
         if not names:
-            raise CheckpointError(
+            raise NoTensorFilesError(
                 f"no {SAFETENSORS_INDEX_FILE} and no *.safetensors files", file=str(given)
             )
     tensors = _merge(source.read_headers(names, on_shard))
