@@ -63,6 +63,13 @@ _TABLE: tuple[tuple[str, Severity, str], ...] = (
     ("names-only", "info",
      "only the index was present: names are checked, dtypes / shapes / sizes are not (reduced evidence)"),
     ("index-mismatch", "warning", "shard headers and the index disagree in a tolerated way"),
+    ("config-only", "info",
+     "neither an index nor shard files: modules and shapes come from the model config.json describes "
+     "(transformers on the meta device); tensor formats are not checked, bytes are estimated"),
+    ("unsized-modules", "info",
+     "without headers, checkpoint modules the model built from config.json lacks have no parameter count"),
+    ("no-quantization-config", "info",
+     "the checkpoint carries no quantization config: a dense model, nothing is quantized"),
     # Raised by the config loader (quantresolve.formats.sidecar), registered here so gates can rely on them.
     ("stale-sidecar-config", "warning",
      "config.json carries another producer's quantization_config next to a ModelOpt hf_quant_config.json "

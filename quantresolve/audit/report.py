@@ -4,9 +4,10 @@ JSON layout (``schema_version`` 1, ``schema_minor`` 1; ``schemas/audit-report.sc
 
     {"schema_version": 1, "schema_minor": 1, "tool": "quantresolve 0.1.0", "checkpoint": "...",
      "location": {"kind": "local" | "hf-cache" | "hub", "path", "repo_id", "revision", "commit", "endpoint"},
-     "producer": "modelopt",
+     "producer": "modelopt" | null (no quantization config: nothing quantized),
      "producer_version": "0.47.0", "quant_algo": "MIXED_PRECISION", "kv_cache": null,
-     "profile": "llama", "evidence_level": "headers" | "names-only",
+     "profile": "llama", "evidence_level": "headers" | "names-only" | "config-only",
+     "shapes": {"source": "headers" | "config" | null, "detail": "what built the shapes, or why there are none"},
      "shards": 1, "tensors": 201, "config_sources": ["hf_quant_config.json", "config.json"],
      "modules": [{"name", "kind", "algo", "rule", "source", "evidence", "grouping", "parts",
                   "checkpoint_names", "missing_shards", "scheme", "params", "bytes"}, ...],
@@ -19,7 +20,8 @@ JSON layout (``schema_version`` 1, ``schema_minor`` 1; ``schemas/audit-report.sc
 
 Compatibility promise: keys are only ever added; existing keys keep their meaning. ``schema_version``
 changes when a key changes meaning; ``schema_minor`` counts the additions within one version
-(absent = 0; 1 added ``location``).
+(absent = 0; 1 added ``location``, ``shapes``, ``evidence_level`` ``config-only``, a null
+``producer`` for models without quantization config, and per-module ``evidence.shapes``).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class AuditReport:
     """Everything the audit found; :meth:`to_json` is the documented contract."""
 
     checkpoint: str
-    producer: str
+    producer: str | None
     producer_version: str | None
     quant_algo: str | None
     kv_cache: str | None
@@ -89,6 +91,8 @@ class AuditReport:
     findings: list[Finding] = field(default_factory=list)
     #: Where the checkpoint was read from (:meth:`quantresolve.checkpoint.Location.to_json`).
     location: dict[str, Any] = field(default_factory=dict)
+    #: Where parameter counts and bytes came from: ``{"source": "headers" | "config" | None, "detail"}``.
+    shapes: dict[str, Any] = field(default_factory=lambda: {"source": "headers", "detail": None})
 
     def counts(self) -> dict[str, int]:
         out = {"error": 0, "warning": 0, "info": 0}
@@ -116,6 +120,7 @@ class AuditReport:
             "kv_cache": self.kv_cache,
             "profile": self.profile,
             "evidence_level": self.evidence_level,
+            "shapes": self.shapes,
             "shards": self.shards,
             "tensors": self.tensors,
             "config_sources": list(self.config_sources),

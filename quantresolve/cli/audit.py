@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,27 @@ def _progress(enabled: bool) -> tuple[Callable[[int, int, str], None] | None, Ca
     return on_shard, stop
 
 
+def transformers_shapes(root: Path) -> Any:
+    """The shape provider the CLI gives the audit where no shard header sizes the modules: the model
+    ``config.json`` describes, built by transformers on the meta device (needs the ``run`` extra)."""
+    from quantresolve.checkpoint.shapes import ShapesUnavailable
+
+    try:
+        import transformers
+
+        from quantresolve.integrations.transformers.shapes import model_shapes
+    except ImportError as err:
+        raise ShapesUnavailable(f"install quantresolve[run] for shapes ({err.name} is not installed)") from None
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # its deprecation chatter is not the report
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return model_shapes(root)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
 def run(args: argparse.Namespace) -> int:
     from quantresolve.audit import audit_checkpoint
     from quantresolve.audit.render import RENDERERS
@@ -78,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     on_shard, stop = _progress(sys.stderr.isatty())
     try:
         with locate(args.path, files=metadata_files()) as where:
-            report = audit_checkpoint(where, args.profile, on_shard=on_shard)
+            report = audit_checkpoint(where, args.profile, on_shard=on_shard, shapes=transformers_shapes)
     finally:
         stop()
     to_terminal = args.output is None and sys.stdout.isatty()

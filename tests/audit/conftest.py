@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import json
 import shutil
 import struct
@@ -14,6 +17,7 @@ from quantresolve.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINTS = REPO / "fixtures" / "checkpoints"
+CORPUS = REPO.parent / "shared" / "corpus"
 
 #: name → [dtype, shape, raw bytes]
 Tensors = dict[str, list]
@@ -81,3 +85,19 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         captured = capsys.readouterr()
         return CliResult(rc, captured.out, captured.err)
     return run
+
+
+@functools.cache
+def corpus_audit(folder: str) -> CliResult:
+    """``quantresolve audit ../shared/corpus/FOLDER --format json``, run once per test process.
+
+    Config-only MoE giants take seconds each (the meta-device build, then resolving every expert
+    projection), so every corpus test reads this one run instead of auditing again.
+    """
+    path = CORPUS / folder
+    if not path.is_dir():
+        pytest.skip(f"corpus folder {folder} not available")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["audit", str(path), "--format", "json"])
+    return CliResult(rc, out.getvalue(), err.getvalue())

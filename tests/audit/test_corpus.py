@@ -1,7 +1,8 @@
 """Every corpus folder with an index file audits without crashing (index-only: reduced evidence).
 
-Folders without a quantization config, or with one outside quantresolve's scope
-(gpt-oss ``mxfp4``), are refused with exit 2 and one line.
+Folders with a quantization config outside quantresolve's scope (gpt-oss ``mxfp4``) are refused
+with exit 2 and one line; a folder without any quantization config is a dense model (exit 0).
+Every folder, with or without index, is in ``test_corpus_every_model.py``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from .conftest import corpus_audit
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -31,8 +34,8 @@ pytestmark = pytest.mark.corpus
 
 
 @pytest.mark.parametrize("folder", _indexed(), ids=lambda p: p.name)
-def test_audits_or_refuses_in_one_line(folder, cli):
-    result = cli("audit", folder, "--format", "json")
+def test_audits_or_refuses_in_one_line(folder):
+    result = corpus_audit(folder.name)
     if result.rc == 2:
         lines = result.err.strip().splitlines()
         assert len(lines) == 1 and result.out == ""
@@ -65,9 +68,12 @@ def test_gpt_oss_refused(cli):
     assert result.rc == 2 and "mxfp4" in result.err and len(result.err.strip().splitlines()) == 1
 
 
-def test_unquantized_checkpoint_refused(cli):
-    result = cli("audit", _corpus("meta-llama__Llama-3.2-3B-Instruct"))
-    assert result.rc == 2 and "no quantization config" in result.err
+def test_unquantized_checkpoint_is_a_dense_audit(cli):
+    result = cli("audit", _corpus("meta-llama__Llama-3.2-3B-Instruct"), "--format", "json")
+    assert result.rc == 0 and "no-quantization-config" in result.codes()
+    report = result.json()
+    assert report["producer"] is None and all(m["algo"] is None for m in report["modules"])
+    assert {m["rule"] for m in report["modules"] if m["kind"] != "other"} == {"no-config"}
 
 
 def test_bnb_int8_llama_keeps_lm_head(cli):

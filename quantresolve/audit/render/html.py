@@ -83,7 +83,7 @@ def render_html(report: AuditReport) -> str:
     findings_html = (f"<table><thead><tr><th>severity</th><th>code</th><th>message</th><th>where</th></tr>"
                      f"</thead><tbody>{finding_rows}</tbody></table>" if report.findings
                      else '<p class="ok">config, naming and tensors agree</p>')
-    meta = (f"<b>producer</b> {escape(report.producer)} {escape(report.producer_version or '')} · "
+    meta = (f"<b>producer</b> {escape(report.producer or 'none: nothing quantized')} {escape(report.producer_version or '')} · "
             f"<b>algo</b> {escape(report.quant_algo or '-')} · <b>KV cache</b> {escape(report.kv_cache or '-')} · "
             f"<b>profile</b> {escape(report.profile)} · <b>evidence</b> {escape(report.evidence_level)} · "
             f"<b>shards</b> {report.shards} · <b>tensors</b> {report.tensors} · "

@@ -30,7 +30,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render_markdown(report: AuditReport) -> str:
     cov = report.coverage
     lines = [f"# quantresolve audit: {_esc(report.checkpoint)}", ""]
-    lines += [f"- **producer**: {_esc(report.producer)} {_esc(report.producer_version or '')}",
+    lines += [f"- **producer**: {_esc(report.producer or 'none: nothing quantized')} {_esc(report.producer_version or '')}",
               f"- **algo**: {_esc(report.quant_algo or '-')}; **KV cache**: {_esc(report.kv_cache or '-')}",
               f"- **profile**: {_esc(report.profile)}; **evidence**: {_esc(report.evidence_level)}; "
               f"**shards**: {report.shards}; **tensors**: {report.tensors}",

@@ -35,12 +35,15 @@ def _cell(label: str | None) -> Text:
 
 def _header(report: AuditReport) -> Panel:
     lines = Text()
-    lines.append("producer ", style="bold").append(f"{report.producer} {report.producer_version or ''}  ")
+    lines.append("producer ", style="bold").append(f"{report.producer or 'none: nothing quantized'} {report.producer_version or ''}  ")
     lines.append("algo ", style="bold").append(f"{report.quant_algo or '-'}  ")
     lines.append("KV cache ", style="bold").append(f"{report.kv_cache or '-'}\n")
     lines.append("profile ", style="bold").append(f"{report.profile}  ")
     lines.append("evidence ", style="bold").append(
         report.evidence_level, style="yellow" if report.evidence_level != "headers" else "")
+    if report.evidence_level != "headers":
+        sizes = {"config": " (sizes from config.json shapes)", None: " (no sizes)"}.get(report.shapes.get("source"), "")
+        lines.append(sizes, style="yellow")
     lines.append("  ")
     lines.append("shards ", style="bold").append(f"{report.shards}  ")
     lines.append("tensors ", style="bold").append(f"{report.tensors}  ")
