@@ -42,7 +42,8 @@ def build_empty_model(config: PretrainedConfig, dtype: torch.dtype) -> PreTraine
         # Random init of meta parameters is wasted work: every parameter comes from the checkpoint.
         with init_empty_weights(include_buffers=False), no_init_weights():
             if cls is AutoModelForCausalLM:
-                model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+                # Never run a checkpoint's own code; False (not None) also keeps transformers from prompting.
+                model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=False)
             else:
                 model = cls._from_config(config, dtype=dtype)
     except (ValueError, KeyError) as err:
