@@ -14,7 +14,9 @@ Three clients, each a fresh process with ``HF_ENDPOINT`` pointing at the server 
   its header-fetch phase is also timed in-process (``locate`` + ``read_checkpoint``);
 - ``sequential``: a loop of ``HfApi().parse_safetensors_file_metadata`` over the index's shards, one
   after the other (what a plain per-shard loop costs);
-- ``hub-threaded``: ``HfApi().get_safetensors_metadata`` itself (its thread pool: ``min(32, cpus + 4)``).
+- ``hub-threaded``: ``HfApi().get_safetensors_metadata`` itself (its thread pool: ``min(32, cpus + 4)``);
+- ``local``: ``quantresolve audit DIR`` of the same checkpoint written as sparse files (what the
+  remote audit costs beyond a local one, on the same machine at the same time).
 
 Printed per client: wall seconds (median of ``--repeats``), requests, bytes; the last line reads::
 
@@ -41,7 +43,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from audit_scale_data import load_config, load_quant_config, shard_header, synthetic_checkpoint  # noqa: E402
+from audit_scale_data import (  # noqa: E402
+    load_config,
+    load_quant_config,
+    shard_header,
+    synthetic_checkpoint,
+    write_synthetic_deepseek_checkpoint,
+)
 
 from tests.hub_server import Body, HubServer  # noqa: E402
 
@@ -128,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"serving {shards} shards of {REPO_ID} at {server.url} (+{args.rtt * 1000:.0f} ms per request), "
           f"built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     py = sys.executable
+    local_dir = tempfile.TemporaryDirectory(prefix="remote-audit-local-")
+    write_synthetic_deepseek_checkpoint(local_dir.name)
     clients = {
+        "local": [py, "-m", "quantresolve", "audit", local_dir.name, "--format", "json", "--output", os.devnull],
         "quantresolve": [py, "-m", "quantresolve", "audit", REPO_ID, "--format", "json", "--output", os.devnull],
         "headers": [py, "-c", _HEADERS_ONLY, REPO_ID],
         "hub-threaded": [py, "-c", _HUB_THREADED, REPO_ID],
@@ -142,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # ~10 s a run: once is enough to see the order of magnitude
             runs[name].append(_client(server, clients[name]))
     server.stop()
+    local_dir.cleanup()
     print(f"{'client':14} {'wall s (median)':>16} {'runs':>5} {'requests':>9} {'MiB':>8}  notes")
     summary: dict[str, float] = {}
     for name, results in runs.items():
@@ -154,10 +166,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"{info['requests']} range requests, {info['bytes'] / 2**20:.1f} MiB")
         elif info.get("tensors"):
             note = f"{info['tensors']} tensors (wall includes interpreter start and imports)"
+        elif name == "local":
+            note, requests, sent = "the same audit from sparse local files (no server)", 0, 0
         summary[name] = wall
         print(f"{name:14} {wall:16.2f} {len(results):5d} {requests:9d} {sent / 2**20:8.1f}  {note}")
     q = runs["quantresolve"][-1]
     print(f"remote_audit: shards={shards} rtt_ms={args.rtt * 1000:.0f} quantresolve_s={summary['quantresolve']:.2f} "
+          f"local_s={summary['local']:.2f} "
           f"headers_s={summary['headers']:.2f} sequential_s={summary.get('sequential', float('nan')):.2f} "
           f"hub_threaded_s={summary['hub-threaded']:.2f} requests={q[2]} mib={q[3] / 2**20:.1f}")
     return 0

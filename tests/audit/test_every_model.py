@@ -136,6 +136,15 @@ def _tiny_dense(root: Path, *, with_tensors: bool = True) -> Path:
     return root
 
 
+def _index_only(ckpt: Path) -> Path:
+    """``ckpt`` with its ``model.safetensors`` replaced by an index naming its tensors (names, no shards)."""
+    raw = (ckpt / "model.safetensors").read_bytes()
+    names = [n for n in json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]) if n != "__metadata__"]
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps({"weight_map": dict.fromkeys(names, "model.safetensors")}))
+    (ckpt / "model.safetensors").unlink()
+    return ckpt
+
+
 def test_dense_checkpoint_is_nothing_quantized(tmp_path: Path, cli) -> None:
     result = cli("audit", _tiny_dense(tmp_path / "dense"), "--format", "json")
     assert result.rc == 0 and result.err == ""
@@ -187,22 +196,14 @@ def test_config_only_estimates_track_the_real_checkpoint(tmp_path: Path, cli, fi
 
 def test_index_only_sized_from_config(tmp_path: Path, cli) -> None:
     ckpt = copy_fixture(tmp_path, "modelopt-mixed")
-    raw = (ckpt / "model.safetensors").read_bytes()
-    names = [n for n in json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]) if n != "__metadata__"]
     headers = cli("audit", ckpt, "--format", "json").json()
-    (ckpt / "model.safetensors.index.json").write_text(json.dumps({"weight_map": dict.fromkeys(names, "model.safetensors")}))
-    (ckpt / "model.safetensors").unlink()
-    report = cli("audit", ckpt, "--format", "json").json()
+    report = cli("audit", _index_only(ckpt), "--format", "json").json()
     assert (report["evidence_level"], report["shapes"]["source"]) == ("names-only", "config")
     assert {m["name"]: m["params"] for m in report["modules"]} == {m["name"]: m["params"] for m in headers["modules"]}
 
 
 def test_without_transformers_names_come_from_the_index(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
-    raw = (ckpt / "model.safetensors").read_bytes()
-    names = [n for n in json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]) if n != "__metadata__"]
-    (ckpt / "model.safetensors.index.json").write_text(json.dumps({"weight_map": dict.fromkeys(names, "model.safetensors")}))
-    (ckpt / "model.safetensors").unlink()
+    ckpt = _index_only(copy_fixture(tmp_path, "modelopt-fp8"))
     monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails
     result = cli("audit", ckpt, "--format", "json")
     report = result.json()
@@ -214,11 +215,7 @@ def test_without_transformers_names_come_from_the_index(tmp_path: Path, cli, mon
 def test_unsized_modules_are_said_once(tmp_path: Path) -> None:
     from quantresolve.checkpoint.shapes import ModelShapes
 
-    ckpt = _tiny_dense(tmp_path / "dense")
-    raw = (ckpt / "model.safetensors").read_bytes()
-    names = [n for n in json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]) if n != "__metadata__"]
-    (ckpt / "model.safetensors.index.json").write_text(json.dumps({"weight_map": dict.fromkeys(names, "model.safetensors")}))
-    (ckpt / "model.safetensors").unlink()
+    ckpt = _index_only(_tiny_dense(tmp_path / "dense"))
     partial = ModelShapes({"lm_head.weight": ("F32", (32, 16))}, source="a partial model")
     report = audit_checkpoint(ckpt, shapes=lambda _root: partial).to_json()
     (unsized,) = [f for f in report["findings"] if f["code"] == "unsized-modules"]
