@@ -15,8 +15,11 @@ MODULES = [
     "header",
     "inventory",
     "jsonutil",
+    "locate",
     "paths",
     "reader",
+    "remote",
+    "shapes",
     "suffixes",
 ]
 

@@ -18,8 +18,7 @@ configs (2-core EPYC, loaded): DeepSeek-V3 (61 layers × 256 experts, 45,395 ten
 GLM-5 (59,079 tensors) 4–5 s, Qwen3.5-397B (93,411 tensors) 4–5 s; the cost is the module
 tree's Python objects and the per-expert split, not memory.
 
-    >>> import re
-from pathlib import Path
+    >>> from pathlib import Path
     >>> shapes = model_shapes(Path("fixtures/checkpoints/modelopt-mixed"))     # doctest: +SKIP
     >>> shapes.tensors["model.layers.0.mlp.down_proj.weight"]                  # doctest: +SKIP
     ('BF16', (64, 128))
