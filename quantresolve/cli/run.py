@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from quantresolve.errors import ConfigError
@@ -67,17 +68,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _generate(args: argparse.Namespace, ids: list[int]) -> tuple[Any, list[int]]:
+def _generate(args: argparse.Namespace, ids: list[int], path: Path) -> tuple[Any, list[int]]:
     import warnings
 
     import torch
 
-    from quantresolve.checkpoint.locate import locate
     from quantresolve.integrations.transformers import load_quantized
 
-    with warnings.catch_warnings(), locate(args.checkpoint, remote=False) as where:
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # transformers' deprecation chatter is not this command's output
-        model = load_quantized(where.path, profile=args.profile, backend=args.backend,
+        model = load_quantized(path, profile=args.profile, backend=args.backend,
                                deny=_names(args.deny), device=args.device, dtype=args.dtype)
         vocab = model.get_input_embeddings().num_embeddings
         bad = [i for i in ids if i >= vocab]
@@ -92,8 +92,11 @@ def _generate(args: argparse.Namespace, ids: list[int]) -> tuple[Any, list[int]]
 
 
 def run(args: argparse.Namespace) -> int:
+    from quantresolve.checkpoint.locate import locate
+
     ids = prompt_ids(args.prompt_ids)
-    report, sequence = _generate(args, ids)
+    with locate(args.checkpoint, remote=False) as where:  # before torch: a bad argument fails at once
+        report, sequence = _generate(args, ids, where.path)
     new = sequence[len(ids):]
     if args.json:
         print(json.dumps({"prompt_ids": ids, "generated_ids": new, "sequence": sequence, **report.to_json()},

