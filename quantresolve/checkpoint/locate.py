@@ -113,6 +113,21 @@ def parse_repo_ref(argument: str) -> tuple[str, str | None] | None:
     return uri.id, uri.revision
 
 
+def _local(text: str) -> Location:
+    """A local path; a snapshot directory of the cache (``models--org--name/snapshots/<commit>``) says so.
+
+        >>> _local("/cache/models--org--name/snapshots/0123abcd").to_json()["repo_id"]
+        'org/name'
+    """
+    path = Path(text)
+    snapshot = path if path.suffix != ".safetensors" else path.parent
+    repo = snapshot.parent.parent.name
+    if snapshot.parent.name == "snapshots" and repo.startswith("models--") and repo.count("--") >= 2:
+        return Location(text, "hf-cache", path, repo.removeprefix("models--").replace("--", "/", 1),
+                        snapshot.name, snapshot.name)  # the path names its commit: that is the revision
+    return Location(text, "local", path)
+
+
 def _offline() -> bool:
     from huggingface_hub import constants
 
@@ -162,13 +177,14 @@ def cached_snapshot(repo_id: str, revision: str | None) -> tuple[Path | None, li
 
 
 @contextmanager
-def locate(argument: str | os.PathLike[str], *, remote: bool = True,
-           files: Sequence[str] = DEFAULT_FILES) -> Iterator[Location]:
-    """Find ``argument`` (see the module docstring); ``files`` are the metadata files to fetch
-    from the hub besides the index. The hub's temporary directory lives as long as the ``with``."""
+def locate(argument: str | os.PathLike[str], *, remote: bool = True, files: Sequence[str] = DEFAULT_FILES,
+           index: bool = True) -> Iterator[Location]:
+    """Find ``argument`` (see the module docstring); ``files`` are the metadata files to fetch from the
+    hub, with the index too unless ``index=False`` (a command that reads the config only). The hub's
+    temporary directory lives as long as the ``with``."""
     text = os.fspath(argument)
     if not text.startswith(_HF) and os.path.lexists(text):
-        yield Location(text, "local", Path(text))
+        yield _local(text)
         return
     ref = parse_repo_ref(text)
     if ref is None:
@@ -196,7 +212,8 @@ def locate(argument: str | os.PathLike[str], *, remote: bool = True,
             raise
         raise SourceError(f"no local file or directory of that name; on the hub: {err.detail}", file=text) from None
     with tempfile.TemporaryDirectory(prefix="quantresolve-hub-") as tmp:
-        fetch_files(repo, dict.fromkeys([*files, SAFETENSORS_INDEX_FILE, PYTORCH_INDEX_FILE]), Path(tmp))
+        indexes = [SAFETENSORS_INDEX_FILE, PYTORCH_INDEX_FILE] if index else []
+        fetch_files(repo, dict.fromkeys([*files, *indexes]), Path(tmp))
         yield Location(text, "hub", Path(tmp), repo_id, revision, repo.commit, repo.endpoint,
                        RemoteShards(repo))
 

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from quantresolve.checkpoint.locate import locate
     from quantresolve.formats.loader import load_config, metadata_files
 
-    with locate(args.path, files=metadata_files()) as where:
+    with locate(args.path, files=metadata_files(), index=False) as where:
         cfg = load_config(where.path)
     if args.json:
         print(json.dumps(cfg.model_dump(mode="json"), indent=2))

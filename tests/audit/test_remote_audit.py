@@ -67,6 +67,7 @@ def test_sharded_remote_audit_reads_headers_only(hub: HubServer, cli, tmp_path: 
 def test_inspect_and_resolve_take_a_repo_id(hub: HubServer, cli) -> None:
     hub.add_directory("org/mixed", CHECKPOINTS / "modelopt-mixed")
     assert cli("inspect", "org/mixed", "--json").json()["quant_algo"] == "MIXED_PRECISION"
+    assert sorted(h.path.rsplit("/", 1)[1] for h in hub.file_hits(".json")) == ["config.json", "hf_quant_config.json"]
     out = cli("resolve", "org/mixed", "model.layers.0.mlp.down_proj").out
     assert out.split("\t")[:3] == ["model.layers.0.mlp.down_proj", "NVFP4", "direct"]
     assert hub.file_hits(".safetensors") == []  # no header needed for these

@@ -144,3 +144,11 @@ def test_cached_repo_audits_end_to_end(hub: HubServer, cache: Path) -> None:
     for key in ("checkpoint", "location"):
         del remote[key], local[key]
     assert remote == local
+
+
+def test_a_snapshot_path_is_named_as_the_cached_repo(hub: HubServer, cache: Path) -> None:
+    snap = cache_checkpoint(cache, "org/name", checkpoint_dir("modelopt-mixed"))
+    with locate(str(snap)) as where:
+        assert (where.kind, where.path, where.repo_id, where.commit) == ("hf-cache", snap, "org/name", snap.name)
+        assert where.display == f"org/name@{snap.name}"
+    assert hub.hits == []
