@@ -12,6 +12,11 @@ built-in summary of it) are BF16. KV-cache scales use the generic ModelOpt
 naming ``<attn>.k_proj.k_scale`` / ``<attn>.v_proj.v_scale`` (field-notes §5);
 that DeepSeek's real MLA export uses exactly these names is not verified.
 
+The same builder writes the layout of any DeepSeek-V3-style corpus folder (config.json +
+hf_quant_config.json, e.g. nvidia/GLM-5-NVFP4, whose GlmMoeDsa layers add a DeepSeek-V3.2
+indexer): ``write_synthetic_checkpoint(dir, *corpus_layout(folder), experts=8)``; fewer experts
+keep a test's checkpoint small while every layer, router and exclude entry stays as in the real one.
+
 Usage::
 
     python benchmarks/audit_scale_data.py [--dir DIR] [--read-only]
@@ -33,9 +38,9 @@ import tempfile
 import time
 from pathlib import Path
 
-CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "nvidia__DeepSeek-V3.1-NVFP4"
-CORPUS_QUANT_CONFIG = CORPUS_DIR / "hf_quant_config.json"
-CORPUS_CONFIG = CORPUS_DIR / "config.json"
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS_QUANT_CONFIG = CORPUS / "nvidia__DeepSeek-V3.1-NVFP4" / "hf_quant_config.json"
+CORPUS_CONFIG = CORPUS / "nvidia__DeepSeek-V3.1-NVFP4" / "config.json"
 
 CONFIG = {
     "architectures": ["DeepseekV3ForCausalLM"],
@@ -88,9 +93,16 @@ def load_quant_config() -> dict:
 
 def load_config() -> dict:
     """The corpus copy of the real ``config.json`` when present (its shapes are :data:`CONFIG`'s), else :data:`CONFIG`."""
-    if CORPUS_CONFIG.is_file():
-        return {**CONFIG, **json.loads(CORPUS_CONFIG.read_text())}
-    return dict(CONFIG)
+    return layout_config(json.loads(CORPUS_CONFIG.read_text()) if CORPUS_CONFIG.is_file() else {})
+
+
+def corpus_layout(folder: str | os.PathLike[str]) -> tuple[dict, dict] | None:
+    """``(config.json, hf_quant_config.json)`` of a corpus folder, or ``None`` when either is absent."""
+    root = Path(folder)
+    if not (root / "config.json").is_file() or not (root / "hf_quant_config.json").is_file():
+        return None
+    return (json.loads((root / "config.json").read_text()),
+            json.loads((root / "hf_quant_config.json").read_text()))
 
 
 def _linears(layer: int, cfg: dict) -> list[tuple[str, int, int]]:
@@ -99,7 +111,13 @@ def _linears(layer: int, cfg: dict) -> list[tuple[str, int, int]]:
     heads = cfg["num_attention_heads"]
     qk_head = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]
     p = f"model.layers.{layer}"
-    out = [
+    indexer = []
+    if cfg.get("index_n_heads"):  # DeepSeek-V3.2 / GLM-5 sparse-attention indexer
+        ih, idim = cfg["index_n_heads"], cfg["index_head_dim"]
+        indexer = [(f"{p}.self_attn.indexer.wq_b", ih * idim, cfg["q_lora_rank"]),
+                   (f"{p}.self_attn.indexer.wk", idim, h),
+                   (f"{p}.self_attn.indexer.weights_proj", ih, h)]
+    out = [*indexer,
         (f"{p}.self_attn.q_a_proj", cfg["q_lora_rank"], h),
         (f"{p}.self_attn.q_b_proj", heads * qk_head, cfg["q_lora_rank"]),
         (f"{p}.self_attn.kv_a_proj_with_mqa", cfg["kv_lora_rank"] + cfg["qk_rope_head_dim"], h),
@@ -149,6 +167,9 @@ def synthetic_tensors(cfg: dict, quant: dict) -> list[tuple[str, str, list[int]]
             (f"{p}.self_attn.q_a_layernorm.weight", "BF16", [cfg["q_lora_rank"]]),
             (f"{p}.self_attn.kv_a_layernorm.weight", "BF16", [cfg["kv_lora_rank"]]),
         ]
+        if cfg.get("index_n_heads"):
+            tensors += [(f"{p}.self_attn.indexer.k_norm.{t}", "BF16", [cfg["index_head_dim"]])
+                        for t in ("weight", "bias")]
         if not excluded(f"{p}.self_attn"):
             tensors += [
                 (f"{p}.self_attn.k_proj.k_scale", "F32", []),
@@ -213,10 +234,21 @@ def _write_shard(path: Path, entries: list[tuple[str, str, list[int]]]) -> int:
     return offset
 
 
-def synthetic_checkpoint(shards: int = 163) -> tuple[dict[str, list[tuple[str, str, list[int]]]], dict]:
-    """The export split into ``shards`` shards by size: ``({shard name: entries}, index)``, nothing written."""
-    quant = load_quant_config()
-    tensors = synthetic_tensors(load_config(), quant)
+def layout_config(config: dict, experts: int | None = None) -> dict:
+    """``config`` over :data:`CONFIG` (keys a corpus config.json may lack: MTP layers, expert counts), with
+    ``experts`` routed experts per MoE layer instead of its ``n_routed_experts`` when given."""
+    out = {**CONFIG, **config}
+    if experts is not None:
+        out["n_routed_experts"] = experts
+    return out
+
+
+def synthetic_checkpoint(
+    config: dict, quant: dict, shards: int = 163
+) -> tuple[dict[str, list[tuple[str, str, list[int]]]], dict]:
+    """The export of ``config``'s layout (:func:`layout_config`) quantized as ``quant`` says, split into
+    ``shards`` shards by size: ``({shard name: entries}, index)``, nothing written."""
+    tensors = synthetic_tensors(config, quant)
     total = sum(_nbytes(d, s) for _, d, s in tensors)
     budget = total / shards
     names = [f"model-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)]
@@ -239,14 +271,24 @@ def write_synthetic_deepseek_checkpoint(
     directory: str | os.PathLike[str], shards: int = 163
 ) -> int:
     """Write the sparse checkpoint into ``directory``; return the number of tensors."""
+    return write_synthetic_checkpoint(directory, load_config(), load_quant_config(), shards)
+
+
+def write_synthetic_checkpoint(
+    directory: str | os.PathLike[str], config: dict, quant: dict, shards: int = 163,
+    experts: int | None = None,
+) -> int:
+    """Write a sparse checkpoint of ``config``'s layout quantized as ``quant`` says (``experts``:
+    routed experts per MoE layer instead of the config's ``n_routed_experts``)."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    by_shard, index_json = synthetic_checkpoint(shards)
+    config = layout_config(config, experts)
+    by_shard, index_json = synthetic_checkpoint(config, quant, shards)
     for name, entries in by_shard.items():
         _write_shard(root / name, entries)
     (root / "model.safetensors.index.json").write_text(json.dumps(index_json, indent=2))
-    (root / "config.json").write_text(json.dumps(load_config(), indent=2))
-    (root / "hf_quant_config.json").write_text(json.dumps(load_quant_config(), indent=4))
+    (root / "config.json").write_text(json.dumps(config, indent=2))
+    (root / "hf_quant_config.json").write_text(json.dumps(quant, indent=4))
     return len(index_json["weight_map"])
 
 

@@ -94,8 +94,9 @@ print(json.dumps({"s": time.perf_counter() - t0,
 
 def serve(rtt: float) -> tuple[HubServer, int]:
     """The repository on a started server; returns it and the number of shards."""
-    by_shard, index = synthetic_checkpoint()
-    files = {"config.json": Body.of(json.dumps(load_config(), indent=2).encode()),
+    config = load_config()
+    by_shard, index = synthetic_checkpoint(config, load_quant_config())
+    files = {"config.json": Body.of(json.dumps(config, indent=2).encode()),
              "hf_quant_config.json": Body.of(json.dumps(load_quant_config(), indent=4).encode()),
              "model.safetensors.index.json": Body.of(json.dumps(index, indent=2).encode())}
     for name, entries in by_shard.items():

@@ -38,7 +38,8 @@ def checkpoint_dir(name: str) -> Path:
 
 def fixtures_module(name: str) -> ModuleType:
     """``fixtures/<name>.py``, imported by path once per process (``fixtures/`` is a script folder,
-    not a package: the generator imports its helpers by bare name).
+    not a package: the generator imports its helpers by bare name, so the folder is on ``sys.path``
+    while the module runs, as it is for the generator).
 
     >>> fixtures_module("arith_fingerprint").METADATA_KEY
     'arith_fingerprint'
@@ -49,7 +50,11 @@ def fixtures_module(name: str) -> ModuleType:
         assert spec is not None and spec.loader is not None, name
         module = importlib.util.module_from_spec(spec)
         sys.modules[key] = module
-        spec.loader.exec_module(module)
+        sys.path.insert(0, str(FIXTURES))
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(FIXTURES))
     return sys.modules[key]
 
 

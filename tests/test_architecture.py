@@ -26,25 +26,6 @@ from tests.checkpoint.test_torch_free import _torch_loaded_after
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: TEMPORARY: the import circles inside ``quantresolve.dispatch`` that exist on this branch and that
-#: the dispatch restructuring branch removes (act_arith <-> activations; the backends registry <->
-#: every backend, chunked, linear, selection and tp). Delete this constant when merging that branch:
-#: the test fails as soon as an entry no longer exists, so it cannot linger as a hole.
-KNOWN_DISPATCH_CYCLES_REMOVED_BY_DISPATCH_BRANCH: frozenset[frozenset[str]] = frozenset({
-    frozenset({"quantresolve.dispatch.act_arith", "quantresolve.dispatch.activations"}),
-    frozenset({
-        "quantresolve.dispatch.backends", "quantresolve.dispatch.backends.avx512_gemv",
-        "quantresolve.dispatch.backends.base", "quantresolve.dispatch.backends.bnb",
-        "quantresolve.dispatch.backends.gemlite", "quantresolve.dispatch.backends.int4pack",
-        "quantresolve.dispatch.backends.int8pack", "quantresolve.dispatch.backends.int_mm",
-        "quantresolve.dispatch.backends.int_weights", "quantresolve.dispatch.backends.reference",
-        "quantresolve.dispatch.backends.scaled_mm", "quantresolve.dispatch.backends.triton_gemv",
-        "quantresolve.dispatch.chunked", "quantresolve.dispatch.linear", "quantresolve.dispatch.selection",
-        "quantresolve.dispatch.tp", "quantresolve.dispatch.tp.layouts", "quantresolve.dispatch.tp.layouts.dense",
-        "quantresolve.dispatch.tp.modules", "quantresolve.dispatch.tp.plan", "quantresolve.dispatch.tp.shard",
-    }),
-})
-
 #: The packages that must run without torch.
 TORCH_FREE_CORE = ("errors", "util", "formats", "naming", "checkpoint", "resolve", "audit")
 
@@ -120,13 +101,9 @@ def _describe(graph: grimp.ImportGraph, cycle: frozenset[str]) -> str:
 
 
 def test_no_import_circle(graph: grimp.ImportGraph) -> None:
-    cycles = set(strongly_connected(graph))
-    new = cycles - KNOWN_DISPATCH_CYCLES_REMOVED_BY_DISPATCH_BRANCH
-    assert not new, "import circles (break each by moving the shared thing down or by a registry):\n" + "\n".join(
-        _describe(graph, c) for c in sorted(new, key=min))
-    gone = KNOWN_DISPATCH_CYCLES_REMOVED_BY_DISPATCH_BRANCH - cycles
-    assert not gone, ("an allowed dispatch circle no longer exists: delete it from "
-                      "KNOWN_DISPATCH_CYCLES_REMOVED_BY_DISPATCH_BRANCH: " + "; ".join(min(c) for c in gone))
+    cycles = strongly_connected(graph)
+    assert not cycles, "import circles (break each by moving the shared thing down or by a registry):\n" + "\n".join(
+        _describe(graph, c) for c in sorted(cycles, key=min))
 
 
 def test_strongly_connected_finds_a_circle() -> None:

@@ -34,6 +34,7 @@ from quantresolve.formats.normalized import NameEntry, NormalizedConfig
 from quantresolve.naming.mapper import WeightsMapper
 from quantresolve.resolve.entries import KIND_CLASSES
 from quantresolve.resolve.rules_registry import rules_for
+from quantresolve.util.patterns import BoundedRegex
 
 #: Names the model's LM head has even when the checkpoint stores none (tied embeddings).
 TIED_HEAD_NAMES = ("lm_head", "language_model.lm_head", "model.language_model.lm_head")
@@ -74,12 +75,9 @@ class LiveNames:
         if entry.kind == "glob":
             rx = re.compile(fnmatch.translate(text))
             return any(rx.match(n) for n in self.checkpoint)
-        if entry.kind == "regex":
-            try:
-                rx = re.compile(text[3:])
-            except re.error:
-                return False  # the resolver reports the invalid regex itself
-            return any(rx.match(n) for n in self.checkpoint) or any(rx.match(n) for n in self.model)
+        if entry.kind == "regex":  # untrusted: time-bounded (a catastrophic pattern is an error naming it)
+            bounded = BoundedRegex(text[3:], file=entry.file, field=entry.field)
+            return any(bounded.match(n) for n in self.checkpoint) or any(bounded.match(n) for n in self.model)
         return any(text in KIND_CLASSES.get(k, ()) for k in self.kinds)
 
 

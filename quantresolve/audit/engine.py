@@ -40,10 +40,11 @@ from quantresolve.audit.codes import RESOLUTION_ERROR_CODES, finding
 from quantresolve.audit.coverage import coverage
 from quantresolve.audit.dead import LiveNames, dead_entries
 from quantresolve.audit.expectations import compare
+from quantresolve.audit.grouping import group_findings
 from quantresolve.audit.kinds import unit_kind
 from quantresolve.audit.layer_map import layer_map
 from quantresolve.audit.layout import Unit, build_units
-from quantresolve.audit.report import SEVERITY_ORDER, AuditReport, ModuleReport
+from quantresolve.audit.report import AuditReport, ModuleReport
 from quantresolve.audit.sizing import Sizer
 from quantresolve.checkpoint import (
     CheckpointCatalog,
@@ -140,8 +141,7 @@ class _Auditor:
     def _resolve(self, unit: Unit, kind: str) -> tuple[Resolution | None, str | None]:
         if "" in unit.name.split("."):
             self.findings.append(finding(
-                "empty-module-name", f"module name {unit.name!r} (from tensors of "
-                f"{unit.parts[0][1]!r}) has an empty component; no config entry can ever match it",
+                "empty-module-name", "the module name has an empty component; no config entry can ever match it",
                 subject=unit.name))
             return None, "empty module name"
         if self.resolver is None:  # no quantization config: every module runs as stored
@@ -151,8 +151,7 @@ class _Auditor:
             return self.resolver.resolve(unit.name, kind=kind), None
         except ResolutionError as err:
             code = RESOLUTION_ERROR_CODES.get(type(err).__name__, "unresolvable")
-            self.findings.append(finding(code, f"{unit.name}: {err}", subject=unit.name,
-                                         file=err.file, field=err.field))
+            self.findings.append(finding(code, err.detail, subject=unit.name, file=err.file, field=err.field))
             return None, str(err)
 
     def unit_report(self, unit: Unit) -> ModuleReport:
@@ -174,18 +173,18 @@ class _Auditor:
             if claim is not None and claim.scheme is not None and all(e.kind == "dense" for e in parts_ev):
                 self.findings.append(finding(
                     "config-quantized-model-unquantized",
-                    f"{unit.name}: config says {claim.algo} (rule {claim.rule}) but the model builds it "
-                    f"unquantized ({resolution.source.field if resolution.source else 'profile'}) and the "
-                    "tensors are dense: loads, but the config is inaccurate", subject=unit.name))
+                    f"config says {claim.algo} (rule {claim.rule}) but the engine builds it unquantized "
+                    f"({resolution.source.field if resolution.source else 'profile'}) and the tensors are "
+                    "dense, as producers leave it: loads as is", subject=unit.name))
         if kind == "attention" and resolution is not None and scheme is None and any(
                 e.has_kv_scales for e in parts_ev):
             self.findings.append(finding(
-                "kv-scales-without-config", f"{unit.name}: k_scale / v_scale tensors ship but the config "
-                "declares no KV-cache quantization (they would be ignored)", subject=unit.name))
+                "kv-scales-without-config", "k_scale / v_scale tensors ship but the config declares no "
+                "KV-cache quantization (they would be ignored)", subject=unit.name))
         if unit.missing:
             self.findings.append(finding(
-                "absent-shard", f"{unit.name}: declared shard(s) {', '.join(unit.missing)} absent from the "
-                f"checkpoint; resolved from {len(unit.parts)} present shard(s)", subject=unit.name))
+                "absent-shard", f"declared shard(s) {', '.join(unit.missing)} absent from the checkpoint; "
+                f"resolved from {len(unit.parts)} present shard(s)", subject=unit.name))
         return ModuleReport(
             name=unit.name, kind=kind, grouping=unit.grouping,
             algo=resolution.algo if resolution is not None else None,
@@ -199,20 +198,20 @@ class _Auditor:
             params=params, bytes=nbytes, error=error)
 
     def _check_parts(self, unit: Unit, scheme: QuantScheme | None, parts_ev: list[Evidence]) -> None:
-        """One finding per (unit, issue), naming how many parts and the first one."""
-        grouped: dict[tuple[str, str], list[str]] = {}
+        """One finding per (part, issue): the part's model-space name is the subject (grouped later)."""
         for (model_name, _ckpt), ev in zip(unit.parts, parts_ev, strict=True):
-            for issue in self._compare(scheme, ev):
-                grouped.setdefault(issue, []).append(model_name)
-        for (code, detail), names in grouped.items():
-            where = (f" ({len(names)} of {len(unit.parts)} parts, e.g. {names[0]})"
-                     if len(unit.parts) > 1 else "")
-            self.findings.append(finding(code, f"{unit.name}: {detail}{where}", subject=unit.name))
+            for code, detail in self._compare(scheme, ev):
+                self.findings.append(finding(code, detail, subject=model_name))
 
 
-def _sort_findings(findings: Iterable[Finding]) -> list[Finding]:
-    unique = {(f.code, f.severity, f.message, f.subject, f.file, f.field): f for f in findings}
-    return sorted(unique.values(), key=lambda f: (SEVERITY_ORDER[f.severity], f.code, f.subject or "", f.message))
+def _part_units(units: Iterable[Unit]) -> dict[str, str]:
+    """Every unit's name and its parts' model-space names → the unit (for linking findings to modules)."""
+    out: dict[str, str] = {}
+    for u in units:
+        out[u.name] = u.name
+        for part, _ in u.parts:
+            out.setdefault(part, u.name)
+    return out
 
 
 def audit_checkpoint(path: str | os.PathLike[str] | Location,
@@ -288,10 +287,9 @@ def _evidence_findings(level: str, sizer: Sizer, shapes: ModelShapes | None, no_
         out.append(finding("config-only", "no index and no shard files: nothing but config.json was read; "
                            f"{what}; tensor formats and dead config entries are not checked; {sizes}",
                            subject=root))
-    if sizer.unsized:
-        out.append(finding("unsized-modules", f"{len(sizer.unsized)} checkpoint module(s) with a weight are not in "
-                           f"the model {shapes.source if shapes else ''} builds, so their parameters and bytes are "
-                           f"not counted, e.g. {sizer.unsized[0]!r}", subject=sizer.unsized[0]))
+    built_by = f"the model {shapes.source} builds" if shapes is not None else "the model"
+    out.extend(finding("unsized-modules", f"a checkpoint module with a weight that is not in {built_by}: its "
+                       "parameters and bytes are not counted", subject=name) for name in sizer.unsized)
     return out
 
 
@@ -316,9 +314,8 @@ def audit_inventory(config: NormalizedConfig | None, inventory: Inventory, evide
                                 f"quantized; {len(modules)} module(s) inventoried", subject=str(inventory.root)))
     findings.extend(_evidence_findings(level, sizer, shapes, no_shapes, str(inventory.root)))
     findings.extend(finding("index-mismatch", w) for w in catalog_warnings)
-    if dropped:
-        findings.append(finding("unmapped-modules", f"profile {profile.name!r} drops {len(dropped)} checkpoint "
-                                f"module(s), e.g. {dropped[0]!r}", subject=dropped[0]))
+    findings.extend(finding("unmapped-modules", f"profile {profile.name!r} drops this checkpoint module "
+                            "(the engine does not build it)", subject=name) for name in dropped)
     if (config is not None and config.kv_cache is not None and level != "config-only"
             and not any(m.kind == "attention" for m in modules)):  # config-only: no tensor to carry them
         findings.append(finding("kv-config-without-scales", f"the config declares KV-cache {config.kv_cache.algo} "
@@ -330,7 +327,7 @@ def audit_inventory(config: NormalizedConfig | None, inventory: Inventory, evide
         live = LiveNames(inventory.modules, model_names, {m.kind for m in modules if m.kind != "other"})
         for code, entry in dead_entries(config, live, profile.mapper):
             what = {"dead-exclude": "exclude entry", "dead-layer": "per-layer entry", "dead-target": "target"}[code]
-            findings.append(finding(code, f"{what} {entry.original!r} matches no module of the checkpoint",
+            findings.append(finding(code, f"{what} matches no module of the checkpoint",
                                     subject=entry.original, file=entry.file, field=entry.field))
     return AuditReport(
         checkpoint=checkpoint, producer=config.producer if config is not None else None,
@@ -341,6 +338,6 @@ def audit_inventory(config: NormalizedConfig | None, inventory: Inventory, evide
         shards=shards, tensors=inventory.tensor_count if level != "config-only" else 0,
         config_sources=tuple(config.sources) if config is not None else (),
         modules=modules, coverage=coverage(modules, params_known=sizer.source is not None),
-        layer_map=layer_map(modules), findings=_sort_findings(findings),
+        layer_map=layer_map(modules), findings=group_findings(findings, _part_units(units)),
         location=location if location is not None else Location(checkpoint, "local", Path(checkpoint)).to_json(),
         shapes={"source": sizer.source, "detail": shapes.source if shapes is not None else no_shapes})

@@ -122,8 +122,12 @@ def compare(scheme: QuantScheme | None, evidence: Evidence) -> list[Issue]:
                  f"config says {scheme.algo} (expects {'/'.join(sorted(expected))} tensors) "
                  f"but the tensors are {_describe(evidence)}")]
     w = scheme.weights
-    if (kind in GROUPED_KINDS and w.group_size and w.strategy in ("group", "tensor_group")
-            and evidence.confidence == "headers"):
+    grouped = bool(w.group_size) and w.strategy in ("group", "tensor_group")
+    if grouped and evidence.logical_shape is not None and evidence.logical_shape[1] % w.group_size:  # type: ignore[operator]
+        # Every producer packs whole groups (ModelOpt and compressed-tensors both refuse a ragged one).
+        return [("group-size-mismatch", f"config says group size {w.group_size} for {scheme.algo} but the "
+                 f"input dimension {evidence.logical_shape[1]} is not a multiple of it")]
+    if kind in GROUPED_KINDS and grouped and evidence.confidence == "headers":
         found = evidence_group_size(evidence, scheme)
         if found is not None and found != w.group_size:
             got = (f"{evidence.groups_along_k} scale groups along K do not divide it evenly" if found == -1

@@ -1,8 +1,8 @@
 """The audit report: its data model and its JSON form (the versioned contract).
 
-JSON layout (``schema_version`` 1, ``schema_minor`` 1; ``schemas/audit-report.schema.json``)::
+JSON layout (``schema_version`` 2; ``schemas/audit-report.schema.json``)::
 
-    {"schema_version": 1, "schema_minor": 1, "tool": "quantresolve 0.1.0", "checkpoint": "...",
+    {"schema_version": 2, "tool": "quantresolve 0.1.0", "checkpoint": "...",
      "location": {"kind": "local" | "hf-cache" | "hub", "path", "repo_id", "revision", "commit", "endpoint"},
      "producer": "modelopt" | null (no quantization config: nothing quantized),
      "producer_version": "0.47.0", "quant_algo": "MIXED_PRECISION", "kv_cache": null,
@@ -15,13 +15,23 @@ JSON layout (``schema_version`` 1, ``schema_minor`` 1; ``schemas/audit-report.sc
                   "quantized_linear_param_fraction", "quantized_linear_module_fraction",
                   "params_known", "total_params", "total_bytes", "kv_cache": {...}},
      "layer_map": [{"stack": "model.layers", "columns": [...], "rows": [{"index": 0, "cells": {...}}]}],
-     "findings": [{"code", "severity", "message", "subject", "file", "field"}, ...],
+     "findings": [{"code", "severity", "message", "cause", "count", "pattern", "members", "units",
+                   "file", "field"}, ...],
      "summary": {"error": 0, "warning": 0, "info": 0}}
 
-Compatibility promise: keys are only ever added; existing keys keep their meaning. ``schema_version``
-changes when a key changes meaning; ``schema_minor`` counts the additions within one version
-(absent = 0; 1 added ``location``, ``shapes``, ``evidence_level`` ``config-only``, a null
-``producer`` for models without quantization config, and per-module ``evidence.shapes``).
+``findings`` are grouped (:mod:`.grouping`): one entry per code and cause, ``members`` every module
+(or config entry) it names, ``pattern`` the same set written compactly, ``count`` how many raw
+findings were merged; ``summary`` counts these groups per severity.
+
+``location`` says where the checkpoint was read from (a local folder, a Hugging Face cache snapshot,
+the hub's headers); ``shapes`` where parameter counts and bytes came from (the shard headers, the
+model ``config.json`` describes built on the meta device, or nowhere, with the reason); each module's
+``evidence.shapes`` the same per module.
+
+Compatibility promise: within a schema version keys are only ever added and keep their meaning;
+version 2 (grouped findings: ``subject`` gave way to ``members`` / ``pattern``; ``location``,
+``shapes``, evidence level ``config-only`` and a null ``producer`` for a dense model) is the one
+break so far.
 """
 
 from __future__ import annotations
@@ -29,12 +39,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantresolve.formats.normalized import Finding
+from quantresolve.audit.grouping import SEVERITY_ORDER, FindingGroup
 
-SCHEMA_VERSION = 1
-#: Additions to :data:`SCHEMA_VERSION`'s layout so far (keys and enum values only ever added).
-SCHEMA_MINOR = 1
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+SCHEMA_VERSION = 2
+__all__ = ["SCHEMA_VERSION", "SEVERITY_ORDER", "AuditReport", "ModuleReport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +96,14 @@ class AuditReport:
     modules: list[ModuleReport]
     coverage: dict[str, Any]
     layer_map: list[dict[str, Any]]
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[FindingGroup] = field(default_factory=list)
     #: Where the checkpoint was read from (:meth:`quantresolve.checkpoint.Location.to_json`).
     location: dict[str, Any] = field(default_factory=dict)
     #: Where parameter counts and bytes came from: ``{"source": "headers" | "config" | None, "detail"}``.
     shapes: dict[str, Any] = field(default_factory=lambda: {"source": "headers", "detail": None})
 
     def counts(self) -> dict[str, int]:
+        """Grouped findings per severity."""
         out = {"error": 0, "warning": 0, "info": 0}
         for f in self.findings:
             out[f.severity] += 1
@@ -110,7 +119,6 @@ class AuditReport:
 
         return {
             "schema_version": SCHEMA_VERSION,
-            "schema_minor": SCHEMA_MINOR,
             "tool": f"quantresolve {__version__}",
             "checkpoint": self.checkpoint,
             "location": self.location,
@@ -127,6 +135,6 @@ class AuditReport:
             "modules": [m.to_json() for m in self.modules],
             "coverage": self.coverage,
             "layer_map": self.layer_map,
-            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "findings": [f.to_json() for f in self.findings],
             "summary": self.counts(),
         }

@@ -5,15 +5,15 @@ Written by hand so it documents the contract, not an implementation detail;
 ``tests/formats/test_cli_and_schemas.py`` checks the committed file is fresh.
 
     >>> audit_report_schema()["properties"]["schema_version"]["const"]
-    1
+    2
 """
 
 from __future__ import annotations
 
 from typing import Any, get_args
 
-from quantresolve.audit.codes import CODES
-from quantresolve.audit.report import SCHEMA_MINOR, SCHEMA_VERSION
+from quantresolve.audit.codes import CODES, SEVERITIES
+from quantresolve.audit.report import SCHEMA_VERSION
 from quantresolve.formats.algos import Producer
 from quantresolve.resolve.resolution import KINDS, RULES
 
@@ -26,15 +26,25 @@ def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra:
 
 
 def audit_report_schema() -> dict[str, Any]:
+    names = {"type": "array", "items": {"type": "string"}}
     finding = _obj({
-        "code": {"type": "string", "description": "stable code; audit codes: " + ", ".join(sorted(CODES))
-                 + "; config-loader and resolver codes pass through"},
-        "severity": {"enum": ["error", "warning", "info"]},
-        "message": {"type": "string"},
-        "subject": _STR_OR_NULL,
+        "code": {"type": "string", "description": "stable code; registered codes: " + ", ".join(sorted(CODES))
+                 + "; other config-loader and resolver codes pass through"},
+        "severity": {"enum": list(SEVERITIES), "description": "error: the checkpoint will load wrong or not "
+                     "at all; warning: likely a mistake a person should look at; info: by design"},
+        "message": {"type": "string", "description": "one line: '<pattern>: <cause>' (the cause alone when "
+                    "the findings name nothing)"},
+        "cause": {"type": "string", "description": "what is wrong, without the modules it is wrong for"},
+        "count": {"type": "integer", "minimum": 1, "description": "how many findings this group merges"},
+        "pattern": {**_STR_OR_NULL, "description": "the members as one compact pattern "
+                    "(model.layers.{0..2,4}.mlp.experts.{0..255}.down_proj); expands to exactly the members"},
+        "members": {**names, "description": "every module (model namespace), config entry or file the "
+                    "findings name, in natural order"},
+        "units": {**names, "description": "the report's modules the members belong to (an expert "
+                  "projection's MoE container, a shard's fused layer)"},
         "file": _STR_OR_NULL,
-        "field": _STR_OR_NULL,
-    }, ["code", "severity", "message", "subject"])
+        "field": {**_STR_OR_NULL, "description": "the field all members share, or the list they all index"},
+    }, ["code", "severity", "message", "cause", "count", "pattern", "members", "units"])
     source = {"oneOf": [{"type": "null"}, _obj({
         "original": {"type": "string", "description": "the entry as the config spells it (checkpoint namespace)"},
         "mapped": _STR_OR_NULL, "file": {"type": "string"}, "field": {"type": "string"}},
@@ -110,11 +120,10 @@ def audit_report_schema() -> dict[str, Any]:
         "$id": "https://quantresolve.invalid/schemas/audit-report.schema.json",
         "title": "quantresolve audit report",
         "description": "Output of `quantresolve audit PATH --format json`. Compatible changes only add keys; "
-                       "schema_version changes when a key changes meaning; schema_minor counts additions.",
+                       "schema_version changes when a key changes meaning (2: findings are grouped; "
+                       "location, shapes, config-only evidence, null producer).",
         **_obj({
             "schema_version": {"const": SCHEMA_VERSION},
-            "schema_minor": {"type": "integer", "minimum": SCHEMA_MINOR,
-                             "description": "additions to this schema_version (absent: 0)"},
             "tool": {"type": "string"},
             "checkpoint": {"type": "string", "description": "the path, or org/name@revision"},
             "location": location,
@@ -136,6 +145,6 @@ def audit_report_schema() -> dict[str, Any]:
             "layer_map": {"type": "array", "items": stack},
             "findings": {"type": "array", "items": finding},
             "summary": _obj({"error": {"type": "integer"}, "warning": {"type": "integer"},
-                             "info": {"type": "integer"}}),
+                             "info": {"type": "integer"}}, description="grouped findings per severity"),
         }, ["schema_version", "producer", "modules", "coverage", "findings"]),
     }

@@ -51,7 +51,7 @@ class Sizer:
     def __init__(self, has_headers: bool, shapes: ModelShapes | None) -> None:
         self.has_headers = has_headers
         self.params = shapes.module_params() if shapes is not None and not has_headers else None
-        #: Checkpoint modules with a weight the shapes did not cover (reported once, globally).
+        #: Checkpoint modules with a weight the shapes did not cover (one grouped `unsized-modules` finding).
         self.unsized: list[str] = []
 
     @property

@@ -241,7 +241,7 @@ def parse_shard_header(raw: bytes, file: str, size: int) -> ShardHeader:
 def read_shard_header(path: Path, file: str) -> ShardHeader:
     """Read and validate the header of the safetensors file at ``path`` (named ``file`` in errors).
 
-    ``path`` must already be contained (see :mod:`.paths`). Reads ``8 + n`` bytes, no more.
+    ``path`` must already be contained (:meth:`~quantresolve.util.containment.Confinement.locate`). Reads ``8 + n`` bytes, no more.
     """
     try:
         size = os.stat(path).st_size

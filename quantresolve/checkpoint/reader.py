@@ -13,7 +13,8 @@ Layouts, tried in this order:
    ``.bin`` shards are never opened.
 
 The directory and every file name are untrusted: names are checked for
-containment before anything is opened (:mod:`.paths`), headers are capped and
+containment before anything is opened (:class:`~quantresolve.util.containment.Confinement`:
+Hugging Face cache snapshots included), headers are capped and
 validated (:mod:`.header`), and duplicate tensor names (across shards, or as
 duplicate JSON keys) are errors. Where the shard headers come from is a
 :class:`ShardSource`: the files next to the index (:class:`LocalShards`, the default,
@@ -43,11 +44,11 @@ from typing import Any, Protocol
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
 
 from ..errors import CheckpointError, NoTensorFilesError
+from ..util.containment import Confinement, check_relative_name
 from ..util.gcpause import gc_paused
 from .catalog import CheckpointCatalog, TensorInfo
 from .header import MAX_HEADER_BYTES, ShardHeader, read_shard_header
 from .jsonutil import strict_loads
-from .paths import allowed_roots, check_relative_name, resolve_inside
 
 #: The index of pickled PyTorch shards: read for its names only, its shards are never opened.
 PYTORCH_INDEX_FILE = "pytorch_model.bin.index.json"
@@ -56,11 +57,10 @@ PYTORCH_INDEX_FILE = "pytorch_model.bin.index.json"
 ShardCallback = Callable[[int, int, str], None]
 
 
-def _read_index(
-    root: Path, roots: tuple[Path, ...], file: str = SAFETENSORS_INDEX_FILE
-) -> tuple[dict[str, str], dict[str, Any]]:
+def _read_index(box: Confinement, file: str = SAFETENSORS_INDEX_FILE) -> tuple[dict[str, str], dict[str, Any]]:
     """Parse the index: (tensor → shard name, metadata). Every shard name is checked, nothing opened."""
-    path = resolve_inside(root, file, roots)
+    path = box.locate(file)
+    assert path is not None
     if os.stat(path).st_size > MAX_HEADER_BYTES:
         raise CheckpointError(f"index larger than {MAX_HEADER_BYTES} bytes", file=file)
     try:
@@ -115,24 +115,24 @@ class ShardSource(Protocol):
 
 
 class LocalShards:
-    """Shard files inside a local checkpoint directory, every name contained (:mod:`.paths`)."""
+    """Shard files inside a local checkpoint directory, every name contained
+    (:class:`~quantresolve.util.containment.Confinement`)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.roots = allowed_roots(root)
+    def __init__(self, box: Confinement) -> None:
+        self.box = box
 
     def exists(self, name: str) -> bool:
-        return os.path.lexists(self.root / name)
+        return self.box.present(name)
 
     def listing(self) -> list[str]:
-        return sorted(e.name for e in os.scandir(self.root) if e.name.endswith(".safetensors"))
+        return sorted(e.name for e in os.scandir(self.box.root) if e.name.endswith(".safetensors"))
 
     def read_headers(self, shards: Sequence[str], on_shard: ShardCallback | None) -> list[ShardHeader]:
         # Resolve every shard before reading any, so a hostile name fails fast and nothing is read.
-        paths = [resolve_inside(self.root, shard, self.roots) for shard in shards]
+        paths = [self.box.locate(shard) for shard in shards]
         headers = []
         for done, (shard, path) in enumerate(zip(shards, paths, strict=True), start=1):
-            headers.append(read_shard_header(path, shard))
+            headers.append(read_shard_header(path, shard))  # type: ignore[arg-type]
             if on_shard is not None:
                 on_shard(done, len(shards), shard)
         return headers
@@ -183,12 +183,12 @@ def _check_against_index(
 
 def _catalog_from_index(
     root: Path,
-    roots: tuple[Path, ...],
+    box: Confinement,
     source: ShardSource,
     on_shard: ShardCallback | None,
     file: str = SAFETENSORS_INDEX_FILE,
 ) -> CheckpointCatalog:
-    weight_map, metadata = _read_index(root, roots, file)
+    weight_map, metadata = _read_index(box, file)
     shards = sorted(set(weight_map.values()))
     # Pickled shards are never opened: their index gives names only.
     present = [s for s in shards if source.exists(s)] if file == SAFETENSORS_INDEX_FILE else []
@@ -263,17 +263,17 @@ def _read_checkpoint(
         root, names = given, []
     else:
         raise CheckpointError("not a checkpoint directory or .safetensors file", file=str(given))
-    roots = allowed_roots(root)
-    source = source if source is not None else LocalShards(root)
+    box = Confinement.of(root)
+    source = source if source is not None else LocalShards(box)
     if not names:
-        if os.path.lexists(root / SAFETENSORS_INDEX_FILE):
-            return _catalog_from_index(root, roots, source, on_shard)
+        if box.present(SAFETENSORS_INDEX_FILE):
+            return _catalog_from_index(root, box, source, on_shard)
         if source.exists(SAFETENSORS_SINGLE_FILE):
             names = [SAFETENSORS_SINGLE_FILE]
         else:
             names = source.listing()
-        if not names and os.path.lexists(root / PYTORCH_INDEX_FILE):
-            return _catalog_from_index(root, roots, source, on_shard, PYTORCH_INDEX_FILE)
+        if not names and box.present(PYTORCH_INDEX_FILE):
+            return _catalog_from_index(root, box, source, on_shard, PYTORCH_INDEX_FILE)
         if not names:
             raise NoTensorFilesError(
                 f"no {SAFETENSORS_INDEX_FILE} and no *.safetensors files", file=str(given)

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import QuantResolveError, SourceError
+from ..util.containment import check_relative_name
 from .header import MAX_HEADER_BYTES, ShardHeader, header_length, parse_shard_header
-from .paths import check_relative_name
 
 #: Bytes asked for by the first (speculative) read of each shard: the length prefix and the header.
 FIRST_READ = 128 * 1024

@@ -74,13 +74,14 @@ def transformers_shapes(root: Path) -> Any:
     """The shape provider the CLI gives the audit where no shard header sizes the modules: the model
     ``config.json`` describes, built by transformers on the meta device (needs the ``run`` extra)."""
     from quantresolve.checkpoint.shapes import ShapesUnavailable
+    from quantresolve.cli.extras import missing_extra_message
 
     try:
         import transformers
 
         from quantresolve.integrations.transformers.shapes import model_shapes
     except ImportError as err:
-        raise ShapesUnavailable(f"install quantresolve[run] for shapes ({err.name} is not installed)") from None
+        raise ShapesUnavailable(f"shapes {missing_extra_message((err.name or '?').split('.')[0])}") from None
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # its deprecation chatter is not the report
     try:

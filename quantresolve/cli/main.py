@@ -3,7 +3,8 @@
 Each sub-command module exposes ``register(subparsers)`` that adds its parser
 and sets ``handler=`` to a function ``(args) -> int`` returning the exit code.
 Any :class:`~quantresolve.errors.QuantResolveError` becomes one line on stderr
-and exit code 2 — never a traceback.
+and exit code 2 — never a traceback; so does a command run without the extra it needs
+(:mod:`.extras`: "install the 'run' extra").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from quantresolve.cli.extras import missing_extra_message, missing_for
 from quantresolve.errors import QuantResolveError
 
 #: Sub-command modules under ``quantresolve.cli``, in help order.
@@ -38,17 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(command: str, message: str) -> int:
+    print(f"quantresolve {command}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    missing = missing_for(args.command)
+    if missing is not None:
+        return _fail(args.command, missing)
     try:
         return int(args.handler(args))
     except QuantResolveError as err:
-        print(f"quantresolve {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(args.command, str(err))
+    except ModuleNotFoundError as err:  # an optional library the command reached for
+        return _fail(args.command, missing_extra_message((err.name or "?").split(".")[0]))
     except (OSError, ValueError) as err:  # last resort: still one line, still exit 2
-        print(f"quantresolve {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(args.command, f"{type(err).__name__}: {err}")
     except KeyboardInterrupt:
         return 130
 

@@ -1,9 +1,12 @@
 """``quantresolve run CHECKPOINT --prompt-ids 1,2,3 --max-new-tokens N``: load it as resolved, generate greedily.
 
-Prints the prompt and generated token ids, then how the layers run: a count per
+Prints the naming profile and why it was chosen (given with ``--profile``, else
+derived from transformers' renamings of the class built for the checkpoint's own
+names), the prompt and generated token ids, then how the layers run: a count per
 algo and backend (every layer with ``--verbose``; everything with ``--json``).
 Bad input (unreadable checkpoint, unconsumed or missing tensors, an id outside
-the vocabulary, an unknown backend) is one line on stderr and exit code 2.
+the vocabulary, an unknown backend, a device this machine lacks, more tokens than the model's
+context or the memory holds) is one line on stderr and exit code 2.
 
     quantresolve run fixtures/checkpoints/ct-w4a16 --prompt-ids 1,2,3 --max-new-tokens 8
     quantresolve run CKPT --prompt-ids 5,6 --max-new-tokens 4 --profile llama --deny int4pack_cpu --json
@@ -57,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-ids", required=True, metavar="IDS", help="prompt token ids, comma-separated")
     p.add_argument("--max-new-tokens", type=_positive, default=8, metavar="N", help="tokens to generate (default 8)")
     p.add_argument("--profile", metavar="NAME|FILE",
-                   help="naming profile (default: transformers, the unfused names of the model built here; "
-                        "a fused profile such as llama fuses q/k/v and gate/up)")
+                   help="naming profile (default: derived from transformers' renamings of the class built "
+                        "here, for the checkpoint's own names; a fused profile such as llama fuses q/k/v and "
+                        "gate/up)")
     p.add_argument("--backend", help="force one dispatcher backend for every quantized layer")
     p.add_argument("--deny", metavar="B1,B2", help="backends never to use, comma-separated")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -70,6 +74,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _generate(args: argparse.Namespace, ids: list[int], path: Path) -> tuple[Any, list[int]]:
     import warnings
+
+    from quantresolve.integrations.preflight import preflight_run
+
+    # Options against the checkpoint and the machine before torch is even imported.
+    preflight_run(args.checkpoint, len(ids), args.max_new_tokens, args.dtype)
+
+    from quantresolve.integrations.device import check_device
+
+    check_device(args.device, field="--device")  # torch alone, before transformers' import
 
     import torch
 
@@ -103,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                          indent=2))
         return 0
     algo = report.quant_algo or "-"
-    print(f"checkpoint {report.checkpoint}: {report.producer} {algo}, profile {report.profile}")
+    print(f"checkpoint {report.checkpoint}: {report.producer} {algo}")
+    print(f"profile    {report.profile}, {report.profile_reason}")
     print(f"prompt     {' '.join(map(str, ids))}")
     print(f"generated  {' '.join(map(str, new))}")
     print(f"layers     {len(report.layers)}")
@@ -114,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"kv cache   {kv.algo} scales on {len(report.kv_cache)} attention module(s), {state}")
     if report.dropped:
         print(f"dropped    {len(report.dropped)} tensor(s) by the profile's mapper, e.g. {report.dropped[0]}")
+    if report.ignored:
+        print(f"ignored    {len(report.ignored)} tensor(s) the model class does not load, e.g. {report.ignored[0]}")
     if args.verbose:
         print("per layer")
         for r in report.layers:

@@ -1,5 +1,12 @@
 """The dispatcher: resolved schemes → torch linear methods on the fastest correct backend.
 
+Sub-layers, each importing only those below it (checked by the "dispatch sub-layers" import-linter
+contract in ``pyproject.toml``), top to bottom: :mod:`.tp` (distributed wrappers) → :mod:`.linear`
+(``QuantLinear``) and :mod:`.kv_cache` → :mod:`.selection` → :mod:`.backends` (guards, registry,
+catalog = the preference order) → :mod:`.shards` → :mod:`.chunked` → :mod:`.slicing` (where each
+tensor may be cut) → :mod:`.codecs` (weight formats) → :mod:`.activations` (each producer's activation
+rounding) and :mod:`.kernels` (implementations) → :mod:`.specs`, :mod:`.numerics`, :mod:`.presets`.
+
     >>> from quantresolve.formats.scheme import modelopt_scheme
     >>> layer = make_linear(modelopt_scheme("W4A16_AWQ", group_size=128), 256, 64)
     >>> layer.backend in ("avx512_gemv_cpu", "int4pack_cpu")  # ours where the CPU has AVX-512 BF16

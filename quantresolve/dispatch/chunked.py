@@ -3,12 +3,13 @@
 A codec dequantizes in float32 with several full-size intermediates (unpacked
 codes, repeated scales, their product): at 28672×8192 that is ~0.9 GB each
 for a 470 MB bf16 result. Splitting the rows bounds them to one chunk. The
-cuts reuse the tensor-parallel column slicers (:mod:`.tp.layouts`), which
+cuts reuse the tensor-parallel column slicers (:mod:`.slicing`, the layer below this one), which
 already know where every format's packed words, row pairs, zero-point words,
 scale blocks and bitsandbytes absmax blocks may be cut; each chunk is
 dequantized by the codec itself, so the result is the whole-weight result bit
 for bit (every codec's arithmetic is row-local). A weight no even cut fits
-(e.g. a prime number of rows) is dequantized whole.
+(e.g. a prime number of rows) is dequantized whole. Place in the flow: above :mod:`.slicing` and
+:mod:`.codecs`, below :mod:`.shards` (whose ``dense()`` uses it) and the backends.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
     >>> from quantresolve.dispatch.codecs import codec_for
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 import torch
 
 from quantresolve.dispatch.codecs.base import Tensors, WeightCodec
+from quantresolve.dispatch.slicing import LAYOUTS, TPSpec, layout_for
 
 #: Weight elements dequantized at a time: 16 Mi elements keep each float32 intermediate at 64 MiB.
 CHUNK_ELEMENTS = 1 << 24
@@ -36,11 +38,6 @@ def chunk_count(codec: WeightCodec, n: int, k: int, budget: int | None = None) -
     budget = budget or CHUNK_ELEMENTS
     if n * k <= budget or codec.copy_free:
         return 1
-    from quantresolve.dispatch.tp.layouts import (
-        LAYOUTS,  # imports the layer module: not at import time
-    )
-    from quantresolve.dispatch.tp.split import TPSpec
-
     layout_fn = LAYOUTS.get(type(codec))
     if layout_fn is None:
         return 1
@@ -75,9 +72,6 @@ def row_parts(codec: WeightCodec, tensors: Tensors, n: int, k: int,
     if chunks == 1:
         yield n, tensors
         return
-    from quantresolve.dispatch.tp.layouts import layout_for
-    from quantresolve.dispatch.tp.split import TPSpec
-
     layout = layout_for(codec)
     for index in range(chunks):
         split = TPSpec("column", index, chunks).split(n, k)

@@ -4,13 +4,15 @@ rounding they stand for.
 An engine with an FP8 KV cache stores ``e4m3(k / k_scale)`` and reads it back times
 ``k_scale`` (same for v); :meth:`KVCacheScales.round_trip` reproduces that rounding in the
 compute dtype. *How* it divides and multiplies is the producer's arithmetic
-(:mod:`.act_arith`): a ModelOpt checkpoint's reference model rounds the keys and values with
+(:mod:`.activations`): a ModelOpt checkpoint's reference model rounds the keys and values with
 its ``k_bmm_quantizer`` / ``v_bmm_quantizer`` — the FP8 activation quantizer, with the
 calibrated ``amax`` the export wrote as ``k_scale = amax / 448`` — so ``· (448 / amax)`` then
 ``· (1 / (448 / amax))``, not ``/ k_scale · k_scale``; a value on a bf16 tie after one of those
 products and not the other rounds differently (``modelopt-w4a16-nvfp4-fp8kv``'s logits were
 0.0044 off with the plain division, 0.0 with this). Other producers keep the plain float32
 ``e4m3(x / scale) · scale`` — no fixture pins their rounding down yet.
+
+Place in the flow: a layer-level object beside :mod:`.linear`, over :mod:`.activations` only.
 
     >>> import torch
     >>> from quantresolve.formats.scheme import modelopt_kv_scheme
@@ -32,7 +34,7 @@ from quantresolve.errors import DispatchError, LoadError
 from quantresolve.formats.scheme import QuantScheme
 
 _SUPPORTED = {("float", 8)}
-#: Producer → the :mod:`.act_arith` arithmetic that rounds its FP8 KV cache (others: ``float32``).
+#: Producer → the :mod:`.activations` arithmetic that rounds its FP8 KV cache (others: ``float32``).
 _ARITH = {"modelopt": "modelopt"}
 
 

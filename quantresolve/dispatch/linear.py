@@ -4,6 +4,10 @@ Life cycle: :func:`make_linear` → ``load(suffix, tensor, shard)`` for every
 tensor of :meth:`QuantLinear.expected_tensors` → ``finalize()`` (checks,
 groups fused shards, repacks for the backend) → ``forward(x)``.
 
+Place in the flow: the layer, near the top of the dispatcher — it builds its codec (:mod:`.codecs`),
+its rank's plan (:mod:`.slicing`), selects its backend (:mod:`.selection`), and groups its loaded
+shards (:mod:`.shards`) for it; only :mod:`.tp` sits above.
+
     >>> import torch
     >>> layer = make_linear(None, 4, 2)
     >>> layer.load("weight", torch.eye(2, 4))
@@ -20,7 +24,7 @@ activation quantizer) is equal share one quantized activation and one GEMM.
 Tensor parallelism: with ``tp=TPSpec(mode, rank, world)`` the layer holds only
 rank ``rank``'s part of a column- (N) or row- (K) parallel layer; ``load``
 still takes the *full* checkpoint tensors and slices them on packed-word,
-group and block boundaries (:mod:`quantresolve.dispatch.tp`). A row-parallel
+group and block boundaries (:mod:`quantresolve.dispatch.slicing`). A row-parallel
 layer returns partial sums and keeps its bias in ``bias_after_reduce`` for
 :class:`~quantresolve.dispatch.tp.RowParallelLinear` to add after the all-reduce.
 """
@@ -28,62 +32,21 @@ layer returns partial sums and keeps its bias in ``bias_after_reduce`` for
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from quantresolve.dispatch.backends import Backend, Shard, ShardGroup
-from quantresolve.dispatch.codecs import WeightCodec, codec_for
-from quantresolve.dispatch.codecs.base import Tensors
+from quantresolve.dispatch.backends.base import Backend
+from quantresolve.dispatch.codecs import DenseCodec, WeightCodec, codec_for
 from quantresolve.dispatch.selection import device_info, select_backend
-from quantresolve.dispatch.specs import ANY_DTYPE, ANY_FLOAT, Shapes, TensorSpec
+from quantresolve.dispatch.shards import Shard, ShardGroup
+from quantresolve.dispatch.slicing import TPPlan, TPSpec, plan_tp
+from quantresolve.dispatch.specs import ANY_FLOAT, Shapes, TensorSpec, check_tensor
 from quantresolve.errors import DispatchError, LoadError
 from quantresolve.formats.scheme import QuantScheme
 
-if TYPE_CHECKING:
-    from quantresolve.dispatch.tp import TPPlan, TPSpec
-
 Key = tuple[str | None, str]
-
-
-class DenseCodec(WeightCodec):
-    """An unquantized layer: ``weight`` in any float dtype."""
-
-    copy_free = True
-
-    def __init__(self) -> None:  # no scheme
-        self.scheme = None  # type: ignore[assignment]
-
-    def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
-        return {"weight": TensorSpec((n, k), ANY_FLOAT)}
-
-    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        return t["weight"]
-
-    def act_quant(self, t: Tensors) -> None:
-        return None
-
-
-def _dtype_ok(spec: TensorSpec, tensor: torch.Tensor) -> bool:
-    if spec.dtype == ANY_DTYPE:
-        return True
-    if spec.dtype == ANY_FLOAT:
-        return tensor.is_floating_point() and tensor.element_size() >= 2
-    return str(tensor.dtype).removeprefix("torch.") == spec.dtype
-
-
-def check_tensor(spec: TensorSpec, tensor: torch.Tensor, where: str) -> torch.Tensor:
-    """``tensor`` if its dtype and shape match ``spec`` (a flexible shape is reshaped), else a LoadError."""
-    if not _dtype_ok(spec, tensor):
-        raise LoadError(f"dtype {tensor.dtype} does not match expected {spec.dtype}", field=where)
-    if spec.shape is not None:
-        shape = tuple(tensor.shape)
-        if spec.flexible and tensor.numel() == max(1, _numel(spec.shape)):
-            return tensor.reshape(spec.shape)
-        if shape != tuple(spec.shape):
-            raise LoadError(f"shape {list(shape)} does not match expected {list(spec.shape)}", field=where)
-    return tensor
 
 
 class QuantLinear(nn.Module):
@@ -112,9 +75,6 @@ class QuantLinear(nn.Module):
         self.codec: WeightCodec = codec_for(scheme, dtype) if scheme is not None else DenseCodec()
         self.tp_plan: TPPlan | None = None
         if tp is not None:
-            # Imported here: the tp package registers a layout for DenseCodec, defined in this module.
-            from quantresolve.dispatch.tp import plan_tp
-
             self.tp_plan = plan_tp(self.codec, int(in_features), sizes, names, bias=bias, spec=tp)
             in_features, sizes = self.tp_plan.local_k, self.tp_plan.local_sizes
         self.in_features, self.out_features = int(in_features), sum(sizes)
@@ -284,13 +244,6 @@ def weight_stand_in(n: int, k: int, dtype: torch.dtype, device: torch.device | s
         (torch.Size([3, 2]), torch.bfloat16, 'cpu', (0, 0), True)
     """
     return torch.full((), float("nan"), dtype=dtype, device=device).expand(n, k)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def make_linear(scheme: QuantScheme | None, in_features: int, out_features: int | list[int], *,

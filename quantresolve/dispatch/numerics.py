@@ -1,6 +1,7 @@
 """Bit-level helpers shared by the weight codecs: unpacking and small-float tables.
 
-Everything here is a pure function on tensors; nothing knows about layers.
+Everything here is a pure function on tensors; nothing knows about layers. Place in the flow: the
+bottom of the dispatcher, with :mod:`.specs` — it imports torch only.
 
     >>> import torch
     >>> unpack_nibbles(torch.tensor([[0x21]], dtype=torch.uint8), low_first=True).tolist()

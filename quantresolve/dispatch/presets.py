@@ -4,6 +4,9 @@ compressed-tensors labels are expanded with the library's own presets
 (``preset_name_to_scheme``) and its own format inference
 (``infer_module_format``) — so ``W8A16`` is the group-128 int8 preset, packed.
 
+Place in the flow: beside the dispatcher's bottom layer — it imports only the formats' scheme
+builders (and compressed-tensors, lazily); nothing in the dispatcher imports it.
+
     >>> scheme_from_label("W4A16", "compressed-tensors").format
     'pack-quantized'
     >>> scheme_from_label("NVFP4", "modelopt").weights.group_size

@@ -2,7 +2,10 @@
 
 Force with ``backend=`` or ``QUANTRESOLVE_BACKEND``; deny with ``deny=`` or
 ``QUANTRESOLVE_DENY_BACKENDS`` (comma-separated). Arguments win over the
-environment; deny lists are merged.
+environment; deny lists are merged. The order is :data:`~.backends.catalog.PREFERENCE`'s, and each
+verdict comes from that backend's ``guards``: "why was int4pack picked" is those two, read in order.
+
+Place in the flow: above :mod:`.backends` (its catalog), below the layers that select at build time.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
     >>> select_backend(modelopt_scheme("NVFP4"), Shapes(32, 64)).name
@@ -18,7 +21,8 @@ from collections.abc import Iterable
 
 import torch
 
-from quantresolve.dispatch.backends import BACKENDS, Backend
+from quantresolve.dispatch.backends.base import Backend
+from quantresolve.dispatch.backends.catalog import BACKENDS
 from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
 from quantresolve.errors import BackendUnavailableError, DispatchError
 from quantresolve.formats.scheme import QuantScheme

@@ -1,5 +1,9 @@
 """What a layer expects to be loaded with: tensor specs, shapes, devices, verdicts.
 
+Place in the flow: the bottom of the dispatcher, with :mod:`.numerics` — plain data every other
+layer speaks (a codec's expected tensors, a backend's verdict), importing nothing but errors (torch
+only for type hints).
+
     >>> spec = TensorSpec((4, 2), "uint8")
     >>> spec.describe()
     '(4, 2) uint8'
@@ -9,7 +13,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from quantresolve.errors import LoadError
+
+if TYPE_CHECKING:
+    import torch
 
 #: Spec dtype meaning "any floating dtype" (checkpoints store scales in fp32, bf16 or fp16).
 ANY_FLOAT = "float"
@@ -86,3 +97,24 @@ class DeviceInfo:
     capability: tuple[int, int] | None = None
     training: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def _dtype_ok(spec: TensorSpec, tensor: torch.Tensor) -> bool:
+    if spec.dtype == ANY_DTYPE:
+        return True
+    if spec.dtype == ANY_FLOAT:
+        return tensor.is_floating_point() and tensor.element_size() >= 2
+    return str(tensor.dtype).removeprefix("torch.") == spec.dtype
+
+
+def check_tensor(spec: TensorSpec, tensor: torch.Tensor, where: str) -> torch.Tensor:
+    """``tensor`` if its dtype and shape match ``spec`` (a flexible shape is reshaped), else a LoadError."""
+    if not _dtype_ok(spec, tensor):
+        raise LoadError(f"dtype {tensor.dtype} does not match expected {spec.dtype}", field=where)
+    if spec.shape is not None:
+        shape = tuple(tensor.shape)
+        if spec.flexible and tensor.numel() == max(1, math.prod(spec.shape)):
+            return tensor.reshape(spec.shape)
+        if shape != tuple(spec.shape):
+            raise LoadError(f"shape {list(shape)} does not match expected {list(spec.shape)}", field=where)
+    return tensor

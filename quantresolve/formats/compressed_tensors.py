@@ -1,9 +1,11 @@
-"""compressed-tensors configs, parsed by the compressed-tensors library itself.
+"""compressed-tensors configs → our schemes: parsing through the torch-free mirror, and labels.
 
-We do not re-declare its fields: :func:`parse_ct_config` validates with the
-library's own ``QuantizationConfig`` (which also expands preset group names
-such as ``"W4A16": ["Linear"]``). The library imports torch, so it is imported
-lazily here — ModelOpt and bitsandbytes paths stay torch-free.
+:func:`parse_ct_config` validates a ``quantization_config`` with
+:class:`~quantresolve.formats.ct_config.QuantizationConfig` — our mirror of the library's own
+model, checked against it in ``tests/formats/test_ct_conformance.py`` — so reading a
+compressed-tensors checkpoint imports no torch. Preset group names (``"W4A16": ["Linear"]``) are
+expanded there. :func:`ct_scheme` / :func:`to_quant_args` accept the mirror's objects and the
+library's alike (the dispatcher's preset helper and the tests hand it the library's).
 
 :func:`ct_label` gives a scheme its readable canonical label from its weight and
 activation arguments::
@@ -19,35 +21,24 @@ activation arguments::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from quantresolve.errors import ConfigError
+from pydantic import ValidationError
+
+from quantresolve.formats.ct_config import COMPRESSION_FORMATS, QuantizationConfig
 from quantresolve.formats.scheme import QuantArgs, QuantScheme
-
-if TYPE_CHECKING:  # pragma: no cover
-    from compressed_tensors.quantization import QuantizationConfig, QuantizationScheme
+from quantresolve.formats.validation import validation_error
 
 #: compressed-tensors ``format`` values quantresolve knows (``CompressionFormat``).
-KNOWN_FORMATS = frozenset({
-    "dense", "int-quantized", "float-quantized", "naive-quantized", "pack-quantized", "marlin-24",
-    "mixed-precision", "sparse-bitmask", "sparse-24-bitmask", "nvfp4-pack-quantized",
-    "mxfp4-pack-quantized", "mxfp6-pack-quantized", "mxfp8-quantized",
-})
+KNOWN_FORMATS = COMPRESSION_FORMATS
 
 
 def parse_ct_config(data: dict[str, Any], *, file: str, prefix: str = "") -> QuantizationConfig:
-    """Validate ``data`` with compressed-tensors' own ``QuantizationConfig``."""
-    from compressed_tensors.quantization import QuantizationConfig
-    from pydantic import ValidationError
-
-    from quantresolve.formats.validation import validation_error
-
+    """Validate ``data`` as compressed-tensors does (our mirror of its ``QuantizationConfig``)."""
     try:
         return QuantizationConfig.model_validate(data)
     except ValidationError as err:
         raise validation_error(err, file=file, prefix=prefix) from None
-    except (ValueError, TypeError, KeyError) as err:  # preset expansion raises plain errors
-        raise ConfigError(f"invalid compressed-tensors config: {err}", file=file, field=prefix or "<root>") from None
 
 
 def _dtype_name(dtype: Any) -> str | None:
@@ -117,7 +108,7 @@ def ct_label(weights: QuantArgs | None, acts: QuantArgs | None) -> str:
     return f"{fam}A{acts.num_bits}" if acts.type == "int" else f"{fam}AFP{acts.num_bits}"
 
 
-def ct_scheme(scheme: QuantizationScheme, *, fmt: str | None, version: str | None) -> QuantScheme:
+def ct_scheme(scheme: Any, *, fmt: str | None, version: str | None) -> QuantScheme:
     """Our :class:`QuantScheme` for one compressed-tensors group (``fmt``: the group's effective format)."""
     weights = to_quant_args(scheme.weights)
     acts = to_quant_args(scheme.input_activations)

@@ -25,13 +25,16 @@ outside scope (HF ``fp8``, ``mxfp4`` of gpt-oss, GPTQ, AWQ, ...) are refused wit
     >>> cfg.producer, cfg.quant_algo
     ('bitsandbytes', 'BNB_NF4')
 
-Only the named files inside the directory are read; symlinks that leave the
-directory are refused.
+Only the named files inside the directory are read, through
+:class:`~quantresolve.util.containment.Confinement`: symlinks that leave the directory are refused
+(a Hugging Face cache snapshot's links into its own repo's ``blobs/`` are followed), and a
+``config.json`` that is a directory, a symlink loop or ``null`` is an error, not "absent".
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +48,9 @@ from quantresolve.formats.registry import (
     normalize_section,
     registered_formats,
 )
+from quantresolve.util.containment import Confinement
 from quantresolve.util.gcpause import gc_paused
-from quantresolve.util.jsonfile import read_json
+from quantresolve.util.jsonfile import read_json, read_json_in
 
 CONFIG_FILE = "config.json"
 
@@ -106,24 +110,28 @@ def _from_document(data: Any, *, file: str) -> NormalizedConfig:
                                     "load_in_* or quantization section", file=file)
 
 
-def _sidecar_in(root: Path) -> ProducerFormat | None:
-    """The producer whose own config file is in ``root`` (several would be ambiguous)."""
-    present = [f for f in registered_formats() if f.sidecar is not None and (root / f.sidecar.file).is_file()]
+def _sidecar_in(box: Confinement) -> ProducerFormat | None:
+    """The producer whose own config file is in the directory (several would be ambiguous).
+
+    Anything at a sidecar's name counts as present — a directory or a symlink loop there is read,
+    and refused, rather than taken for "no sidecar"."""
+    present = [f for f in registered_formats() if f.sidecar is not None and box.present(f.sidecar.file)]
     if len(present) > 1:
         raise ConfigError("several producers' config files: " + ", ".join(f.sidecar.file for f in present  # type: ignore[union-attr]
-                                                                         ), file=str(root))
+                                                                         ), file=str(box.root))
     return present[0] if present else None
 
 
 def _from_directory(root: Path) -> NormalizedConfig:
-    owner = _sidecar_in(root)
+    box = Confinement.of(root, error=ConfigError)
+    owner = _sidecar_in(box)
     sidecar = owner.sidecar if owner is not None else None
-    side_data = read_json(root / sidecar.file, root=root) if sidecar is not None else None
-    cfg_path = root / CONFIG_FILE
-    cfg_data = read_json(cfg_path, root=root) if cfg_path.is_file() else None
+    side_data = read_json_in(box, sidecar.file) if sidecar is not None else None
+    has_cfg = box.present(CONFIG_FILE)
+    cfg_data = read_json_in(box, CONFIG_FILE) if has_cfg else None
     section = None
-    if cfg_data is not None:
-        if not isinstance(cfg_data, dict):
+    if has_cfg:
+        if not isinstance(cfg_data, dict):  # `null` is a config.json that says nothing, not a missing one
             raise ConfigError(f"expected a JSON object at the top level, got {type(cfg_data).__name__}",
                               file=CONFIG_FILE)
         section = find_quant_section(cfg_data, file=CONFIG_FILE)
@@ -132,7 +140,7 @@ def _from_directory(root: Path) -> NormalizedConfig:
             sidecars = " or ".join(f.sidecar.file for f in registered_formats() if f.sidecar is not None)
             raise NoQuantizationConfigError(
                 f"no quantization config found: no {sidecars}, and {CONFIG_FILE} "
-                f"{'has no quantization_config' if cfg_data is not None else 'is missing'}", file=str(root))
+                f"{'has no quantization_config' if has_cfg else 'is missing'}", file=str(root))
         return normalize_section(section[1], file=CONFIG_FILE, field=section[0])
     if not isinstance(side_data, dict):
         raise ConfigError(f"expected a JSON object at the top level, got {type(side_data).__name__}",
@@ -174,8 +182,10 @@ def load_config(source: str | Path | dict[str, Any]) -> NormalizedConfig:
         path = Path(source)
         if path.is_dir():
             return _from_directory(path)
-        if not path.exists():
+        if not os.path.lexists(path):
             raise ConfigError("no such file or directory", file=str(path))
+        if path.is_symlink() and not path.exists():
+            raise ConfigError("symlink loop or dangling symlink", file=str(path))
         data = read_json(path, label=str(path))
         return _from_document(data, file=path.name)
 

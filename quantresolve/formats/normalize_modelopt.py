@@ -29,6 +29,7 @@ from quantresolve.formats.algos import (
     canonical_modelopt_algo,
     canonical_modelopt_kv_algo,
 )
+from quantresolve.formats.limits import check_group_size
 from quantresolve.formats.modelopt import (
     HF_QUANT_FILE,
     HfQuantConfigFile,
@@ -41,6 +42,7 @@ from quantresolve.formats.normalized import (
     NameEntry,
     NormalizedConfig,
     SchemeGroup,
+    Severity,
     name_entries,
 )
 from quantresolve.formats.registry import LayoutSchema, ProducerFormat, Sidecar, register_format
@@ -65,6 +67,7 @@ def _kv_algo(spelling: object, *, file: str, field: str) -> str | None:
 
 def _layer_scheme(spec: LayerQuantSpec, *, group_size: int | None, file: str, field: str) -> QuantScheme | None:
     label = _algo(spec.quant_algo, file=file, field=f"{field}.quant_algo", allow_mixed=False)
+    check_group_size(spec.group_size, file=file, field=f"{field}.group_size")
     if label is None:
         return None
     return modelopt_scheme(label, group_size=spec.group_size or group_size, has_zero_point=spec.has_zero_point,
@@ -168,6 +171,7 @@ def _modelopt_from_flat(flat: ModelOptFlatConfig, *, file: str, field: str) -> N
 def _modelopt_from_flat_at(flat: ModelOptFlatConfig, *, file: str, base: str, field: str) -> NormalizedConfig:
     """``field`` is the section's path with a trailing dot (empty for a bare section)."""
     label = _algo(flat.quant_algo, file=file, field=f"{field}quant_algo")
+    check_group_size(flat.group_size, file=file, field=f"{field}group_size")
     excludes = flat.ignore if flat.ignore is not None else flat.exclude_modules
     ex_field = f"{field}ignore" if flat.ignore is not None else f"{field}exclude_modules"
     layers, none_layers = _layers(flat.quantized_layers, group_size=flat.group_size, file=file,
@@ -176,7 +180,7 @@ def _modelopt_from_flat_at(flat: ModelOptFlatConfig, *, file: str, base: str, fi
     findings: list[Finding] = []
     if flat.quant_method == "fp8":
         findings.append(Finding(
-            code="base-format-fp8", severity="warning", file=file, field=f"{field}quant_method",
+            code="base-format-fp8", severity=SEVERITIES["base-format-fp8"], file=file, field=f"{field}quant_method",
             message="quant_method 'fp8' next to ModelOpt keys: layers outside the ModelOpt scheme are stored in "
                     "the base block-FP8 format, which quantresolve does not resolve"))
     if label == MIXED_PRECISION and not layers and groups:
@@ -202,6 +206,7 @@ def _default(label: str | None, group_size: int | None, has_zp: bool | None, pqs
 def _modelopt_from_hf(hf: HfQuantConfigFile, *, file: str) -> NormalizedConfig:
     q = hf.quantization
     label = _algo(q.quant_algo, file=file, field="quantization.quant_algo")
+    check_group_size(q.group_size, file=file, field="quantization.group_size")
     kv = _kv_algo(q.kv_cache_quant_algo, file=file, field="quantization.kv_cache_quant_algo")
     layers, none_layers = _layers(q.quantized_layers, group_size=q.group_size, file=file,
                                   field="quantization.quantized_layers")
@@ -224,13 +229,27 @@ def _check_mixed(cfg: NormalizedConfig, file: str, field: str) -> None:
                           field=field.rsplit(".", 1)[0] + ".quant_algo" if "." in field else "quant_algo")
 
 
+#: Severity of each finding this module raises; the audit's code registry repeats them (a test keeps
+#: the two equal). A difference that makes an engine reading config.json load the weights with other
+#: arguments is an error; the KV cache or spelling of excludes a warning; the producer version info.
+SEVERITIES: dict[str, Severity] = {
+    "base-format-fp8": "warning",
+    "files-disagree-algo": "error",
+    "files-disagree-kv": "warning",
+    "files-disagree-group-size": "error",
+    "files-disagree-producer-version": "info",
+    "files-disagree-exclude": "warning",
+    "files-disagree-layers": "error",
+}
+
+
 def _compare(hf: NormalizedConfig, flat: NormalizedConfig) -> list[Finding]:
     """Every way the flat config.json disagrees with the authoritative hf_quant_config.json."""
     out: list[Finding] = []
 
     def diff(code: str, what: str, mine: object, theirs: object, field: str) -> None:
         if mine != theirs:
-            out.append(Finding(code=code, severity="warning", file=flat.sources[0], field=field, subject=what,
+            out.append(Finding(code=code, severity=SEVERITIES[code], file=flat.sources[0], field=field, subject=what,
                                message=f"{what}: {HF_QUANT_FILE} says {mine!r}, {flat.sources[0]} says {theirs!r}; "
                                        f"{HF_QUANT_FILE} is authoritative"))
 
@@ -247,7 +266,7 @@ def _compare(hf: NormalizedConfig, flat: NormalizedConfig) -> list[Finding]:
     if hf_ex != flat_ex:
         only_hf = sorted(set(hf_ex) - set(flat_ex))
         only_flat = sorted(set(flat_ex) - set(hf_ex))
-        out.append(Finding(code="files-disagree-exclude", severity="warning", file=flat.sources[0],
+        out.append(Finding(code="files-disagree-exclude", severity=SEVERITIES["files-disagree-exclude"], file=flat.sources[0],
                            field="quantization_config.ignore", subject="exclude set",
                            message=f"exclude sets differ: only in {HF_QUANT_FILE}: {only_hf[:5]}"
                                    f"{'...' if len(only_hf) > 5 else ''} ({len(only_hf)}); only in "
@@ -256,13 +275,13 @@ def _compare(hf: NormalizedConfig, flat: NormalizedConfig) -> list[Finding]:
     hf_layers = {e.name: e.scheme.algo for e in hf.layers}
     flat_layers = {e.name: e.scheme.algo for e in flat.layers}
     if len(hf_layers) != len(flat_layers):
-        out.append(Finding(code="files-disagree-layers", severity="warning", file=flat.sources[0],
+        out.append(Finding(code="files-disagree-layers", severity=SEVERITIES["files-disagree-layers"], file=flat.sources[0],
                            field="quantization_config.quantized_layers", subject="quantized_layers count",
                            message=f"{HF_QUANT_FILE} lists {len(hf_layers)} quantized layers, "
                                    f"{flat.sources[0]} lists {len(flat_layers)}"))
     for name in sorted(set(hf_layers) & set(flat_layers)):
         if hf_layers[name] != flat_layers[name]:
-            out.append(Finding(code="files-disagree-layers", severity="warning", file=flat.sources[0],
+            out.append(Finding(code="files-disagree-layers", severity=SEVERITIES["files-disagree-layers"], file=flat.sources[0],
                                field=f"quantization_config.quantized_layers[{json.dumps(name)}]", subject=name,
                                message=f"{name}: {HF_QUANT_FILE} says {hf_layers[name]}, "
                                        f"{flat.sources[0]} says {flat_layers[name]}"))

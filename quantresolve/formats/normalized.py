@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from quantresolve.errors import ConfigError
 from quantresolve.formats.algos import Producer
 from quantresolve.formats.scheme import QuantScheme
+from quantresolve.util.patterns import BoundedRegex
 
 Severity = Literal["error", "warning", "info"]
 EntryKind = Literal["exact", "glob", "regex", "class"]
@@ -85,7 +86,13 @@ def name_entries(names: Iterable[str] | None, *, file: str, field: str,
     for i, name in enumerate(names or ()):
         if not name.strip():
             raise ConfigError("empty module name", file=file, field=f"{field}[{i}]")
-        out.append(NameEntry.classify(name, file=file, field=f"{field}[{i}]", class_names=class_names))
+        entry = NameEntry.classify(name, file=file, field=f"{field}[{i}]", class_names=class_names)
+        if entry.kind == "regex":  # an invalid pattern is refused where it is read, naming it
+            if not name[3:]:
+                raise ConfigError("empty regular expression 're:' would match every module; accepted: "
+                                  "'re:' followed by a pattern, e.g. 're:.*visual.*'", file=file, field=entry.field)
+            BoundedRegex(name[3:], file=file, field=entry.field)
+        out.append(entry)
     return tuple(out)
 
 

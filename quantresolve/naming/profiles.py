@@ -28,14 +28,61 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from quantresolve.errors import ProfileError
+from quantresolve.errors import ConfigError, ProfileError
 from quantresolve.naming.mapper import WeightsMapper
-from quantresolve.util.jsonfile import parse_json_text, read_json
+from quantresolve.util.containment import Confinement
+from quantresolve.util.jsonfile import parse_json_text, read_json_in
+from quantresolve.util.patterns import BoundedRegex
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
 DEFAULT_PROFILE = "transformers"
 _KEYS = {"name", "description", "architectures", "mapper", "packed_modules_mapping", "expert_containers",
          "expert_projections", "unquantized_modules", "notes", "sources"}
+
+
+#: A compiled pattern: :class:`~quantresolve.util.patterns.BoundedRegex` for patterns read from a profile
+#: file (time-bounded), or an ``re.Pattern`` built by code.
+Pattern = Any
+
+#: An expert index written the plain way inside a regex: ``\.\d+`` or ``\.[0-9]+``.
+_PLAIN_INDEX = re.compile(r"\\\.(?:\\d\+|\[0-9\]\+)")
+
+
+def _patterns(data: Mapping[str, Any], key: str, file: str | None) -> list[str]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise ProfileError("expected a list of regular expressions (strings)", file=file, field=key)
+    return value
+
+
+def expert_container_pattern(pattern: str, *, file: str | None, field: str) -> Pattern:
+    r"""An ``expert_containers`` regex with the named groups ``container`` and ``expert`` (``proj`` optional).
+
+    Written without named groups, as one first writes it (``.*\.mlp\.experts\.\d+\.\w+``), the
+    container is the part before the expert index — the last ``\.\d+`` — and what follows it the
+    projection; the named groups are put in those places:
+
+        >>> print(expert_container_pattern(r".*\.mlp\.experts\.\d+\.\w+", file=None, field="e[0]").pattern)
+        ^(?P<container>.*\.mlp\.experts)\.(?P<expert>\d+)\.(?P<proj>\w+)$
+
+    Anything else without both groups is refused with the form to write.
+    """
+    plain = BoundedRegex(pattern, file=file, field=field, error=ProfileError)
+    names = set(plain.groupindex)
+    if {"container", "expert"} <= names:
+        return plain
+    index = list(_PLAIN_INDEX.finditer(pattern))
+    if not names and index:
+        last = index[-1]
+        container = pattern[:last.start()].removeprefix("^")
+        rest = pattern[last.end():].removesuffix("$")
+        proj = rf"\.(?P<proj>{rest[2:]})" if rest.startswith("\\.") and len(rest) > 2 else rest
+        return BoundedRegex(rf"^(?P<container>{container})\.(?P<expert>\d+){proj}$", file=file, field=field,
+                            error=ProfileError)
+    raise ProfileError(f"expert-container regex {pattern!r} needs the named groups 'container' and 'expert' "
+                       r"(and optionally 'proj'), e.g. ^(?P<container>.*\.mlp\.experts)\.(?P<expert>\d+)\."
+                       r"(?P<proj>\w+)$ — or write the expert index as \.\d+ and they are added",
+                       file=file, field=field)
 
 
 @dataclass(frozen=True)
@@ -45,13 +92,13 @@ class Profile:
     name: str
     mapper: WeightsMapper = field(default_factory=WeightsMapper)
     packed_modules_mapping: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    expert_containers: tuple[re.Pattern[str], ...] = ()
+    expert_containers: tuple[Pattern, ...] = ()
     expert_projections: tuple[str, ...] = ("gate_proj", "up_proj", "down_proj")
     architectures: tuple[str, ...] = ()
     description: str = ""
     #: model-space regexes (full match) of modules the model builds without quantization whatever the
     #: config says — e.g. vLLM's DeepSeek router ``mlp.gate`` (``quant_config=None``).
-    unquantized_modules: tuple[re.Pattern[str], ...] = ()
+    unquantized_modules: tuple[Pattern, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, file: str | None = None, default_name: str = "custom") -> Profile:
@@ -70,22 +117,10 @@ class Profile:
                 raise ProfileError("expected a non-empty list of shard names", file=file,
                                    field=f"packed_modules_mapping[{json.dumps(fused)}]")
             packed[fused] = tuple(shards)
-        containers = []
-        for i, pattern in enumerate(data.get("expert_containers") or []):
-            try:
-                rx = re.compile(pattern)
-            except (re.error, TypeError) as err:
-                raise ProfileError(f"invalid regex: {err}", file=file, field=f"expert_containers[{i}]") from None
-            if not {"container", "expert"} <= set(rx.groupindex):
-                raise ProfileError("an expert-container regex needs named groups 'container' and 'expert'",
-                                   file=file, field=f"expert_containers[{i}]")
-            containers.append(rx)
-        unquantized = []
-        for i, pattern in enumerate(data.get("unquantized_modules") or []):
-            try:
-                unquantized.append(re.compile(pattern))
-            except (re.error, TypeError) as err:
-                raise ProfileError(f"invalid regex: {err}", file=file, field=f"unquantized_modules[{i}]") from None
+        containers = [expert_container_pattern(pattern, file=file, field=f"expert_containers[{i}]")
+                      for i, pattern in enumerate(_patterns(data, "expert_containers", file))]
+        unquantized = [BoundedRegex(pattern, file=file, field=f"unquantized_modules[{i}]", error=ProfileError)
+                       for i, pattern in enumerate(_patterns(data, "unquantized_modules", file))]
         projections = data.get("expert_projections") or ("gate_proj", "up_proj", "down_proj")
         archs = data.get("architectures") or ()
         if not all(isinstance(a, str) for a in archs):
@@ -140,13 +175,11 @@ def _read_file(path: Path) -> Any:
         try:
             import yaml
         except ImportError:
-            raise ProfileError("YAML profiles need PyYAML (pip install pyyaml)", file=str(path)) from None
+            raise ProfileError("YAML profiles need PyYAML: install quantresolve[yaml] (pip install 'quantresolve[yaml]')", file=str(path)) from None
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise ProfileError(f"invalid YAML: {err}".splitlines()[0], file=str(path)) from None
-    from quantresolve.errors import ConfigError
-
     try:
         return parse_json_text(text, file=str(path))
     except ConfigError as err:
@@ -189,9 +222,16 @@ def profile_for_config_dir(root: Path) -> Profile:
         >>> profile_for_config_dir(Path("fixtures/checkpoints/modelopt-mixed")).name   # doctest: +SKIP
         'transformers'
     """
-    cfg_path = root / "config.json"
-    if cfg_path.is_file():
-        data = read_json(cfg_path, root=root)
-        if isinstance(data, dict) and isinstance(data.get("architectures"), list):
-            return profile_for_architectures([a for a in data["architectures"] if isinstance(a, str)])
-    return load_profile(None)
+    box = Confinement.of(root, error=ConfigError)
+    if not box.present("config.json"):
+        return load_profile(None)
+    data = read_json_in(box, "config.json")
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a JSON object at the top level, got {type(data).__name__}", file="config.json")
+    archs = data.get("architectures")
+    if archs is None:
+        return load_profile(None)
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise ConfigError(f"expected a list of class names, got {archs!r:.80}", file="config.json",
+                          field="architectures")
+    return profile_for_architectures(archs)

@@ -18,7 +18,8 @@ Matching modes, each a pure rule:
   ``kv_proj`` never matches inside ``qkv_proj``);
 - globs: ``fnmatchcase`` full match of the checkpoint name or of one of its
   dotted ancestors (ModelOpt export globs such as ``model.layers.61*``);
-- regexes: ``re.match`` (anchored at the start only), as compressed-tensors does.
+- regexes: ``re.match`` (anchored at the start only), as compressed-tensors does, bounded in time
+  (:class:`~quantresolve.util.patterns.BoundedRegex`: a catastrophic pattern is an error naming it).
 
 When several entries match, the first in sorted (original spelling) order is
 reported — the answer never depends on the order of the file.
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from quantresolve.formats.normalized import NameEntry
 from quantresolve.resolve.namespace import Namespace
 from quantresolve.resolve.resolution import ConfigRef
+from quantresolve.util.patterns import BoundedRegex
 
 #: compressed-tensors class names a module kind answers to (its MRO, in CT's own matching).
 KIND_CLASSES: dict[str, frozenset[str]] = {
@@ -85,7 +87,7 @@ class EntryIndex:
         self.dropped: list[ConfigRef] = []
         self.components: list[tuple[tuple[str, ...], ConfigRef]] = []
         self.globs: list[tuple[re.Pattern[str], ConfigRef]] = []
-        self.regexes: list[tuple[re.Pattern[str], ConfigRef]] = []
+        self.regexes: list[tuple[BoundedRegex, ConfigRef]] = []
         self.classes: dict[str, ConfigRef] = {}
         for e in self.entries:
             if e.kind == "exact":
@@ -98,13 +100,8 @@ class EntryIndex:
                 self.components.append((tuple(mapped.split(".")), ref))
             elif e.kind == "glob":
                 self.globs.append((re.compile(fnmatch.translate(e.original)), ref_of(e, None)))
-            elif e.kind == "regex":
-                try:
-                    rx = re.compile(e.original[3:])
-                except re.error as err:
-                    from quantresolve.errors import ConfigError
-                    raise ConfigError(f"invalid regex {e.original!r}: {err}", file=e.file, field=e.field) from None
-                self.regexes.append((rx, ref_of(e, None)))
+            elif e.kind == "regex":  # untrusted: time-bounded matching (util.patterns)
+                self.regexes.append((BoundedRegex(e.original[3:], file=e.file, field=e.field), ref_of(e, None)))
             else:
                 self.classes.setdefault(e.original, ref_of(e, None))
         # One combined automaton per pattern family answers "does any match?" cheaply; the

@@ -19,6 +19,7 @@ module and are chosen through the rules registry (:mod:`quantresolve.resolve.rul
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -111,7 +112,7 @@ class Resolver:
 
 def _checkpoint_modules(root: Path) -> list[str] | None:
     """Checkpoint-space module names, when the directory has an index or safetensors files."""
-    if not any(root.glob("*.safetensors")) and not (root / "model.safetensors.index.json").is_file():
+    if not any(root.glob("*.safetensors")) and not os.path.lexists(root / "model.safetensors.index.json"):
         return None
     from quantresolve.checkpoint import build_inventory, read_checkpoint
 

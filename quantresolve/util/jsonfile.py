@@ -1,4 +1,4 @@
-"""Strict JSON: duplicate keys are refused (not last-one-wins), files are size-capped and stay inside a root.
+"""Strict JSON: duplicate keys are refused (not last-one-wins), files are size-capped and stay inside the checkpoint.
 
 Python's :func:`json.loads` silently keeps the last of two equal keys; in a
 config, an index ``weight_map`` or a safetensors header that would hide an
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quantresolve.errors import ConfigError
+from quantresolve.util.containment import Confinement
 
 #: Largest config file read (real ones are < 4 MB; MiniMax-M3's 22k-layer config is ~3 MB).
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
@@ -52,15 +53,10 @@ def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def read_json(path: Path, *, root: Path | None = None, label: str | None = None) -> Any:
-    """Read a JSON file strictly: size cap, no duplicate keys, no escape from ``root``."""
+def read_json(path: Path, *, label: str | None = None) -> Any:
+    """Read a JSON file strictly: size cap, no duplicate keys. ``path`` is trusted (a file the user named);
+    a file a checkpoint names is read through :func:`read_json_in`, which keeps it inside the checkpoint."""
     name = label or path.name
-    if root is not None:
-        try:
-            path.resolve().relative_to(root.resolve())
-        except ValueError:
-            raise ConfigError(f"refusing to read a file outside the checkpoint directory ({path.resolve()})",
-                              file=name) from None
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
@@ -72,6 +68,16 @@ def read_json(path: Path, *, root: Path | None = None, label: str | None = None)
     except OSError as err:
         raise ConfigError(f"cannot read: {err.strerror or err}", file=name) from None
     return parse_json_text(text, file=name)
+
+
+def read_json_in(box: Confinement, name: str, *, required: bool = True) -> Any:
+    """The JSON file ``name`` of a checkpoint directory, read strictly and only from inside it.
+
+    ``None`` when ``name`` is absent and not ``required``; present but unusable (a directory, a
+    symlink loop, an escape) is a :class:`~quantresolve.errors.ConfigError` naming it, never "absent".
+    """
+    path = box.locate(name, required=required, error=ConfigError)
+    return None if path is None else read_json(path, label=name)
 
 
 def parse_json_text(text: str, *, file: str) -> Any:
@@ -86,4 +92,4 @@ def parse_json_text(text: str, *, file: str) -> Any:
         raise ConfigError("invalid JSON: nested too deeply", file=file) from None
 
 
-__all__ = ["MAX_CONFIG_BYTES", "DuplicateKeyError", "parse_json_text", "read_json", "unique_object"]
+__all__ = ["MAX_CONFIG_BYTES", "DuplicateKeyError", "parse_json_text", "read_json", "read_json_in", "unique_object"]

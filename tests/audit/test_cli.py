@@ -38,7 +38,7 @@ def test_readme_main_command(mixed, cli):
 def test_json_contract(mixed, cli):
     report = cli("audit", mixed, "--format", "json").json()
     jsonschema.validate(report, SCHEMA)
-    assert report["schema_version"] == 1 and report["producer"] == "modelopt"
+    assert report["schema_version"] == 2 and report["producer"] == "modelopt"
     modules = {m["name"]: m for m in report["modules"]}
     qkv0 = modules["model.layers.0.self_attn.qkv_proj"]
     assert (qkv0["kind"], qkv0["algo"], qkv0["rule"]) == ("linear", "FP8", "packed-shards")
@@ -69,7 +69,7 @@ def test_every_fixture_report_validates(name, cli):
 
 def test_output_file_and_formats(mixed, cli, tmp_path):
     for fmt, marker in (("markdown", "## Per-layer map: `model.layers.N`"), ("html", "<!DOCTYPE html>"),
-                        ("json", '"schema_version": 1'), ("text", "per-layer map")):
+                        ("json", '"schema_version": 2'), ("text", "per-layer map")):
         target = tmp_path / f"report.{fmt}"
         result = cli("audit", mixed, "--format", fmt, "--output", target)
         assert result.rc == 0 and result.out == ""
@@ -83,8 +83,9 @@ def test_markdown_tables(mixed, cli):
 
 
 def test_html_is_self_contained(mixed, cli):
+    """Inline script and data only (structure: test_html_report.py; behaviour: test_html_chromium.py)."""
     out = cli("audit", mixed, "--format", "html").out
-    assert "<script" not in out and "src=" not in out and "<link" not in out
+    assert "src=" not in out and "<link" not in out and "Content-Security-Policy" in out
     assert out.count('class="cell"') == 8 and 'title="model.layers.0.self_attn.qkv_proj: FP8"' in out
 
 

@@ -1,14 +1,15 @@
-"""The worked examples in the audit's sizing modules run."""
+"""Run the worked examples in the audit modules' docstrings."""
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 
+from ..docstring_examples import check_examples
 
-@pytest.mark.parametrize("name", ["estimate", "sizing", "kinds", "coverage", "codes"])
+MODULES = ["codes", "coverage", "dead", "estimate", "expectations", "grouping", "kinds", "layer_map", "layout",
+           "pattern", "schema", "sizing", "render.common", "render.html_data"]
+
+
+@pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(f"quantresolve.audit.{name}"))
-    assert result.failed == 0 and result.attempted > 0
+    check_examples(f"quantresolve.audit.{name}")

@@ -16,7 +16,7 @@ from safetensors.numpy import save_file
 from quantresolve.audit import audit_checkpoint
 from quantresolve.cli.audit import transformers_shapes
 
-from .conftest import CORPUS, REPO, copy_fixture, corpus_audit
+from .conftest import CORPUS, REPO, CorpusAudits, copy_fixture
 
 SCHEMA = json.loads((REPO / "schemas" / "audit-report.schema.json").read_text())
 LINEAR_KINDS = ("linear", "moe", "lm_head", "embedding")
@@ -84,7 +84,7 @@ def test_the_table_names_every_corpus_folder() -> None:
 
 @pytest.mark.corpus
 @pytest.mark.parametrize("folder", sorted(CORPUS_TABLE))
-def test_corpus_folder_audits(folder: str) -> None:
+def test_corpus_folder_audits(folder: str, corpus_audit: CorpusAudits) -> None:
     exit_code, level, shapes, sized = CORPUS_TABLE[folder]
     result = corpus_audit(folder)
     if exit_code == 2:
@@ -209,8 +209,10 @@ def test_without_transformers_names_come_from_the_index(tmp_path: Path, cli, mon
     result = cli("audit", ckpt, "--format", "json")
     report = result.json()
     assert result.rc == 0 and report["modules"] and report["shapes"]["source"] is None
-    assert report["shapes"]["detail"] == "install quantresolve[run] for shapes (transformers is not installed)"
-    assert "install quantresolve[run]" in next(f["message"] for f in report["findings"] if f["code"] == "names-only")
+    assert report["shapes"]["detail"] == ("shapes needs transformers, which is not installed: install the 'run' "
+                                          "extra: pip install 'quantresolve[run]' (from a clone: pip install -c "
+                                          "constraints.txt -e '.[run]')")
+    assert "install the 'run' extra" in next(f["message"] for f in report["findings"] if f["code"] == "names-only")
 
 
 def test_unsized_modules_are_said_once(tmp_path: Path) -> None:
@@ -219,8 +221,11 @@ def test_unsized_modules_are_said_once(tmp_path: Path) -> None:
     ckpt = _index_only(_tiny_dense(tmp_path / "dense"))
     partial = ModelShapes({"lm_head.weight": ("F32", (32, 16))}, source="a partial model")
     report = audit_checkpoint(ckpt, shapes=lambda _root: partial).to_json()
-    (unsized,) = [f for f in report["findings"] if f["code"] == "unsized-modules"]
-    assert unsized["message"].startswith("20 checkpoint module(s) with a weight are not in the model")
+    (unsized,) = [f for f in report["findings"] if f["code"] == "unsized-modules"]  # one group, every module
+    assert (unsized["severity"], unsized["count"]) == ("info", 20)
+    assert unsized["cause"] == ("a checkpoint module with a weight that is not in the model a partial model builds: "
+                                "its parameters and bytes are not counted")
+    assert "model.layers.1.mlp.down_proj" in unsized["members"]
     assert {m["name"]: m["params"] for m in report["modules"]}["lm_head"] == 512
 
 

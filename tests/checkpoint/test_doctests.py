@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
+
+from ..docstring_examples import check_examples
 
 MODULES = [
     "catalog",
@@ -16,7 +15,6 @@ MODULES = [
     "inventory",
     "jsonutil",
     "locate",
-    "paths",
     "reader",
     "remote",
     "shapes",
@@ -26,14 +24,9 @@ MODULES = [
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(f"quantresolve.checkpoint.{name}")
-    result = doctest.testmod(module)
-    assert result.failed == 0
-    assert result.attempted > 0
+    check_examples(f"quantresolve.checkpoint.{name}")
 
 
-def test_gc_pause_docstring_examples() -> None:
-    module = importlib.import_module("quantresolve.util.gcpause")
-    result = doctest.testmod(module)
-    assert result.failed == 0
-    assert result.attempted > 0
+@pytest.mark.parametrize("name", ["gcpause", "containment", "jsonfile", "patterns"])
+def test_util_docstring_examples(name: str) -> None:
+    check_examples(f"quantresolve.util.{name}")

@@ -1,18 +1,20 @@
 """The checkpoint argument: local path, local Hugging Face cache, or the hub (:mod:`quantresolve.checkpoint.locate`).
 
-The cache is a real layout (blobs + relative symlinks + refs, ``tests/hf_cache_builder.py``) in a
+The cache is a real layout (blobs + relative symlinks + refs, ``tests/hf_cache.py``) in a
 temporary ``HF_HUB_CACHE``; the hub is ``tests/hub_server.py`` on loopback (``hub`` fixture).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from quantresolve.checkpoint.locate import locate, parse_repo_ref
-from quantresolve.errors import ConfigError, SourceError
-from tests.hf_cache_builder import cache_checkpoint
+from quantresolve.errors import SourceError
+from tests.hf_cache import make_hf_cache
 from tests.hub_server import HubServer
 
 from ..conftest import checkpoint_dir
@@ -23,6 +25,14 @@ def cache(hub: HubServer) -> Path:
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE)
+
+
+@pytest.fixture
+def cached(tmp_path: Path, cache: Path) -> Callable[..., Path]:
+    """``cached(refs=..., only=...)``: modelopt-mixed as the cached repo ``org/name``; its snapshot directory."""
+    def make(**options: Any) -> Path:
+        return make_hf_cache(tmp_path, "modelopt-mixed", "org/name", cache=cache, **options).snapshot
+    return make
 
 
 @pytest.fixture
@@ -50,8 +60,8 @@ def test_hf_uri_that_is_not_a_model_repo_is_an_error(text: str) -> None:
 
 
 def test_existing_local_path_wins_over_a_repo_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  hub: HubServer, cache: Path) -> None:
-    cache_checkpoint(cache, "org/name", checkpoint_dir("modelopt-mixed"))
+                                                  hub: HubServer, cached: Callable[..., Path]) -> None:
+    cached()
     (tmp_path / "org" / "name").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     with locate("org/name") as where:
@@ -61,8 +71,8 @@ def test_existing_local_path_wins_over_a_repo_id(tmp_path: Path, monkeypatch: py
     assert hub.hits == []
 
 
-def test_cached_snapshot_by_branch_tag_and_commit(hub: HubServer, cache: Path) -> None:
-    snap = cache_checkpoint(cache, "org/name", checkpoint_dir("modelopt-mixed"), refs=("main", "v1"))
+def test_cached_snapshot_by_branch_tag_and_commit(hub: HubServer, cached: Callable[..., Path]) -> None:
+    snap = cached(refs=("main", "v1"))
     for text in ("org/name", "org/name@main", "hf://org/name@v1", f"org/name@{snap.name}"):
         with locate(text) as where:
             assert (where.kind, where.path, where.commit) == ("hf-cache", snap, snap.name), text
@@ -70,23 +80,23 @@ def test_cached_snapshot_by_branch_tag_and_commit(hub: HubServer, cache: Path) -
     assert hub.hits == []
 
 
-def test_not_cached_offline_is_a_clear_error(offline: None, hub: HubServer, cache: Path) -> None:
+def test_not_cached_offline_is_a_clear_error(offline: None, hub: HubServer, cached: Callable[..., Path]) -> None:
     with pytest.raises(SourceError, match=r"^org/name: not in the local cache \(HF_HUB_OFFLINE=1\)$"), \
             locate("org/name"):
         pass
-    cache_checkpoint(cache, "org/name", checkpoint_dir("modelopt-mixed"), refs=("main", "v1"))
+    cached(refs=("main", "v1"))
     with pytest.raises(SourceError, match=r"at revision v2 \(the cache holds main, v1\) \(HF_HUB_OFFLINE=1\)"), \
             locate("org/name@v2"):
         pass
     assert hub.hits == []
 
 
-def test_incomplete_snapshot_goes_to_the_hub_unless_offline(hub: HubServer, cache: Path,
+def test_incomplete_snapshot_goes_to_the_hub_unless_offline(hub: HubServer, cached: Callable[..., Path],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A snapshot holding only config.json (what AutoConfig leaves) is not the checkpoint."""
     from huggingface_hub import constants
 
-    snap = cache_checkpoint(cache, "org/name", checkpoint_dir("modelopt-mixed"), only=("config.json",))
+    snap = cached(only=("config.json",))
     hub.add_directory("org/name", checkpoint_dir("modelopt-mixed"))
     with locate("org/name", files=("config.json", "hf_quant_config.json")) as where:
         assert where.kind == "hub" and (where.path / "hf_quant_config.json").is_file()
@@ -126,18 +136,13 @@ def test_missing_local_path_spelled_like_a_repo_says_both(hub: HubServer) -> Non
         pass
 
 
-def test_cached_repo_audits_end_to_end(hub: HubServer, cache: Path) -> None:
+def test_cached_repo_audits_end_to_end(hub: HubServer, cached: Callable[..., Path]) -> None:
+    """config.json and the shards are symlinks into the repo's blobs/: read through the containment check."""
     from quantresolve.audit import audit_checkpoint
 
-    cache_checkpoint(cache, "org/name", checkpoint_dir("modelopt-mixed"))
+    cached()
     with locate("org/name") as where:
-        try:
-            report = audit_checkpoint(where)
-        except ConfigError as err:
-            if "outside the checkpoint directory" not in str(err):
-                raise
-            pytest.xfail("config files symlinked into the cache's blobs/ need the HF-cache containment "
-                         "fix of issue 14 (another branch)")
+        report = audit_checkpoint(where)
     local = audit_checkpoint(checkpoint_dir("modelopt-mixed")).to_json()
     remote = report.to_json()
     assert remote["location"]["kind"] == "hf-cache" and remote["checkpoint"] == "org/name@main"
@@ -146,8 +151,8 @@ def test_cached_repo_audits_end_to_end(hub: HubServer, cache: Path) -> None:
     assert remote == local
 
 
-def test_a_snapshot_path_is_named_as_the_cached_repo(hub: HubServer, cache: Path) -> None:
-    snap = cache_checkpoint(cache, "org/name", checkpoint_dir("modelopt-mixed"))
+def test_a_snapshot_path_is_named_as_the_cached_repo(hub: HubServer, cached: Callable[..., Path]) -> None:
+    snap = cached()
     with locate(str(snap)) as where:
         assert (where.kind, where.path, where.repo_id, where.commit) == ("hf-cache", snap, "org/name", snap.name)
         assert where.display == f"org/name@{snap.name}"

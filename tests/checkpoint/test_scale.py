@@ -1,9 +1,11 @@
-"""The DeepSeek-V3-scale sparse checkpoint: written, read, inventoried, classified."""
+"""The DeepSeek-V3-scale sparse checkpoint: written, read, inventoried, classified.
+
+How fast is benchmarks/audit_scale.py's job (docs/benchmarks.md), not a timed unit test's.
+"""
 
 from __future__ import annotations
 
 import runpy
-import time
 from pathlib import Path
 
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "audit_scale_data.py"
@@ -22,10 +24,8 @@ def test_deepseek_scale_checkpoint(tmp_path: Path) -> None:
 
     from quantresolve.checkpoint import build_inventory, classify_inventory, read_checkpoint
 
-    t0 = time.perf_counter()
     catalog = read_checkpoint(tmp_path)
     evidence = classify_inventory(build_inventory(catalog))
-    elapsed = time.perf_counter() - t0
     assert len(catalog.tensors) == count
     header_bytes = 0
     for shard in shards:
@@ -39,5 +39,3 @@ def test_deepseek_scale_checkpoint(tmp_path: Path) -> None:
     assert evidence["model.layers.61.mlp.experts.0.up_proj"].kind == "dense"  # MTP layer excluded
     assert evidence["model.layers.3.self_attn"].has_kv_scales
     assert evidence["lm_head"].kind == "dense"
-    # Generous bound for a loaded 2-core CI box; the benchmark script reports the real figure.
-    assert elapsed < 15

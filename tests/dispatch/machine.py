@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from quantresolve.dispatch.backends import avx512_gemv
+from quantresolve.dispatch.kernels import avx512_gemv
 
 #: True when the AVX-512 GEMV can run here (CPU flags and toolchain present).
 AVX512_GEMV = not avx512_gemv.missing_cpu_flags() and avx512_gemv.toolchain_problem() is None

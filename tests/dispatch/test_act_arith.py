@@ -135,7 +135,7 @@ def test_modelopt_static_amax_is_read_back_from_the_exported_scale() -> None:
     """The checkpoint stores ``input_scale = amax / 448`` (float32). For the bf16 amax 3.875,
     ``input_scale · 448`` is one float32 step off it, and 568 of these activations then round to
     another E4M3 value than ModelOpt's quantizer puts them on; read back as a bf16 value it is exact."""
-    from quantresolve.dispatch.act_arith import modelopt_amax
+    from quantresolve.dispatch.activations.modelopt import modelopt_amax
 
     x = _acts()
     amax = torch.tensor(3.875)
@@ -157,7 +157,7 @@ def test_modelopt_fp8_dequant_is_its_quantizers_multiplier() -> None:
     """The weights of ``modelopt-fp8-pc-pt`` (FP8 per channel): for a row whose bf16 amax is a multiple
     of 7, ``amax / 448`` is short and a code times it can be a bf16 tie; ModelOpt's quantizer multiplies
     by ``1 / (448 / amax)`` and breaks it the other way. The codec's dense weight is the quantizer's."""
-    from quantresolve.dispatch.act_arith import modelopt_fp8_dequant
+    from quantresolve.dispatch.activations.modelopt import modelopt_fp8_dequant
 
     codes = torch.arange(-448, 449, dtype=torch.float32).to(torch.float8_e4m3fn).float().unique()
     amax = torch.tensor([[0.07177734375], [0.0703125], [0.98046875], [3.875]])  # bf16 values; 147 = 7 · 21

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from quantresolve.dispatch import BACKENDS, DeviceInfo, Shapes, make_linear
-from quantresolve.dispatch.backends import avx512_gemv
-from quantresolve.dispatch.backends.int_weights import bf16_in, weight_only_input
+from quantresolve.dispatch.backends.inputs import bf16_in, weight_only_input
+from quantresolve.dispatch.kernels import avx512_gemv
 from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, modelopt_scheme

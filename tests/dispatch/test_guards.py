@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from quantresolve.dispatch import BACKENDS, DeviceInfo, Shapes, make_linear, select_backend
-from quantresolve.dispatch.backends import avx512_gemv, gemlite, triton_gemv
+from quantresolve.dispatch.backends import gemlite, triton_gemv
+from quantresolve.dispatch.kernels import avx512_gemv
 from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, bnb_scheme, modelopt_scheme
@@ -232,7 +233,7 @@ OURS = "avx512_gemv_cpu"
 def test_batch_hint_selection(monkeypatch: pytest.MonkeyPatch, scheme: QuantScheme, batch: int | None, expect: str,
                               expect_avx512: str, avx512: bool) -> None:
     """Weight-only kernels win small batches (W8A8 too, activations emulated); large hints go to
-    torch._int_mm for W8A8 and to the dense matmul otherwise (crossovers in backends/base.py)."""
+    torch._int_mm for W8A8 and to the dense matmul otherwise (crossovers in backends/needs.py)."""
     as_cpu(monkeypatch, avx512=avx512)
     assert select_backend(scheme, Shapes(64, 256, batch=batch)).name == (expect_avx512 if avx512 else expect)
 

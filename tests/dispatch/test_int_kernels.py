@@ -117,7 +117,7 @@ def test_gemlite_matches_reference_on_gpu(producer: str, label: str) -> None:
 @pytest.mark.parametrize("preset", ["W4A16", "W8A16"])
 def test_packing_in_row_chunks_equals_whole(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The packer's layout is blocked by 64 rows: chunked packing (bounded memory) gives the same kernel."""
-    from quantresolve.dispatch.backends import int4pack
+    from quantresolve.dispatch.kernels import int4pack
 
     x = torch.randn(2, 256, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
     whole, _ = _ct_layer(_preset(preset), 208, 256)

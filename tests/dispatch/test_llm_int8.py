@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from quantresolve.dispatch import backend_verdicts, make_linear
-from quantresolve.dispatch.llm_int8 import llm_int8_fake
+from quantresolve.dispatch.activations.bitsandbytes import llm_int8_fake
 from quantresolve.dispatch.specs import Shapes
 from quantresolve.formats.scheme import bnb_scheme
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from quantresolve.dispatch import BACKENDS, Shapes, backend_verdicts, make_linear
-from quantresolve.dispatch.backends.int4pack import layout_known, unpack_int4pack
 from quantresolve.dispatch.chunked import chunk_count, dequantize_into
+from quantresolve.dispatch.kernels.int4pack import layout_known, unpack_int4pack
 from quantresolve.dispatch.presets import scheme_from_label
 
 from .machine import AVX512_GEMV

@@ -28,7 +28,7 @@ from quantresolve.dispatch.kernels.gemv_layout import (
     slot_element,
     unpack_codes,
 )
-from quantresolve.dispatch.kernels.triton_gemv import launch_grid
+from quantresolve.dispatch.kernels.triton_tiles import launch_grid
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, modelopt_scheme
 

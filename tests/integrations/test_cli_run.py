@@ -34,10 +34,12 @@ def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = _run(capsys, path, "--prompt-ids", "1,2,3", "--max-new-tokens", 5)
     assert rc == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0] == f"checkpoint {path}: compressed-tensors W4A16, profile transformers"
-    assert lines[1] == "prompt     1 2 3"
-    assert lines[2] == "generated  " + " ".join(map(str, _expected("ct-w4a16", [1, 2, 3], 5)))
-    assert lines[3] == "layers     15"
+    assert lines[0] == f"checkpoint {path}: compressed-tensors W4A16"
+    assert lines[1] == ("profile    transformers:LlamaForCausalLM, derived from transformers' renamings of "
+                        "LlamaForCausalLM (none apply: the checkpoint's names are the model's)")
+    assert lines[2] == "prompt     1 2 3"
+    assert lines[3] == "generated  " + " ".join(map(str, _expected("ct-w4a16", [1, 2, 3], 5)))
+    assert lines[4] == "layers     15"
     backend = loaded("ct-w4a16").model.layers[0].mlp.up_proj.backend
     assert f"    14  W4A16 / {backend}" in lines and "     1  unquantized / dense" in lines
     assert "per layer" not in out
@@ -47,6 +49,7 @@ def test_verbose_lists_every_layer_fused(capsys: pytest.CaptureFixture[str]) -> 
     rc, out, _ = _run(capsys, checkpoint_dir("modelopt-mixed"), "--prompt-ids", "7", "--max-new-tokens", 2,
                       "--profile", "llama", "--verbose")
     assert rc == 0
+    assert out.splitlines()[1] == "profile    llama, given by the caller"
     rows = out.split("per layer\n")[1].splitlines()
     assert len(rows) == 9  # 2 layers x (qkv, o, gate_up, down) + lm_head
     assert "  model.layers.0.self_attn.qkv_proj\tFP8\tpacked-shards\t" in "\n".join(rows)
@@ -61,7 +64,8 @@ def test_json_output_with_deny(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert data["prompt_ids"] == [4, 5] and len(data["generated_ids"]) == 3
     assert data["sequence"] == [4, 5, *data["generated_ids"]]
-    assert data["producer"] == "compressed-tensors" and data["profile"] == "transformers"
+    assert data["producer"] == "compressed-tensors" and data["profile"] == "transformers:LlamaForCausalLM"
+    assert data["profile_reason"].startswith("derived from transformers' renamings of LlamaForCausalLM")
     layers = {r["prefix"]: r for r in data["layers"]}
     assert len(layers) == 15 and layers["lm_head"]["algo"] is None and layers["lm_head"]["rule"] == "excluded"
     quantized = [r for r in layers.values() if r["algo"] == "W4A16"]

@@ -10,7 +10,7 @@ reciprocal (``weight_global_scale = 1 / weight_scale_2``, ``input_global_scale
   every linear; in float32 a block scale may differ by one ulp
   (``s·w2`` versus ``s / (1/w2)``);
 - logits are *not* bit-identical, and should not be: each checkpoint's activations are
-  quantized the way its own producer does it (:mod:`quantresolve.dispatch.act_arith`). ModelOpt
+  quantized the way its own producer does it (:mod:`quantresolve.dispatch.activations`). ModelOpt
   takes the NVFP4 block amax in float32; compressed-tensors divides it by 6 in bfloat16 first and
   multiplies by its global scale, so some blocks get another E4M3 scale. The ModelOpt load is the
   producer's reference bit for bit (on the machine that computed the reference; elsewhere within

@@ -19,7 +19,7 @@ CPU), whose arithmetic fingerprint each ``reference.safetensors`` records. Each 
   takes another GEMM path), and FP8 activation quantization turns one ulp into a whole FP8 step:
   ``ct-fp8-block`` moves by 0.027.
 
-Activations are quantized with each producer's own arithmetic (:mod:`quantresolve.dispatch.act_arith`).
+Activations are quantized with each producer's own arithmetic (:mod:`quantresolve.dispatch.activations`).
 What is left in strict mode, measured here:
 
 * **bit-exact** (0.0), 16 fixtures: compressed-tensors FP8, FP8_DYNAMIC, FP8_BLOCK, NVFP4, NVFP4A16,

@@ -73,7 +73,7 @@ def _plain(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 # 0.9375 is the fixture's calibrated v amax of layer 1 (v_scale = amax / 448): the plain rounding differs
 # from ModelOpt's on this data. For 3.875 (a bf16 value too), amax / 448 · 448 is one float32 step off the
-# amax, and 68 of these values round elsewhere unless round_trip reads the amax back (act_arith.modelopt_amax).
+# amax, and 68 of these values round elsewhere unless round_trip reads the amax back (activations.modelopt.modelopt_amax).
 @pytest.mark.parametrize("amax", [0.9375, 3.875])
 def test_modelopt_round_trip_is_its_kv_quantizer(amax: float) -> None:
     """Bit for bit ModelOpt's ``k_bmm_quantizer`` / ``v_bmm_quantizer`` (FP8, per tensor, calibrated

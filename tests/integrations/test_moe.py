@@ -56,6 +56,8 @@ ROLES = ("gate_proj", "up_proj", "down_proj")
 EXPERTS_CLASSES = {
     "DeepseekV3Experts": ("deepseek_v3", "deepseek_v3"),
     "Glm4MoeExperts": ("glm4_moe", "glm4_moe"),
+    "GlmMoeDsaExperts": ("glm_moe_dsa", "glm_moe_dsa"),
+    "MiniMaxM2Experts": ("minimax_m2", "minimax_m2"),
     "MixtralExperts": ("mixtral", "mixtral"),
     "OlmoeExperts": ("olmoe", "olmoe"),
     "Qwen2MoeExperts": ("qwen2_moe", "qwen2_moe"),
@@ -85,11 +87,12 @@ def _tiny_experts(cls: type[nn.Module], implementation: str, experts: int = 4, h
     return module
 
 
-def _routing(tokens: int, experts: int, top_k: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _routing(tokens: int, experts: int, top_k: int, seed: int = 1,
+             weights_dtype: torch.dtype = torch.bfloat16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(tokens, 32, generator=g).to(torch.bfloat16)
     index = torch.stack([torch.randperm(experts, generator=g)[:top_k] for _ in range(tokens)])
-    weights = torch.rand(tokens, top_k, generator=g).softmax(-1).to(torch.bfloat16)
+    weights = torch.rand(tokens, top_k, generator=g).softmax(-1).to(weights_dtype)
     return x, index, weights
 
 
@@ -100,9 +103,16 @@ def test_every_registry_class_is_checked() -> None:
     assert set(EXPERTS_CLASSES) == set(KNOWN_EXPERTS)
 
 
-@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+#: (implementation, routing-weight dtype): bf16 weights (Qwen-style routers) for every implementation; float32
+#: weights (Mixtral's, DeepSeek-V3's routers) for the default reductions — eager adds them in bf16 instead.
+ROUTINGS = [*((i, torch.bfloat16) for i in IMPLEMENTATIONS), ("grouped_mm", torch.float32),
+            ("batched_mm", torch.float32)]
+
+
+@pytest.mark.parametrize(("implementation", "weights_dtype"), ROUTINGS)
 @pytest.mark.parametrize("name", sorted(KNOWN_EXPERTS))
-def test_quant_experts_compute_what_transformers_computes(name: str, implementation: str) -> None:
+def test_quant_experts_compute_what_transformers_computes(name: str, implementation: str,
+                                                         weights_dtype: torch.dtype) -> None:
     """Same dense weights in the transformers module and in per-expert linears: bit-identical (top-2, 11 tokens,
     one token routed to two experts that other tokens skip)."""
     original = _tiny_experts(_experts_class(name), implementation)
@@ -118,7 +128,7 @@ def test_quant_experts_compute_what_transformers_computes(name: str, implementat
             dense = nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=torch.bfloat16)
             dense.weight.data.copy_(weight)
             setattr(quant[e], role, dense)
-    x, index, weights = _routing(11, 4, 2)
+    x, index, weights = _routing(11, 4, 2, weights_dtype=weights_dtype)
     with torch.no_grad():
         want = original(x, index, weights)
         got = quant(x, index, weights)

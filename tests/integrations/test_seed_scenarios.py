@@ -58,7 +58,7 @@ ATOL = {
     # int4 GEMM in bfloat16 against compressed-tensors' fake-quant model: well inside the W4 error.
     GEMMA3: Tolerance(0.02, 0.02),     # 0.0088 | 0.0078; 0.0061
     # The towers are exact (below); the text model is W8A8 with compressed-tensors' own bf16 activation
-    # rounding (dispatch/act_arith.py), 0.085 while the activations were rounded in float32. Not traced
+    # rounding (dispatch/activations/), 0.085 while the activations were rounded in float32. Not traced
     # further; the int8 weight-only kernel accumulates differently from the reference's bf16 matmul.
     GEMMA4: Tolerance(0.075, 0.075),   # 0.0508 | 0.0508; 0.0
     # NVFP4 (W4A4) and static FP8 activations against ModelOpt's own fake-quant model running the
@@ -75,6 +75,24 @@ def transformers_profile(path: Path, key_mapping: Mapping[str, str] | None = Non
     """What a user does: ask transformers how this checkpoint's names map onto the class it builds."""
     model = build_empty_model(model_config(path), torch.bfloat16)
     return profile_for_checkpoint(path, model, key_mapping=key_mapping)
+
+
+def check_default_path(name: str, explicit: nn.Module) -> nn.Module:
+    """``load_quantized`` with no profile: the profile transformers' renamings give, the same model bit for bit.
+
+    Returns the default-path model (its logits on the reference inputs equal ``explicit``'s).
+    """
+    path = checkpoint_dir(name)
+    model = load_quantized(path)
+    report = model.quantresolve_report
+    derived = transformers_profile(path)
+    assert report.profile == derived.name == f"transformers:{type(model).__name__}"
+    assert report.profile_reason.startswith(f"derived from transformers' renamings of {type(model).__name__} (")
+    assert [r.to_json() for r in report.layers] == [r.to_json() for r in explicit.quantresolve_report.layers]
+    inputs, _ = reference(path)
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, explicit(**inputs).logits)
+    return model
 
 
 def reference(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -143,16 +161,23 @@ def test_gemma3_ignore_written_as_llm_compressor_recipes_write_it(tmp_path: Path
     config = json.loads((path / "config.json").read_text())
     config["quantization_config"]["ignore"] = ["re:vision_tower.*", "re:multi_modal_projector.*", "lm_head"]
     (path / "config.json").write_text(json.dumps(config))
-    model = load_quantized(path, profile=transformers_profile(path))
-    assert {n: type(m) for n, m in linears(model).items()} == {n: type(m) for n, m in linears(gemma3).items()}
     inputs, _ = reference(path)
-    with torch.no_grad():
-        assert torch.equal(model(**inputs).logits, gemma3(**inputs).logits)
+    for model in (load_quantized(path, profile=transformers_profile(path)), load_quantized(path)):  # and default
+        assert {n: type(m) for n, m in linears(model).items()} == {n: type(m) for n, m in linears(gemma3).items()}
+        with torch.no_grad():
+            assert torch.equal(model(**inputs).logits, gemma3(**inputs).logits)
 
 
 def test_gemma3_without_the_mapping_nothing_loads_silently() -> None:
+    """The identity profile, named explicitly, is used as named: the published layout then loads nothing."""
     with pytest.raises(LoadError, match=r"nothing in the model consumes: language_model\.model\."):
-        load_quantized(checkpoint_dir(GEMMA3))
+        load_quantized(checkpoint_dir(GEMMA3), profile="transformers")
+
+
+def test_gemma3_default_path_derives_the_mapping(gemma3) -> None:
+    """No profile argument: the published layout loads through transformers' renamings, as with the explicit one."""
+    model = check_default_path(GEMMA3, gemma3)
+    assert model.quantresolve_report.profile_reason.endswith("(3 prefix rules)")
 
 
 # --------------------------------------------------------------------------- Gemma-4: towers quantized
@@ -203,6 +228,11 @@ def test_gemma4_quantized_towers_reproduce_the_producers_soft_tokens(gemma4) -> 
 
 def test_gemma4_logits_and_greedy_tokens_match_the_producer(gemma4) -> None:
     check_against_reference(GEMMA4, gemma4)
+
+
+def test_gemma4_default_path(gemma4) -> None:
+    model = check_default_path(GEMMA4, gemma4)
+    assert model.quantresolve_report.profile_reason.endswith("(none apply: the checkpoint's names are the model's)")
 
 
 def test_gemma4_patch_embedder_reads_the_quantized_layers_weight_dtype(gemma4) -> None:
@@ -302,12 +332,16 @@ def test_qwen3_5_logits_and_greedy_tokens_match_the_producer(qwen) -> None:
     check_against_reference(QWEN, qwen)
 
 
+def test_qwen3_5_default_path(qwen) -> None:
+    check_default_path(QWEN, qwen)
+
+
 def test_qwen3_5_config_keyed_in_the_other_wrapper_order(tmp_path: Path, qwen) -> None:
     path = respelled_copy(tmp_path)
     configured = _per_layer_algos(path)
     assert all(k.startswith("language_model.model.layers.") for k in configured)
     with pytest.raises(LoadError, match=r"nothing in the model consumes: language_model\.lm_head\.weight"):
-        load_quantized(path)  # the model builds model.language_model.*: no silent partial load
+        load_quantized(path)  # not a layout transformers' renamings know for Qwen3.5: no silent partial load
     profile = transformers_profile(path, KEY_MAPPING)
     assert profile.mapper.orig_to_new_prefix == {"language_model.lm_head.": "lm_head.",
                                                  "language_model.model.": "model.language_model.",

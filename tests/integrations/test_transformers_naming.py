@@ -16,6 +16,7 @@ from quantresolve.integrations.transformers.naming import (
     profile_for_checkpoint,
     profile_for_model,
 )
+from quantresolve.integrations.transformers.profile_choice import GIVEN, choose_profile
 from quantresolve.resolve.resolver import Resolver
 
 from ..conftest import checkpoint_dir
@@ -93,3 +94,57 @@ def test_regex_ignore_in_checkpoint_spelling_reaches_the_built_names(gemma3) -> 
     tower = resolver.resolve("model.vision_tower.encoder.layers.0.self_attn.q_proj")
     assert tower.scheme is None and tower.rule == "excluded"
     assert resolver.resolve("model.language_model.layers.0.self_attn.q_proj").algo == "W4A16"
+
+
+# --------------------------------------------------------------------------- the default path (no profile given)
+
+
+def _stored(name: str) -> list[str]:
+    from quantresolve.checkpoint import build_inventory, read_checkpoint
+
+    return sorted(build_inventory(read_checkpoint(checkpoint_dir(name))).modules)
+
+
+def test_default_choice_is_the_profile_transformers_renamings_give(gemma3) -> None:
+    """What ``load_quantized`` does without a profile: the same profile a user derives by hand, and says so."""
+    choice = choose_profile(None, gemma3, _stored("ct-gemma3-mm"), {})
+    derived = profile_for_checkpoint(checkpoint_dir("ct-gemma3-mm"), gemma3)
+    assert choice.profile == derived
+    assert choice.reason == ("derived from transformers' renamings of Gemma3ForConditionalGeneration "
+                             "(3 prefix rules)")
+    given = choose_profile("gemma3-mm", gemma3, _stored("ct-gemma3-mm"), {})
+    assert given.profile.name == "gemma3-mm" and given.reason == GIVEN  # an explicit profile wins
+
+
+def test_newer_gemma3_layout_maps_onto_the_same_model(gemma3) -> None:
+    """transformers 4.5x saved Gemma-3 as ``model.language_model.*`` / ``model.vision_tower.vision_model.*``."""
+    newer = {"model.language_model.layers.0.mlp.up_proj", "model.language_model.embed_tokens",
+             "model.vision_tower.vision_model.encoder.layers.0.mlp.fc1",
+             "model.vision_tower.vision_model.post_layernorm", "model.multi_modal_projector.mm_soft_emb_norm"}
+    choice = choose_profile(None, gemma3, newer, {})
+    assert choice.profile.mapper.orig_to_new_prefix == {"model.vision_tower.vision_model.": "model.vision_tower."}
+    assert choice.reason.endswith("(1 prefix rule)")
+    built = dict(gemma3.named_modules())
+    assert all(choice.profile.mapper.map_name(n) in built for n in newer)
+
+
+def test_experts_keep_transformers_renamings_but_not_its_merge() -> None:
+    """Mixtral's published ``block_sparse_moe.experts.E.w1``: renamed to ``mlp.experts.E.w1``, the stand-in's name."""
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    from quantresolve.integrations.transformers.expert_containers import unfuse_experts
+
+    cfg = MixtralConfig(hidden_size=32, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        num_key_value_heads=1, num_local_experts=2, vocab_size=64)
+    with init_empty_weights():
+        model = MixtralForCausalLM(cfg)
+    with pytest.raises(ProfileError, match="converts"):  # the fused 3-D module: transformers would merge
+        module_renamer(model)("model.layers.0.block_sparse_moe.experts.1.w1")
+    containers = unfuse_experts(model)
+    stored = [f"model.layers.{i}.block_sparse_moe.{m}" for i in range(2)
+              for m in ("gate", *(f"experts.{e}.{r}" for e in range(2) for r in ("w1", "w2", "w3")))]
+    choice = choose_profile(None, model, [*stored, "model.layers.0.self_attn.q_proj", "lm_head"], containers)
+    assert choice.profile.mapper.orig_to_new_prefix == {f"model.layers.{i}.block_sparse_moe.": f"model.layers.{i}.mlp."
+                                                        for i in range(2)}
+    built = dict(model.named_modules())
+    assert all(choice.profile.mapper.map_name(n) in built for n in stored)

@@ -19,9 +19,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from quantresolve.audit.grouping import FindingGroup
 from quantresolve.audit.layer_map import column_order, layer_position
 from quantresolve.audit.report import AuditReport
-from quantresolve.formats.normalized import Finding
 
 #: Fixed colours for common labels (hex); others get a stable colour from their name.
 ALGO_COLOURS: dict[str, str] = {
@@ -58,6 +58,48 @@ def algo_colour(label: str) -> str:
     digest = hashlib.sha256(label.encode()).digest()
     r, g, b = (64 + digest[i] % 160 for i in range(3))
     return f"#{r:02x}{g:02x}{b:02x}"
+
+
+#: Short forms of common labels, for the per-layer map's cells (the legend spells each one out).
+SHORT_LABELS: dict[str, str] = {
+    "unquantized": "dense", "unresolved": "!err", "W4A16_NVFP4": "W4N", "NVFP4A16": "N4A16",
+    "FP8_DYNAMIC": "F8dyn", "FP8_BLOCK": "F8blk", "FP8_PER_CHANNEL_PER_TOKEN": "F8pc", "FP8_PB_WO": "F8pb",
+    "FP8_PB_REAL": "F8pb", "W4A16_ASYM": "W4asy", "W4A16_AWQ": "W4awq", "W4A8_AWQ": "W4A8a",
+    "W8A8_SQ_PER_CHANNEL": "W8sq", "W4A8_NVFP4_FP8": "W4N8", "W4A8_MXFP4_FP8": "W4M8", "NVFP4_AWQ": "N4awq",
+    "NVFP4_SVD": "N4svd", "MXFP4A16": "M4A16", "BNB_NF4": "nf4", "BNB_FP4": "fp4", "BNB_INT8": "int8",
+}
+
+
+def short_labels(labels: Sequence[str], width: int = 5) -> dict[str, str]:
+    """A distinct short form (at most ``width`` characters) of every label, stable for a given set.
+
+        >>> short_labels(["NVFP4", "unquantized", "W4A16", "W4A16_ASYM"])
+        {'NVFP4': 'NVFP4', 'W4A16': 'W4A16', 'W4A16_ASYM': 'W4asy', 'unquantized': 'dense'}
+    """
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for label in sorted(set(labels)):
+        short = SHORT_LABELS.get(label, label)[:width]
+        n = 2
+        while short in taken:  # two labels share a short form: number the later one
+            short = f"{short[:width - len(str(n))]}{n}"
+            n += 1
+        out[label] = short
+        taken.add(short)
+    return out
+
+
+def text_colour(background: str) -> str:
+    """Black or white, whichever reads better on ``background`` (``#rrggbb``; WCAG relative luminance).
+
+        >>> text_colour("#2e7d32"), text_colour("#9e9e9e")
+        ('#fff', '#000')
+    """
+    def channel(i: int) -> float:
+        c = int(background[i:i + 2], 16) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+    return "#000" if (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) else "#fff"
 
 
 def human_bytes(n: int | None) -> str:
@@ -127,6 +169,6 @@ def layer_tables(report: AuditReport, *, fold: bool = True) -> list[tuple[str, l
     return out
 
 
-def finding_where(finding: Finding) -> str:
+def finding_where(finding: FindingGroup) -> str:
     """``file: field`` of a finding (either may be missing)."""
     return f"{finding.file or ''}{': ' + finding.field if finding.field else ''}"

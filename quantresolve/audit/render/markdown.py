@@ -1,6 +1,7 @@
 """The report as GitHub-flavoured Markdown (for PR comments and CI summaries).
 
-Table cells are escaped (``|`` and backticks); layer rows are folded into ranges.
+Table cells are escaped (``|`` and backticks); layer rows are folded into ranges; findings are
+grouped (one row per code and cause, the modules as one pattern, ``--format json`` lists them all).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def render_markdown(report: AuditReport) -> str:
               f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info.", ""]
     if report.findings:
         shown = report.findings[:MAX_FINDINGS]
-        lines += _table(["severity", "code", "message", "where"],
-                        [[f.severity, f.code, f.message, finding_where(f)]
+        lines += _table(["severity", "code", "count", "names", "cause", "where"],
+                        [[f.severity, f.code, str(f.count), f.pattern or "", f.cause, finding_where(f)]
                          for f in shown])
         if len(report.findings) > MAX_FINDINGS:
             lines += ["", f"… {len(report.findings) - MAX_FINDINGS} more: see `--format json`."]

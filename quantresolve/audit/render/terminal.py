@@ -1,7 +1,8 @@
 """The default terminal report (rich): header, coverage, per-layer map, outside-layer units, findings.
 
-Long finding lists are cut at :data:`MAX_FINDINGS` per severity with a pointer to
-``--format json``; identical layer rows are folded into ranges (``3–60``).
+Findings are grouped (one line per code and cause, ``×N`` modules written as one pattern such as
+``model.layers.{3..60}.mlp.gate``); long lists are cut at :data:`MAX_FINDINGS` groups per severity
+with a pointer to ``--format json``; identical layer rows are folded into ranges (``3–60``).
 """
 
 from __future__ import annotations
@@ -114,7 +115,10 @@ def _findings(report: AuditReport) -> Group:
             continue
         line = Text()
         line.append(f"{f.severity:<7}", style=f"bold {SEVERITY_COLOURS[f.severity]}")
-        line.append(f" {f.code}", style="bold").append(f"  {f.message}")  # Text: no markup parsing
+        line.append(f" {f.code}", style="bold")
+        if f.count > 1:
+            line.append(f" ×{f.count}", style="bold")
+        line.append(f"  {f.message}")  # Text: no markup parsing
         if f.file:
             line.append(f"  ({finding_where(f)})", style="dim")
         items.append(line)

@@ -1,284 +1,106 @@
 """``avx512_gemv_cpu``: our AVX-512 weight-only GEMV for int4 / int8 codes, ≤ 4 rows per call (issue #5).
 
-int4: a bf16 GEMV on the dequantized weight, exactly as the producers and ``dense_dequant`` compute it —
-per (row, group) a 16-entry bf16 table ``bf16(s·(q − z))`` indexed by the codes (``vpermw``), multiplied
-by ``vdpbf16ps`` and summed over the row in float32, so the result is ``x @ dequantize()ᵀ`` up to float32
-summation order (bf16 and float32 scales; a float16 scale's product rounds to float16 first there, and the
-table does not). int8: ``y[m, n] = Σ_g s[n,g] · Σ_{k∈g} x[m,k] · q[n,k] − s·z · Σ_{k∈g} x`` with the codes
-widened to float32 and multiplied by FMA, the scale applied per group in float32. Weights are repacked at
-``finalize()`` into one sequential stream per 4 output rows (layout: :mod:`..kernels.avx512_gemv_src`) on transparent huge pages and read with
-software prefetch: measured, 4 KiB pages made the stream TLB-bound and a short prefetch left DRAM idle.
+The kernel, its packed layout and its loader are :mod:`quantresolve.dispatch.kernels.avx512_gemv`;
+this backend says when it runs (AVX-512 BF16 CPU flags, a C++ toolchain, a kernel group for the
+scheme, small batches), repacks a layer's integer view for it at ``finalize()`` and rebuilds the
+dense weight from the packed codes. Compilation happens at the first ``prepare()``, never at import;
+``supports()`` compiles nothing, and reports a failed compilation's reason once there was one.
 
-The C++ source is compiled on first use by :func:`torch.utils.cpp_extension.load_inline` (cached
-in torch's extensions directory; ≈ 25 s the first time), never at import. ``supports()`` checks the
-CPU flags, a C++ compiler and ninja; a failed compilation is a :class:`BackendUnavailableError`
-carrying the compiler's reason.
-
+    >>> from quantresolve.dispatch.specs import DeviceInfo, Shapes
     >>> from quantresolve.formats.scheme import modelopt_scheme
-    >>> kernel_group(4, "group", 128, 8192), kernel_group(4, "channel", None, 96), kernel_group(8, "group", 32, 256)
-    (128, 32, None)
-    >>> kernel_group(4, "channel", None, 192), kernel_group(4, "group", 192, 384)
-    (64, None)
-    >>> import torch
-    >>> q = torch.randint(-8, 8, (6, 96), dtype=torch.int8)
-    >>> torch.equal(unpack_int4(pack_int4(q), 6, 96), q)
-    True
+    >>> _batch_key(8, "group", 128, 4096), _batch_key(8, "channel", None, 4096)
+    ('avx512_gemv_cpu:int8-group', 'avx512_gemv_cpu')
 """
 
 from __future__ import annotations
 
-import functools
-import math
-import os
-import shutil
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from quantresolve.dispatch.backends.base import (
-    BACKENDS,
-    Backend,
-    ShardGroup,
-    batch_guard,
-    first_failure,
-    needs_cpu,
-    register_backend,
-)
-from quantresolve.dispatch.backends.int_weights import (
-    bf16_in,
-    bits_guard,
-    group_int_view,
-    int_scheme_guard,
-    rebuild_from_codes,
-    scales_only,
-    weight_only_input,
-)
-from quantresolve.dispatch.kernels import avx512_gemv_src
-from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
-from quantresolve.errors import BackendUnavailableError
-from quantresolve.formats.scheme import QuantScheme
-
-__all__ = ["BACKENDS", "kernel_group", "pack_int4", "pack_int8", "unpack_int4", "unpack_int8"]
-
-#: Rows per tile of the packed layout (``R`` in the C++ source) and the K blocks (weights) of int4 and int8.
-TILE, BLOCK4, BLOCK = 4, 128, 64
-#: Rows the kernel takes per call; ``apply`` runs larger inputs in slices of this many.
-KERNEL_ROWS = 4
-#: CPU flags the compiled code needs (``/proc/cpuinfo`` spelling).
-CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_bf16")
+from quantresolve.dispatch.backends import needs
+from quantresolve.dispatch.backends.base import Ask
+from quantresolve.dispatch.backends.inputs import bf16_in, weight_only_input
+from quantresolve.dispatch.backends.int_weights import IntegerKernelBackend
+from quantresolve.dispatch.backends.registry import register_backend
+from quantresolve.dispatch.codecs.base import IntWeights
+from quantresolve.dispatch.kernels import avx512_gemv as kernel
+from quantresolve.dispatch.shards import ShardGroup
+from quantresolve.dispatch.specs import Verdict
 
 
-@functools.cache
-def missing_cpu_flags() -> tuple[str, ...]:
-    """The flags of :data:`CPU_FLAGS` this CPU lacks (all of them when ``/proc/cpuinfo`` is unreadable)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            line = next((ln for ln in f if ln.startswith("flags")), "")
-    except OSError:
-        return CPU_FLAGS
-    have = set(line.partition(":")[2].split())
-    return tuple(f for f in CPU_FLAGS if f not in have)
-
-
-@functools.cache
-def toolchain_problem() -> str | None:
-    """Why the kernel cannot be compiled here (no C++ compiler, no ninja), or ``None``.
-
-    Asked once per process, like :func:`missing_cpu_flags`: ``supports()`` runs for every layer a model
-    builds, and probing ninja spawns a process (≈ 2.5 ms a call here)."""
-    cxx = os.environ.get("CXX", "c++")
-    if shutil.which(cxx) is None:
-        return f"no C++ compiler on PATH ({cxx})"
-    from torch.utils.cpp_extension import is_ninja_available
-
-    return None if is_ninja_available() else "ninja is not installed (torch's extension builder needs it)"
-
-
-_BUILD: dict[str, Any] = {}
-
-
-def kernels() -> Any:
-    """The compiled extension, built on first call; a failure is remembered and re-raised as a
-    :class:`BackendUnavailableError` with the compiler's message, never retried in the same process."""
-    if "module" in _BUILD:
-        return _BUILD["module"]
-    if "error" not in _BUILD:
-        try:
-            from torch.utils.cpp_extension import load_inline
-
-            _BUILD["module"] = load_inline(
-                "quantresolve_avx512_gemv", cpp_sources=[avx512_gemv_src.SOURCE],
-                functions=avx512_gemv_src.FUNCTIONS, extra_cflags=avx512_gemv_src.CFLAGS,
-                extra_ldflags=["-fopenmp"], verbose=False)
-            return _BUILD["module"]
-        except Exception as e:  # compiler / linker / import errors alike: the reason is in the text
-            _BUILD["error"] = " ".join(str(e).split())[-600:]
-    raise BackendUnavailableError(f"avx512_gemv_cpu: compiling the AVX-512 kernel failed: {_BUILD['error']}",
-                                  field="backend")
-
-
-def kernel_group(bits: int, strategy: str, group_size: int | None, k: int) -> int | None:
-    """The kernel's group at in_features ``k``, or ``None``. int4: 32, 64 or a multiple of 128 dividing
-    ``k`` (its blocks are 128 weights); int8: a multiple of 64 dividing ``k``. Channel scales run as one
-    group of ``k`` when ``k`` is a whole number of blocks, else (int4) as groups of 64 or 32, the scale
-    repeated."""
-    block = BLOCK4 if bits <= 4 else BLOCK
-    if strategy == "channel":
-        if k % block == 0:
-            return k
-        return next((g for g in (64, 32) if bits <= 4 and k % g == 0), None)
-    if strategy != "group" or not group_size or k % group_size:
-        return None
-    return group_size if group_size % block == 0 or (bits <= 4 and group_size in (32, 64)) else None
-
-
-def _tiles(t: torch.Tensor, n: int, cols: int) -> torch.Tensor:
-    """``t`` ``[n, c ≤ cols]`` zero-padded to ``[⌈n/4⌉·4, cols]``."""
-    out = t.new_zeros((-(-n // TILE) * TILE, cols))
-    out[:n, : t.shape[1]] = t
-    return out
-
-
-def _padded_k(k: int, block: int = BLOCK) -> int:
-    return -(-k // block) * block
-
-
-#: Output rows repacked at a time: the padded copy and its nibble planes stay a few MiB per 1024 rows.
-PACK_ROWS = 1024
-
-
-def _buffer(shape: tuple[int, ...], dtype: torch.dtype, alloc: Callable[[int], torch.Tensor] | None) -> torch.Tensor:
-    """An uninitialised ``shape`` tensor, from ``alloc(nbytes)`` (a uint8 buffer) when given."""
-    if alloc is None:
-        return torch.empty(shape, dtype=dtype)
-    return alloc(math.prod(shape) * dtype.itemsize).view(dtype).view(shape)
-
-
-def pack_int4(q: torch.Tensor, alloc: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
-    """Signed 4-bit codes ``[n, k]`` → the kernel's bytes ``[⌈n/4⌉, k'/128, 4, 64]`` (``k'`` = ``k`` rounded
-    up to 128): ``u = q + 8``; 16-bit lane ``i`` of a (block, row) = ``u[i] | u[32+i] << 4 | u[64+i] << 8 |
-    u[96+i] << 12`` (little-endian)."""
-    n, k = q.shape
-    kp = _padded_k(k, BLOCK4)
-    out = _buffer((-(-n // TILE), kp // BLOCK4, TILE, 64), torch.uint8, alloc)
-    for i in range(0, n, PACK_ROWS):
-        u = _tiles((q[i:i + PACK_ROWS] + 8).to(torch.int16), min(PACK_ROWS, n - i), kp)
-        u = u.reshape(-1, TILE, kp // BLOCK4, 4, 32)
-        lanes = u[:, :, :, 0] | (u[:, :, :, 1] << 4) | (u[:, :, :, 2] << 8) | (u[:, :, :, 3] << 12)
-        out[i // TILE: i // TILE + u.shape[0]] = lanes.transpose(1, 2).contiguous().view(torch.uint8)
-    return out
-
-
-def unpack_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """The inverse of :func:`pack_int4`: signed int8 codes ``[n, k]``."""
-    lanes = packed.contiguous().view(torch.int16).to(torch.int32) & 0xFFFF  # [T, B, R, 32]
-    nibbles = torch.stack([(lanes >> (4 * j)) & 15 for j in range(4)], dim=3)  # [T, B, R, 4, 32]
-    u = nibbles.permute(0, 2, 1, 3, 4).reshape(-1, packed.shape[1] * BLOCK4)
-    return (u[:n, :k].to(torch.int8) - 8).contiguous()
-
-
-def pack_int8(q: torch.Tensor, alloc: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
-    """Signed int8 codes ``[n, k]`` → ``[⌈n/4⌉, k'/64, 4, 64]``."""
-    n, k = q.shape
-    out = _buffer((-(-n // TILE), _padded_k(k) // BLOCK, TILE, BLOCK), torch.int8, alloc)
-    for i in range(0, n, PACK_ROWS):
-        t = _tiles(q[i:i + PACK_ROWS], min(PACK_ROWS, n - i), _padded_k(k))
-        out[i // TILE: i // TILE + t.shape[0] // TILE] = t.reshape(-1, TILE, _padded_k(k) // BLOCK, BLOCK).transpose(1, 2)
-    return out
-
-
-def unpack_int8(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """The inverse of :func:`pack_int8`."""
-    return packed.transpose(1, 2).reshape(-1, packed.shape[1] * BLOCK)[:n, :k].contiguous()
-
-
-def _group_major(t: torch.Tensor, n: int) -> torch.Tensor:
-    """float32 ``[n, G]`` → ``[⌈n/4⌉, G, 4]`` (a tile's scales read as one stream)."""
-    return _tiles(t.float(), n, t.shape[1]).reshape(-1, TILE, t.shape[1]).transpose(1, 2).contiguous()
-
-
-def pack_scales(scale: torch.Tensor, zc: torch.Tensor | None, bits: int, k: int, g: int
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The kernel's scales and ``scale · zero`` (empty when symmetric) from float32 ``[n, k/g]``: groups
-    of the padded tail block (int4 groups of 32 / 64 when ``k`` is not a whole number of blocks) get
-    scale 0, and both go tile-major."""
-    n = scale.shape[0]
-    groups = _padded_k(k, BLOCK4 if bits <= 4 else BLOCK) // g
-    pad = lambda t: torch.cat([t.float(), t.new_zeros(n, groups - t.shape[1])], dim=1)  # noqa: E731
-    return _group_major(pad(scale), n), (_group_major(pad(zc), n) if zc is not None else torch.empty(0))
-
-
-def _shape_guard(bits: int, shapes: Shapes, scheme: QuantScheme) -> Verdict | None:
-    w = scheme.weights
-    assert w is not None  # int_scheme_guard ran first
-    if kernel_group(bits, w.strategy, w.group_size, shapes.k) is not None:
+def _shape_fits(ask: Ask) -> Verdict | None:
+    w = ask.weights
+    assert w is not None  # needs.integer_weights ran first
+    if kernel.kernel_group(w.num_bits, w.strategy, w.group_size, ask.shapes.k) is not None:
         return None
     got = f"{w.strategy} {w.group_size or ''}".rstrip()
-    need = "32, 64 or a multiple of 128" if bits <= 4 else "a multiple of 64"
+    need = "32, 64 or a multiple of 128" if w.num_bits <= 4 else "a multiple of 64"
     return Verdict.no(f"needs group size {need} dividing K, or channel scales with K % "
-                      f"{32 if bits <= 4 else 64} == 0 (K={shapes.k}, got {got})")
+                      f"{32 if w.num_bits <= 4 else 64} == 0 (K={ask.shapes.k}, got {got})")
 
 
 def _batch_key(bits: int, strategy: str, group_size: int | None, k: int) -> str:
-    """The :data:`~.base.MAX_BATCH` entry: group-wise int8 has its own crossover (no int8pack to yield to)."""
+    """The :data:`~.needs.MAX_BATCH` entry: group-wise int8 has its own crossover (no int8pack to yield to)."""
     grouped = strategy == "group" and group_size is not None and group_size < k
     return "avx512_gemv_cpu:int8-group" if bits > 4 and grouped else "avx512_gemv_cpu"
 
 
+def _batch_entry(ask: Ask) -> str:
+    w = ask.weights
+    return _batch_key(w.num_bits, w.strategy, w.group_size, ask.shapes.k)  # type: ignore[union-attr]
+
+
+# The machine's answers are read through the kernel module at call time (tests switch them there).
+def _cpu_flags(ask: Ask) -> Verdict | None:
+    missing = kernel.missing_cpu_flags()
+    return Verdict.no("unavailable: CPU lacks " + ", ".join(missing)) if missing else None
+
+
+def _toolchain(ask: Ask) -> Verdict | None:
+    problem = kernel.toolchain_problem()
+    return Verdict.no(f"unavailable: {problem}") if problem else None
+
+
+def _build_failed(ask: Ask) -> Verdict | None:
+    return Verdict.no(f"unavailable: {kernel._BUILD['error'][:200]}") if "error" in kernel._BUILD else None
+
+
 @register_backend
-class Avx512GemvCPU(Backend):
+class Avx512GemvCPU(IntegerKernelBackend):
     """int4 / int8 weight-only GEMV on AVX-512 BF16 (see the module docstring)."""
 
     name = "avx512_gemv_cpu"
     description = "native AVX-512 BF16 weight-only GEMV (int4 / int8 codes, batch ≤ 2 by choice, any when forced)"
-
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        w = scheme.weights if scheme else None
-        return first_failure(
-            lambda: needs_cpu(device),
-            lambda: Verdict.no("needs eval mode (the kernel has no backward)") if device.training else None,
-            lambda: int_scheme_guard(scheme),
-            lambda: bits_guard(scheme, 8),
-            lambda: _shape_guard(w.num_bits, shapes, scheme),  # type: ignore[union-attr, arg-type]
-            lambda: batch_guard(shapes, _batch_key(w.num_bits, w.strategy, w.group_size, shapes.k),  # type: ignore[union-attr]
-                                "the AVX-512 GEMV"),
-            lambda: Verdict.no("unavailable: CPU lacks " + ", ".join(missing_cpu_flags()))
-            if missing_cpu_flags() else None,
-            lambda: Verdict.no(f"unavailable: {problem}") if (problem := toolchain_problem()) else None,
-            lambda: Verdict.no(f"unavailable: {_BUILD['error'][:200]}") if "error" in _BUILD else None,
-        )
+    guards = (needs.cpu, needs.eval_mode("the kernel has no backward"), needs.integer_weights, needs.bits(8),
+              _shape_fits, needs.small_batch("the AVX-512 GEMV", key=_batch_entry), _cpu_flags, _toolchain,
+              _build_failed)
 
     def prepare(self, group: ShardGroup) -> Any:
-        kernels()  # compile (or fail with the reason) at finalize(), not on the first forward
-        view = group_int_view(group)
+        kernel.kernels()  # compile (or fail with the reason) at finalize(), not on the first forward
+        return super().prepare(group)
+
+    def pack(self, view: IntWeights, group: ShardGroup) -> tuple[Any, ...]:
         w = group.codec.scheme.weights
         assert w is not None
         bits = 4 if w.num_bits <= 4 else 8
-        g = kernel_group(bits, w.strategy, w.group_size, group.k)
+        g = kernel.kernel_group(bits, w.strategy, w.group_size, group.k)
         assert g is not None and view.group % g == 0
-        scale = view.scale.float().repeat_interleave(view.group // g, dim=1)
+        scale, zero = view.regroup(g)
         zc = None  # int4: the zero points themselves (the kernel's tables); int8: scale · zero
-        if view.zero is not None and bool(view.zero.ne(0).any()):
-            zc = view.zero.float().repeat_interleave(view.group // g, dim=1)
-            zc = zc if bits == 4 else scale * zc
+        if zero is not None and bool(view.zero.ne(0).any()):  # type: ignore[union-attr]
+            zc = zero if bits == 4 else scale * zero
         # on huge pages: the kernel streams them, and 4 KiB pages made it TLB-bound (kernel source)
-        huge = kernels().huge_empty
-        codes = pack_int4(view.q, huge) if bits == 4 else pack_int8(view.q, huge)
-        return (codes, *pack_scales(scale, zc, bits, group.k, g), g, bits, scales_only(view))
+        huge = kernel.kernels().huge_empty
+        codes = kernel.pack_int4(view.q, huge) if bits == 4 else kernel.pack_int8(view.q, huge)
+        return (codes, *kernel.pack_scales(scale, zc, bits, group.k, g), g, bits)
+
+    def codes(self, packed: tuple[Any, ...], group: ShardGroup) -> torch.Tensor:
+        codes, bits = packed[0], packed[-1]
+        unpack = kernel.unpack_int4 if bits == 4 else kernel.unpack_int8
+        return unpack(codes, group.n, group.k)
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         codes, scale, zc, g, bits, _ = state
         xin = bf16_in(weight_only_input(x, group))
-        run = kernels().gemv_int4 if bits == 4 else kernels().gemv_int8
-        if xin.shape[0] == 0:
-            return xin.new_zeros((0, group.n), dtype=torch.float32)
-        parts = [run(xin[i:i + KERNEL_ROWS], codes, scale, zc, group.n, group.k, g)
-                 for i in range(0, xin.shape[0], KERNEL_ROWS)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
-        codes, _, _, _, bits, view = state
-        unpack = unpack_int4 if bits == 4 else unpack_int8
-        return rebuild_from_codes(group, view, lambda: unpack(codes, group.n, group.k))
+        return kernel.gemv(xin, codes, scale, zc, group.n, group.k, g, bits)

@@ -1,14 +1,14 @@
 """``bnb_cpu`` and ``bnb_cuda``: bitsandbytes' own kernels (lazy import).
 
 Both backends share :class:`BitsandbytesBackend` and differ only in their
-``supports()`` guards (CPU: N % 32 == 0 and even K for 4-bit, eval mode).
+``guards`` (CPU: N % 32 == 0 and even K for 4-bit, eval mode, small batches).
 What runs depends on the layer's format:
 
 - NF4 / FP4: one bitsandbytes ``Linear4bit`` per shard, rebuilt from the
   serialized tensors (bitsandbytes' fused 4-bit GEMV on CPU and CUDA);
 - LLM.int8: bitsandbytes' int8 ops exactly as ``Linear8bitLt`` runs them in
   eval mode — int8 rows with the outlier columns above the scheme's threshold
-  in 16 bits (:mod:`..llm_int8`) — so the output is bitsandbytes' own, bit for bit.
+  in 16 bits (:mod:`..activations.bitsandbytes`) — so the output is bitsandbytes' own, bit for bit.
 
     >>> from quantresolve.formats.scheme import bnb_scheme
     >>> sorted(FORMATS), bnb_format_of(bnb_scheme("BNB_INT8")).name
@@ -22,25 +22,18 @@ from typing import Any
 
 import torch
 
-from quantresolve.dispatch.backends.base import (
-    BACKENDS,
-    Backend,
-    ShardGroup,
-    batch_guard,
-    first_failure,
-    needs_cpu,
-    needs_cuda,
-    register_backend,
-    row_major,
-)
-from quantresolve.dispatch.backends.int_weights import share_rows
-from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
+from quantresolve.dispatch.backends import needs
+from quantresolve.dispatch.backends.base import Ask, Backend
+from quantresolve.dispatch.backends.inputs import row_major
+from quantresolve.dispatch.backends.registry import register_backend
+from quantresolve.dispatch.shards import ShardGroup, share_rows
+from quantresolve.dispatch.specs import Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
 
-__all__ = ["BACKENDS", "FORMATS"]
+__all__ = ["FORMATS", "bnb_format_of"]
 
 
-def bnb_available() -> Verdict | None:
+def bnb_available(ask: Ask) -> Verdict | None:
     if importlib.util.find_spec("bitsandbytes") is None:
         return Verdict.no("unavailable: bitsandbytes is not installed")
     return None
@@ -128,14 +121,14 @@ def bnb_format_of(scheme: QuantScheme | None) -> BnBFormat | None:
     return FORMATS.get(scheme.algo) if scheme is not None and scheme.producer == "bitsandbytes" else None
 
 
-def bnb_scheme(scheme: QuantScheme | None) -> Verdict | None:
-    if bnb_format_of(scheme) is None:
+def bnb_format_guard(ask: Ask) -> Verdict | None:
+    if bnb_format_of(ask.scheme) is None:
         return Verdict.no("handles bitsandbytes NF4/FP4/LLM.int8 only")
     return None
 
 
 class BitsandbytesBackend(Backend):
-    """prepare/apply of every bitsandbytes backend; subclasses give ``name`` and ``supports()``."""
+    """prepare/apply of every bitsandbytes backend; subclasses give ``name`` and ``guards``."""
 
     def prepare(self, group: ShardGroup) -> Any:
         fmt = bnb_format_of(group.codec.scheme)
@@ -147,16 +140,17 @@ class BitsandbytesBackend(Backend):
         return fmt.apply(inner, row_major(x), group)
 
 
+def _cpu_kernel_shape(ask: Ask) -> Verdict | None:
+    return bnb_format_of(ask.scheme).cpu_guard(ask.shapes)  # type: ignore[union-attr]  (bnb_format_guard ran first)
+
+
 @register_backend
 class BnBCUDA(BitsandbytesBackend):
     """bitsandbytes on CUDA: its 4-bit kernels (NF4/FP4) and its LLM.int8 ops."""
 
     name = "bnb_cuda"
     description = "bitsandbytes CUDA kernels (4-bit, LLM.int8)"
-
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        return first_failure(lambda: needs_cuda(device), lambda: bnb_scheme(scheme), bnb_available)
+    guards = (needs.cuda, bnb_format_guard, bnb_available)
 
 
 @register_backend
@@ -165,16 +159,6 @@ class BnBCPU(BitsandbytesBackend):
 
     name = "bnb_cpu"
     description = "bitsandbytes CPU kernels (4-bit GEMV, LLM.int8)"
-
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        fmt = bnb_format_of(scheme)
-        return first_failure(
-            lambda: needs_cpu(device),
-            lambda: bnb_scheme(scheme),
-            bnb_available,
-            lambda: fmt.cpu_guard(shapes),  # type: ignore[union-attr]
-            lambda: Verdict.no("needs eval mode (bitsandbytes' CPU inference path; the 4-bit kernel "
-                               "rewrites weights on first forward)") if device.training else None,
-            lambda: batch_guard(shapes, self.name, "bitsandbytes"),
-        )
+    guards = (needs.cpu, bnb_format_guard, bnb_available, _cpu_kernel_shape,
+              needs.eval_mode("bitsandbytes' CPU inference path; the 4-bit kernel rewrites weights on first forward"),
+              needs.small_batch("bitsandbytes"))

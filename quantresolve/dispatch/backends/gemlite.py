@@ -36,21 +36,16 @@ from typing import Any
 
 import torch
 
-from quantresolve.dispatch.backends.base import (
-    BACKENDS,
-    Backend,
-    ShardGroup,
-    first_failure,
-    needs_cuda,
-    register_backend,
-    row_major,
-)
-from quantresolve.dispatch.backends.int_weights import has_int_view, weight_only_input
-from quantresolve.dispatch.codecs.base import IntWeights, codec_overrides
-from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
-from quantresolve.formats.scheme import QuantScheme
+from quantresolve.dispatch.backends import needs
+from quantresolve.dispatch.backends.base import Ask, Backend
+from quantresolve.dispatch.backends.inputs import row_major, weight_only_input
+from quantresolve.dispatch.backends.registry import register_backend
+from quantresolve.dispatch.codecs.base import IntWeights
+from quantresolve.dispatch.codecs.registry import codec_overrides
+from quantresolve.dispatch.shards import ShardGroup
+from quantresolve.dispatch.specs import Verdict
 
-__all__ = ["BACKENDS", "int_operands"]
+__all__ = ["int_operands"]
 
 #: Weight bit widths gemlite packs.
 GEMLITE_BITS = (1, 2, 4, 8)
@@ -79,7 +74,14 @@ def int_operands(view: IntWeights, dtype: torch.dtype) -> tuple[torch.Tensor, to
     return w_q, view.scale.to(dtype), (zero + offset).to(dtype)
 
 
-def _format_guard(scheme: QuantScheme | None, shapes: Shapes, capability: tuple[int, int] | None) -> Verdict | None:
+def _installed(ask: Ask) -> Verdict | None:
+    if gemlite_installed():  # looked up at call time: tests switch it
+        return None
+    return Verdict.no("unavailable: gemlite is not installed (pip install 'quantresolve[cuda]')")
+
+
+def _format_guard(ask: Ask) -> Verdict | None:
+    scheme, shapes, capability = ask.scheme, ask.shapes, ask.capability
     w = scheme.weights if scheme is not None else None
     if scheme is None or w is None:
         return Verdict.no("handles quantized weights only (layer is dense)")
@@ -89,7 +91,7 @@ def _format_guard(scheme: QuantScheme | None, shapes: Shapes, capability: tuple[
             return Verdict.no(FP4_UNVERIFIED)
         return None if cap >= FP4_CAPABILITY else Verdict.no(
             f"NVFP4/MXFP4 need compute capability ≥ {FP4_CAPABILITY[0]}.{FP4_CAPABILITY[1]}, got {capability}")
-    if w.type != "int" or not has_int_view(scheme):
+    if w.type != "int" or not needs.has_int_view(scheme):
         return Verdict.no(f"handles integer, NVFP4 and MXFP4 weights only ({scheme.algo} is {w.type})")
     if w.num_bits not in GEMLITE_BITS:
         return Verdict.no(f"needs 1/2/4/8-bit weights, got {w.num_bits}")
@@ -110,15 +112,7 @@ class Gemlite(Backend):
     name = "gemlite_cuda"
     description = "gemlite (int / NVFP4 / MXFP4 weight-only)"
 
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        return first_failure(
-            lambda: needs_cuda(device),
-            lambda: None if gemlite_installed() else Verdict.no(
-                "unavailable: gemlite is not installed (pip install 'quantresolve[cuda]')"),
-            lambda: None if shapes.k % 32 == 0 else Verdict.no(f"needs K % 32 == 0 (K={shapes.k})"),
-            lambda: _format_guard(scheme, shapes, capability),
-        )
+    guards = (needs.cuda, _installed, needs.k_multiple(32), _format_guard)
 
     def prepare(self, group: ShardGroup) -> Any:
         from gemlite.helper import (  # lazy: gemlite queries the GPU on import

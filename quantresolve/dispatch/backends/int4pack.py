@@ -2,7 +2,7 @@
 
 The kernel computes ``W = (u − 8) · scale + zero`` per group with ``u`` in
 0..15, bf16 ``scale``/``zero`` per (group, row), group 32/64/128/256, and
-needs ``N % 16 == 0`` (field notes §6).
+needs ``N % 16 == 0`` (field notes §6; packing: :mod:`quantresolve.dispatch.kernels.int4pack`).
 
 - ``int4pack_cpu``: ≤ 4-bit codes directly: ``u = q + 8``, ``zero = −zp · s``.
 - ``int8split_cpu``: 5..8-bit codes as two 4-bit halves, ``q = 16·h + l`` with
@@ -17,62 +17,35 @@ needs ``N % 16 == 0`` (field notes §6).
 Channel-wise scales run as the largest kernel group dividing K, the scale
 repeated over it.
 
+    >>> from quantresolve.dispatch.specs import DeviceInfo, Shapes
     >>> from quantresolve.formats.scheme import modelopt_scheme
-    >>> BACKENDS["int4pack_cpu"].supports(DeviceInfo(), None, Shapes(24, 256), modelopt_scheme("W4A16_AWQ")).reason
+    >>> Int4PackCPU().supports(DeviceInfo(), None, Shapes(24, 256), modelopt_scheme("W4A16_AWQ")).reason
     'needs N % 16 == 0 (N=24)'
-    >>> kernel_group("channel", None, 384), kernel_group("group", 16, 384)
-    (128, None)
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from quantresolve.dispatch import chunked
-from quantresolve.dispatch.backends.base import (
-    BACKENDS,
-    Backend,
-    ShardGroup,
-    batch_guard,
-    first_failure,
-    needs_cpu,
-    register_backend,
-)
-from quantresolve.dispatch.backends.int_weights import (
-    bf16_in,
-    bits_guard,
-    group_int_view,
-    int_scheme_guard,
-    rebuild_from_codes,
-    scales_only,
-    weight_only_input,
-)
+from quantresolve.dispatch.backends import needs
+from quantresolve.dispatch.backends.base import Ask
+from quantresolve.dispatch.backends.inputs import bf16_in, weight_only_input
+from quantresolve.dispatch.backends.int_weights import IntegerKernelBackend
+from quantresolve.dispatch.backends.registry import register_backend
 from quantresolve.dispatch.codecs.base import IntWeights
-from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
-from quantresolve.formats.scheme import QuantScheme
-
-__all__ = ["BACKENDS", "kernel_group"]
-
-INT4_GROUPS = (32, 64, 128, 256)
+from quantresolve.dispatch.kernels import int4pack as kernel
+from quantresolve.dispatch.shards import ShardGroup
+from quantresolve.dispatch.specs import Verdict
 
 
-def kernel_group(strategy: str, group_size: int | None, k: int) -> int | None:
-    """The kernel group for a scheme's scales at in_features ``k``, or ``None`` if none fits."""
-    if strategy == "group":
-        return group_size if group_size in INT4_GROUPS and k % group_size == 0 else None
-    if strategy == "channel":
-        return next((g for g in reversed(INT4_GROUPS) if k % g == 0), None)
-    return None
-
-
-def _shape_guards(shapes: Shapes, scheme: QuantScheme | None) -> Verdict | None:
-    w = scheme.weights if scheme else None
-    assert w is not None  # int_scheme_guard ran first
-    if kernel_group(w.strategy, w.group_size, shapes.k) is None:
+def _shape_fits(ask: Ask) -> Verdict | None:
+    w, shapes = ask.weights, ask.shapes
+    assert w is not None  # needs.integer_weights ran first
+    if kernel.kernel_group(w.strategy, w.group_size, shapes.k) is None:
         got = f"{w.strategy} {w.group_size or ''}".rstrip()
         return Verdict.no(f"needs group size 32/64/128/256 dividing K (K={shapes.k}) "
                           f"or channel scales with K % 32 == 0, got {got}")
@@ -83,166 +56,78 @@ def _shape_guards(shapes: Shapes, scheme: QuantScheme | None) -> Verdict | None:
     return None
 
 
-def _regrouped(view: IntWeights, g: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """float32 scale and zero point ``[N, K/g]`` (zero point 0 when symmetric)."""
-    reps = view.group // g
-    scale = view.scale.float().repeat_interleave(reps, dim=1)
-    zero = (view.zero.float().repeat_interleave(reps, dim=1) if view.zero is not None
-            else torch.zeros_like(scale))
-    return scale, zero
+#: ``(unsigned, scale, offset)``: signed codes → the kernel's 0..15, and its float32 scale and offset per group.
+Operands = tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor]
 
 
-#: Most rows packed at a time. The packed layout is blocked by 64 rows, so packing row chunks that
-#: are multiples of 64 and concatenating equals packing the whole — and the int32 copies the packer
-#: wants (4 bytes per weight: 0.9 GiB at 28672×8192) stay one chunk's size: at most
-#: :data:`~quantresolve.dispatch.chunked.CHUNK_ELEMENTS` per copy (2048 rows at K = 8192, 1024 for
-#: int8split's doubled K).
-CHUNK_ROWS = 4096
+class _Int4PackBackend(IntegerKernelBackend):
+    """Integer codes on the int4 kernel: subclasses map the view to the kernel's unsigned codes and
+    bf16 scale / offset (:meth:`operands`), and back (:meth:`signed`)."""
 
+    def operands(self, scale: torch.Tensor, zero: torch.Tensor) -> Operands:
+        """``(unsigned, scale, offset)`` for :func:`~quantresolve.dispatch.kernels.int4pack.pack`."""
+        raise NotImplementedError
 
-def _chunk_rows(k: int) -> int:
-    return max(64, min(CHUNK_ROWS, chunked.CHUNK_ELEMENTS // k // 64 * 64))
+    def signed(self, codes: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        """The kernel's unsigned codes ``[N, K']`` (uint8) back to the view's signed int8 ``[N, K]``."""
+        raise NotImplementedError
 
+    def pack(self, view: IntWeights, group: ShardGroup) -> tuple[Any, ...]:
+        w = group.codec.scheme.weights
+        g = kernel.kernel_group(w.strategy, w.group_size, group.k)  # type: ignore[union-attr]
+        assert g is not None
+        scale, zero = view.regroup(g)
+        unsigned, scale, offset = self.operands(scale, zero if zero is not None else torch.zeros_like(scale))
+        packed, sz = kernel.pack(view.q, unsigned, scale, offset, chunked.CHUNK_ELEMENTS)
+        return packed, g, sz
 
-def _pack(q: torch.Tensor, unsigned: Callable[[torch.Tensor], torch.Tensor], scale: torch.Tensor,
-          offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kernel operands from signed codes ``q`` ``[N, K]`` (mapped to 0..15 by ``unsigned``, per row
-    chunk) and float32 ``scale``/``offset`` ``[N, K'/g]``."""
-    packed: torch.Tensor | None = None
-    rows = _chunk_rows(2 * q.shape[1])  # int8split's halves double K; int4pack's stay under the budget too
-    for i in range(0, q.shape[0], rows):
-        part = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
-            unsigned(q[i:i + rows].to(torch.int32)).contiguous(), 1)
-        if packed is None:  # written chunk by chunk: no list of parts and concatenated copy side by side
-            packed = part if part.shape[0] == q.shape[0] else part.new_empty((q.shape[0], *part.shape[1:]))
-        if packed is not part:
-            packed[i:i + part.shape[0]] = part
-    assert packed is not None
-    scales_zeros = torch.stack([scale.t(), offset.t()], dim=-1).to(torch.bfloat16).contiguous()
-    return packed, scales_zeros
+    def unpacks(self) -> bool:
+        return kernel.layout_known()
 
+    def codes(self, packed: tuple[Any, ...], group: ShardGroup) -> torch.Tensor:
+        return self.signed(kernel.unpack_int4pack(packed[0], group.n), group)
 
-def unpack_int4pack(packed: torch.Tensor, n: int, block: int | None = None) -> torch.Tensor:
-    """The inverse of ``_convert_weight_to_int4pack_for_cpu``: uint8 codes 0..15 ``[n, K]`` from its
-    ``[n, K/2]`` bytes. torch 2.13's layout, read off the packer (and checked by :func:`layout_known`):
-    rows in blocks of ``block`` (64 where torch's CPU kernels use AVX-512, 32 on AVX2 machines), each
-    block ``[K, block/2]`` bytes whose low nibble is row ``d`` and high nibble row ``block/2 + d``; the
-    rows after the last full block (a multiple of 16) as ``[K, rows/2]`` bytes holding row ``2j`` low
-    and ``2j + 1`` high. ``block=None`` takes this machine's block (:func:`packer_block_rows`)."""
-    block = block or packer_block_rows() or 64
-    k = packed.numel() * 2 // n
-    flat = packed.reshape(-1)
-    full = n // block * block
-    head = flat[: full * k // 2].reshape(full // block, k, block // 2)
-    parts = [torch.stack([head & 15, head >> 4], dim=1).transpose(2, 3).reshape(full, k)]
-    if n > full:
-        tail = flat[full * k // 2:].reshape(k, (n - full) // 2)
-        parts.append(torch.stack([tail & 15, tail >> 4], dim=-1).reshape(k, n - full).t())
-    return torch.cat(parts) if len(parts) > 1 else parts[0].contiguous()
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
-
-@functools.cache
-def packer_block_rows() -> int | None:
-    """The row block this torch's packer uses on this CPU (64 or 32), or None when
-    :func:`unpack_int4pack` inverts it with neither (full blocks and every tail size tried)."""
-    codes = torch.randint(0, 16, (64 * 2 + 48, 64), generator=torch.Generator().manual_seed(0), dtype=torch.int32)
-    packed = {rows: torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes[:rows].contiguous(), 1)
-              for rows in (16, 32, 48, 64, 80, 96, 112, 176)}
-    for block in (64, 32):
-        if all(torch.equal(unpack_int4pack(p, rows, block).to(torch.int32), codes[:rows])
-               for rows, p in packed.items()):
-            return block
-    return None
-
-
-def layout_known() -> bool:
-    """True when :func:`unpack_int4pack` inverts this torch's packer on this CPU; otherwise the layers
-    keep their checkpoint tensors for ``dequantize()``."""
-    return packer_block_rows() is not None
-
-
-def _split_halves(q: torch.Tensor) -> torch.Tensor:
-    """``[h + 8 | l]`` along K for ``q = 16·h + l`` (arithmetic shift: ``h = floor(q / 16)``)."""
-    return torch.cat([(q >> 4) + 8, q & 15], dim=1)
+    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        packed, g, sz, _ = state
+        xin = self.inputs(bf16_in(weight_only_input(x, group)))
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(xin, packed, g, sz)
 
 
 @register_backend
-class Int4PackCPU(Backend):
+class Int4PackCPU(_Int4PackBackend):
     """≤ 4-bit integer weights: ``u = q + 8``, ``zero = −zp · s``."""
 
     name = "int4pack_cpu"
     description = "torch.ops.aten._weight_int4pack_mm_for_cpu (int4 group)"
+    guards = (needs.cpu, needs.integer_weights, needs.bits(4), _shape_fits, needs.small_batch("int4pack"))
 
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        return first_failure(
-            lambda: needs_cpu(device),
-            lambda: int_scheme_guard(scheme),
-            lambda: bits_guard(scheme, 4),
-            lambda: _shape_guards(shapes, scheme),
-            lambda: batch_guard(shapes, self.name, "int4pack"),
-        )
+    def operands(self, scale: torch.Tensor, zero: torch.Tensor) -> Operands:
+        return (lambda q: q + 8), scale, -zero * scale
 
-    def prepare(self, group: ShardGroup) -> Any:
-        view = group_int_view(group)
-        w = group.codec.scheme.weights
-        g = kernel_group(w.strategy, w.group_size, group.k)  # type: ignore[union-attr]
-        assert g is not None
-        scale, zp = _regrouped(view, g)
-        packed, sz = _pack(view.q, lambda q: q + 8, scale, -zp * scale)
-        return packed, g, sz, scales_only(view)
-
-    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        packed, g, sz, _ = state
-        return torch.ops.aten._weight_int4pack_mm_for_cpu(bf16_in(weight_only_input(x, group)), packed, g, sz)
-
-    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
-        packed, _, _, view = state
-        if not layout_known():
-            return None
-        return rebuild_from_codes(group, view, lambda: (unpack_int4pack(packed, group.n).to(torch.int8) - 8))
+    def signed(self, codes: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        return codes.to(torch.int8) - 8
 
 
 @register_backend
-class Int8SplitCPU(Backend):
+class Int8SplitCPU(_Int4PackBackend):
     """5..8-bit integer weights as two int4 halves along K (see the module docstring)."""
 
     name = "int8split_cpu"
     description = "int8 group weights as two int4 halves on _weight_int4pack_mm_for_cpu"
+    guards = (needs.cpu, needs.integer_weights, needs.bits(8, least=5), _shape_fits,
+              needs.small_batch("int8split"))
 
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        return first_failure(
-            lambda: needs_cpu(device),
-            lambda: int_scheme_guard(scheme),
-            lambda: bits_guard(scheme, 8, least=5),
-            lambda: _shape_guards(shapes, scheme),
-            lambda: batch_guard(shapes, self.name, "int8split"),
-        )
+    def operands(self, scale: torch.Tensor, zero: torch.Tensor) -> Operands:
+        return (kernel.split_halves, torch.cat([16 * scale, scale], dim=1),
+                torch.cat([torch.zeros_like(scale), (8 - zero) * scale], dim=1))
 
-    def prepare(self, group: ShardGroup) -> Any:
-        view = group_int_view(group)
-        w = group.codec.scheme.weights
-        g = kernel_group(w.strategy, w.group_size, group.k)  # type: ignore[union-attr]
-        assert g is not None
-        scale, zp = _regrouped(view, g)
-        packed, sz = _pack(view.q, _split_halves, torch.cat([16 * scale, scale], dim=1),
-                           torch.cat([torch.zeros_like(scale), (8 - zp) * scale], dim=1))
-        return packed, g, sz, scales_only(view)
+    def signed(self, codes: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+        halves = codes.to(torch.int16)  # [h + 8 | l] along K back to q = 16·h + l
+        high, low = halves[:, : group.k] - 8, halves[:, group.k:]
+        return (16 * high + low).to(torch.int8)
 
-    def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        packed, g, sz, _ = state
-        xin = bf16_in(weight_only_input(x, group))
-        return torch.ops.aten._weight_int4pack_mm_for_cpu(torch.cat([xin, xin], dim=-1), packed, g, sz)
-
-    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
-        packed, _, _, view = state
-        if not layout_known():
-            return None
-
-        def codes() -> torch.Tensor:  # [h + 8 | l] along K back to q = 16·h + l
-            halves = unpack_int4pack(packed, group.n).to(torch.int16)
-            high, low = halves[:, : group.k] - 8, halves[:, group.k:]
-            return (16 * high + low).to(torch.int8)
-
-        return rebuild_from_codes(group, view, codes)
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, x], dim=-1)  # one x per half

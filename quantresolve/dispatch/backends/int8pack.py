@@ -3,72 +3,51 @@
 Guards (field notes §6): per-channel scales only; ``K % 16 == 0`` (otherwise
 the kernel returns inf/nan or crashes).
 
+    >>> from quantresolve.dispatch.specs import DeviceInfo, Shapes
     >>> from quantresolve.formats.scheme import modelopt_scheme
-    >>> BACKENDS["int8pack_cpu"].supports(DeviceInfo(), None, Shapes(64, 200), modelopt_scheme("W8A16")).reason
+    >>> Int8PackCPU().supports(DeviceInfo(), None, Shapes(64, 200), modelopt_scheme("W8A16")).reason
     'needs K % 16 == 0 (K=200)'
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from quantresolve.dispatch.backends.base import (
-    BACKENDS,
-    Backend,
-    ShardGroup,
-    batch_guard,
-    first_failure,
-    needs_cpu,
-    register_backend,
-)
-from quantresolve.dispatch.backends.int_weights import (
-    bf16_in,
-    group_int_view,
-    int_scheme_guard,
-    rebuild_from_codes,
-    scales_only,
-    share_rows,
-    weight_only_input,
-)
-from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
-from quantresolve.formats.scheme import QuantScheme
+from quantresolve.dispatch.backends import needs
+from quantresolve.dispatch.backends.base import Ask
+from quantresolve.dispatch.backends.inputs import bf16_in, weight_only_input
+from quantresolve.dispatch.backends.int_weights import Int8MatrixBackend
+from quantresolve.dispatch.backends.registry import register_backend
+from quantresolve.dispatch.codecs.base import IntWeights
+from quantresolve.dispatch.shards import ShardGroup
+from quantresolve.dispatch.specs import Verdict
 
-__all__ = ["BACKENDS"]
+
+def _int8_channel(ask: Ask) -> Verdict | None:
+    w = ask.weights
+    if w.num_bits == 8 and w.strategy == "channel":  # type: ignore[union-attr]
+        return None
+    return Verdict.no(f"needs int8 per-channel scales, got int{w.num_bits} {w.strategy}")  # type: ignore[union-attr]
+
+
+def _symmetric(ask: Ask) -> Verdict | None:
+    return None if ask.weights.symmetric else Verdict.no("needs symmetric weights (no zero point)")  # type: ignore[union-attr]
 
 
 @register_backend
-class Int8PackCPU(Backend):
+class Int8PackCPU(Int8MatrixBackend):
     """``torch._weight_int8pack_mm``: ``y = x · w_qᵀ · s`` for per-channel symmetric int8."""
 
     name = "int8pack_cpu"
     description = "torch._weight_int8pack_mm (int8 per-channel)"
+    guards = (needs.cpu, needs.integer_weights, _int8_channel, _symmetric, needs.k_multiple(16),
+              needs.small_batch("int8pack"))
 
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        w = scheme.weights if scheme else None
-        return first_failure(
-            lambda: needs_cpu(device),
-            lambda: int_scheme_guard(scheme),
-            lambda: None if w.num_bits == 8 and w.strategy == "channel" else Verdict.no(  # type: ignore[union-attr]
-                f"needs int8 per-channel scales, got int{w.num_bits} {w.strategy}"),  # type: ignore[union-attr]
-            lambda: None if w.symmetric else Verdict.no("needs symmetric weights (no zero point)"),  # type: ignore[union-attr]
-            lambda: None if shapes.k % 16 == 0 else Verdict.no(f"needs K % 16 == 0 (K={shapes.k})"),
-            lambda: batch_guard(shapes, self.name, "int8pack"),
-        )
-
-    def prepare(self, group: ShardGroup) -> Any:
-        view = group_int_view(group)
-        wq = view.q.contiguous()
-        share_rows(group, wq)  # a checkpoint int8 matrix (LLM.int8, W8A8) is kept once
-        return wq, view.scale.reshape(-1).to(torch.bfloat16), scales_only(view)
+    def scale(self, view: IntWeights) -> torch.Tensor:
+        return view.scale.reshape(-1).to(torch.bfloat16)
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         wq, scale, _ = state
         return torch._weight_int8pack_mm(bf16_in(weight_only_input(x, group)), wq, scale)
-
-    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
-        wq, _, view = state
-        return rebuild_from_codes(group, view, lambda: wq)

@@ -1,59 +1,31 @@
-"""Integer weights for integer kernels: which schemes have them, and the group's view of them.
+"""Backends whose kernel holds a layer's integer codes: the group's integer view, and the frame that
+rebuilds the dense weight from the kernel's codes.
 
-A codec that overrides :meth:`WeightCodec.int_weights` gives ``W = (q − zero) ·
-repeat(scale, group)`` with signed int8 codes; the CPU integer kernels (and
-gemlite) repack that view. Fused shards are concatenated along N.
+A codec that overrides :meth:`~quantresolve.dispatch.codecs.base.WeightCodec.int_weights` gives
+``W = (q − zero) · repeat(scale, group)`` with signed int8 codes; the CPU integer kernels repack that
+view (:class:`IntegerKernelBackend`), and gemlite and the Triton GEMV read it. Fused shards are
+concatenated along N. Which schemes have a view: :func:`~.needs.integer_weights`.
 
-    >>> from quantresolve.formats.scheme import bnb_scheme, modelopt_scheme
-    >>> int_scheme_guard(modelopt_scheme("W4A16_AWQ")) is None
-    True
-    >>> int_scheme_guard(bnb_scheme("BNB_NF4")).reason
-    'handles integer weights only (BNB_NF4 is nf4)'
+    >>> import torch
+    >>> from quantresolve.dispatch.codecs import IntWeights
+    >>> view = IntWeights(q=torch.ones(2, 4, dtype=torch.int8), scale=torch.ones(2, 1), zero=None, group=4, bits=8)
+    >>> scales_only(view).q.numel(), scales_only(view).scale.shape
+    (0, torch.Size([2, 1]))
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import torch
 
-from quantresolve.dispatch.backends.base import ShardGroup
+from quantresolve.dispatch.backends.base import Backend
 from quantresolve.dispatch.chunked import row_parts
-from quantresolve.dispatch.codecs.base import IntWeights, codec_overrides
-from quantresolve.dispatch.specs import Verdict
+from quantresolve.dispatch.codecs.base import IntWeights
+from quantresolve.dispatch.shards import ShardGroup, share_rows
 from quantresolve.errors import DispatchError
-from quantresolve.formats.scheme import QuantScheme
-
-
-def has_int_view(scheme: QuantScheme) -> bool:
-    """True when the scheme's codec can give integer codes (it overrides ``int_weights``)."""
-    return codec_overrides(scheme, "int_weights")
-
-
-def int_scheme_guard(scheme: QuantScheme | None) -> Verdict | None:
-    """``None`` for integer weights with group or channel scales, else the reason."""
-    if scheme is None or scheme.weights is None:
-        return Verdict.no("handles integer-quantized weights only (layer is dense)")
-    if scheme.weights.type != "int" or not has_int_view(scheme):
-        return Verdict.no(f"handles integer weights only ({scheme.algo} is {scheme.weights.type})")
-    if scheme.weights.strategy not in ("group", "channel"):
-        return Verdict.no(f"needs group or channel weight scales, got {scheme.weights.strategy}")
-    return None
-
-
-def bits_guard(scheme: QuantScheme | None, most: int, least: int = 1) -> Verdict | None:
-    """``None`` when the weights have ``least..most`` bits (after :func:`int_scheme_guard`), else the reason.
-
-        >>> from quantresolve.formats.scheme import modelopt_scheme
-        >>> bits_guard(modelopt_scheme("W4A16_AWQ"), 8, least=5).reason
-        'needs 5..8-bit weights, got 4'
-    """
-    bits = scheme.weights.num_bits  # type: ignore[union-attr]
-    if least <= bits <= most:
-        return None
-    need = f"≤ {most}" if least <= 1 else f"{least}..{most}"
-    return Verdict.no(f"needs {need}-bit weights, got {bits}")
 
 
 def group_int_view(group: ShardGroup) -> IntWeights:
@@ -105,27 +77,47 @@ def rebuild_from_codes(group: ShardGroup, view: IntWeights,
     return lambda: replace(frame, q=codes()).dense(group.k)
 
 
-def share_rows(group: ShardGroup, stacked: torch.Tensor, suffix: str = "weight") -> None:
-    """Point each shard's ``suffix`` tensor at its rows of ``stacked`` when they hold the same values
-    (a backend that keeps the checkpoint's int8 / FP8 matrix as it is, concatenated along N): the
-    layer then holds the matrix once, and ``dequantize()`` reads the same numbers."""
-    row = 0
-    for shard in group.shards:
-        rows = stacked[row:row + shard.n]
-        row += shard.n
-        raw = shard.tensors.get(suffix)
-        if raw is not None and raw.dtype == rows.dtype and raw.shape == rows.shape and torch.equal(raw, rows):
-            shard.tensors[suffix] = rows
+class IntegerKernelBackend(Backend):
+    """A backend whose kernel holds the group's integer codes, repacked at ``prepare()``.
+
+    Subclasses give :meth:`pack` (the integer view → the kernel's state, a tuple whose first item is
+    the packed codes) and :meth:`codes` (that state → the signed int8 codes ``[N, K]`` again); the
+    layer's state is the kernel's tuple followed by the view's scales (:func:`scales_only`), from which
+    :meth:`rebuild` gives ``group.dense()`` bit for bit.
+    """
+
+    def pack(self, view: IntWeights, group: ShardGroup) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def codes(self, packed: tuple[Any, ...], group: ShardGroup) -> torch.Tensor:
+        raise NotImplementedError
+
+    def unpacks(self) -> bool:
+        """False when :meth:`codes` cannot read the packed layout here (the tensors are then kept)."""
+        return True
+
+    def prepare(self, group: ShardGroup) -> Any:
+        view = group_int_view(group)
+        return (*self.pack(view, group), scales_only(view))
+
+    def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
+        if not self.unpacks():
+            return None
+        return rebuild_from_codes(group, state[-1], lambda: self.codes(state[:-1], group))
 
 
-def bf16_in(x: torch.Tensor) -> torch.Tensor:
-    """``x`` as the weight-only CPU kernels take it: bf16 (fp32 is 20–100× slower there) and
-    row-major — both kernels refuse a strided input such as ``x[:, :K]`` or a transposed view."""
-    x = x if x.dtype == torch.bfloat16 else x.to(torch.bfloat16)
-    return x if x.is_contiguous() else x.contiguous()
+class Int8MatrixBackend(IntegerKernelBackend):
+    """A kernel that multiplies the int8 codes as they are, ``[N, K]`` row-major: the checkpoint's own
+    int8 matrix (LLM.int8, W8A8) is then held once (:func:`~quantresolve.dispatch.shards.share_rows`).
+    Subclasses give the layout of the per-channel scale their kernel takes (:meth:`scale`)."""
 
+    def scale(self, view: IntWeights) -> torch.Tensor:
+        raise NotImplementedError
 
-def weight_only_input(x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-    """``x`` after the group's pre-quant scale and emulated activation quantization, if any."""
-    t = group.transform
-    return x if t.pre_quant_scale is None and t.act is None else t.apply(x)
+    def pack(self, view: IntWeights, group: ShardGroup) -> tuple[Any, ...]:
+        wq = view.q.contiguous()
+        share_rows(group, wq)
+        return wq, self.scale(view)
+
+    def codes(self, packed: tuple[Any, ...], group: ShardGroup) -> torch.Tensor:
+        return packed[0]

@@ -5,7 +5,8 @@ follow the producer's numerics for W8A8 / FP8 / NVFP4 / MXFP4 / W4A8 schemes.
 They run any scheme that has a codec — on CPU this is the path for FP8, NVFP4,
 MXFP4 and odd bit widths, on CUDA the cuBLAS fallback.
 
-    >>> BACKENDS["dense_dequant"].supports(DeviceInfo(), None, Shapes(8, 8), None).ok
+    >>> from quantresolve.dispatch.specs import DeviceInfo, Shapes
+    >>> DenseDequant().supports(DeviceInfo(), None, Shapes(8, 8), None).ok  # no guards: any scheme, any device
     True
 """
 
@@ -16,27 +17,14 @@ from typing import Any
 
 import torch
 
-from quantresolve.dispatch.backends.base import BACKENDS, Backend, ShardGroup, register_backend
-from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
-from quantresolve.formats.scheme import QuantScheme
-
-__all__ = ["BACKENDS"]
-
-
-def _transformed(x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-    if group.transform.pre_quant_scale is None and group.transform.act is None:
-        return x
-    return group.transform.apply(x)
-
-
-class _AnyScheme(Backend):
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        return Verdict.yes()
+from quantresolve.dispatch.backends.base import Backend
+from quantresolve.dispatch.backends.inputs import weight_only_input
+from quantresolve.dispatch.backends.registry import register_backend
+from quantresolve.dispatch.shards import ShardGroup
 
 
 @register_backend
-class DenseDequant(_AnyScheme):
+class DenseDequant(Backend):
     """Dequantize once at ``finalize()``; every call is one dense matmul in the compute dtype
     (cuBLAS on CUDA). Memory: the full dense weight."""
 
@@ -47,7 +35,7 @@ class DenseDequant(_AnyScheme):
         return group.dense().to(group.device)
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        xt = _transformed(x, group).to(state.dtype)
+        xt = weight_only_input(x, group).to(state.dtype)
         return xt @ state.t()
 
     def rebuild(self, state: Any, group: ShardGroup) -> Callable[[], torch.Tensor] | None:
@@ -55,7 +43,7 @@ class DenseDequant(_AnyScheme):
 
 
 @register_backend
-class PerCallDequant(_AnyScheme):
+class PerCallDequant(Backend):
     """Keep the checkpoint tensors; dequantize on every call (memory-saving mode and tests)."""
 
     name = "per_call_dequant"
@@ -66,7 +54,4 @@ class PerCallDequant(_AnyScheme):
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         w = group.dense()
-        return _transformed(x, group).to(w.dtype) @ w.t()
-
-
-assert "dense_dequant" in BACKENDS
+        return weight_only_input(x, group).to(w.dtype) @ w.t()

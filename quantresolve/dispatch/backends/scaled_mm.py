@@ -19,7 +19,8 @@ Without a CUDA device it reports ``unavailable: no CUDA device`` and is never
 selected. Checked on an H100 (SM 9.0, torch 2.11 + CUDA 13.0): both scalings
 agree with the layer's float32 reference, and row-wise fp16/fp32 outputs run.
 
-    >>> BACKENDS["scaled_mm_cuda"].supports(DeviceInfo(), None, Shapes(16, 16), None).reason
+    >>> from quantresolve.dispatch.specs import DeviceInfo
+    >>> ScaledMM().supports(DeviceInfo(), None, Shapes(16, 16), None).reason
     'unavailable: no CUDA device'
 """
 
@@ -29,20 +30,15 @@ from typing import Any
 
 import torch
 
-from quantresolve.dispatch.backends.base import (
-    BACKENDS,
-    Backend,
-    ShardGroup,
-    first_failure,
-    needs_cuda,
-    register_backend,
-)
-from quantresolve.dispatch.backends.int_weights import share_rows
+from quantresolve.dispatch.backends import needs
+from quantresolve.dispatch.backends.base import Ask, Backend
+from quantresolve.dispatch.backends.registry import register_backend
 from quantresolve.dispatch.codecs.base import act_kind
-from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
+from quantresolve.dispatch.shards import ShardGroup, share_rows
+from quantresolve.dispatch.specs import Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
 
-__all__ = ["BACKENDS", "ROWWISE_DTYPE", "cublas_rowwise", "per_tensor_scheme"]
+__all__ = ["ROWWISE_DTYPE", "cublas_rowwise", "per_tensor_scheme"]
 
 #: The only output dtype torch's row-wise FP8 GEMM takes on every SM ≥ 8.9 (see the module docstring).
 ROWWISE_DTYPE = "bfloat16"
@@ -67,9 +63,28 @@ def cublas_rowwise(capability: tuple[int, int] | None) -> bool:
     return (major, minor) >= (12, 9)
 
 
-def _output_dtype_guard(scheme: QuantScheme | None, shapes: Shapes,
-                        capability: tuple[int, int] | None) -> Verdict | None:
-    if shapes.dtype == ROWWISE_DTYPE or per_tensor_scheme(scheme, shapes) or cublas_rowwise(capability):
+def _fp8_weights(ask: Ask) -> Verdict | None:
+    w = ask.weights
+    if w is not None and w.type == "float" and w.num_bits == 8 and w.strategy in ("tensor", "channel") \
+            and w.scale_dtype != "uint8":
+        return None
+    return Verdict.no("needs FP8 weights with tensor or channel scales")
+
+
+def _fp8_activations(ask: Ask) -> Verdict | None:
+    if act_kind(ask.scheme) == "fp8" and ask.scheme.input_activations.strategy in ("tensor", "token"):  # type: ignore[arg-type, union-attr]
+        return None
+    return Verdict.no("needs FP8 per-tensor or per-token activations")
+
+
+def _nk_multiples_of_16(ask: Ask) -> Verdict | None:
+    n, k = ask.shapes.n, ask.shapes.k
+    return None if k % 16 == 0 and n % 16 == 0 else Verdict.no(f"needs N and K multiples of 16 (N={n}, K={k})")
+
+
+def _output_dtype(ask: Ask) -> Verdict | None:
+    shapes = ask.shapes
+    if shapes.dtype == ROWWISE_DTYPE or per_tensor_scheme(ask.scheme, shapes) or cublas_rowwise(ask.capability):
         return None
     return Verdict.no(f"row-wise FP8 scales need a {ROWWISE_DTYPE} output here (torch's CUTLASS row-wise kernel; "
                       f"cuBLAS takes others on SM 9.x with CUDA ≥ 12.9), compute dtype is {shapes.dtype}; only "
@@ -82,23 +97,8 @@ class ScaledMM(Backend):
 
     name = "scaled_mm_cuda"
     description = "torch._scaled_mm (FP8, SM89+)"
-
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        w = scheme.weights if scheme else None
-        return first_failure(
-            lambda: needs_cuda(device),
-            lambda: None if capability is not None and capability >= (8, 9) else Verdict.no(
-                f"needs compute capability ≥ 8.9, got {capability}"),
-            lambda: None if w is not None and w.type == "float" and w.num_bits == 8
-            and w.strategy in ("tensor", "channel") and w.scale_dtype != "uint8" else Verdict.no(
-                "needs FP8 weights with tensor or channel scales"),
-            lambda: None if act_kind(scheme) == "fp8" and scheme.input_activations.strategy in (  # type: ignore[arg-type, union-attr]
-                "tensor", "token") else Verdict.no("needs FP8 per-tensor or per-token activations"),
-            lambda: None if shapes.k % 16 == 0 and shapes.n % 16 == 0 else Verdict.no(
-                f"needs N and K multiples of 16 (N={shapes.n}, K={shapes.k})"),
-            lambda: _output_dtype_guard(scheme, shapes, capability),
-        )
+    guards = (needs.cuda, needs.capability((8, 9)), _fp8_weights, _fp8_activations, _nk_multiples_of_16,
+              _output_dtype)
 
     def prepare(self, group: ShardGroup) -> Any:
         w8, rows = [], []

@@ -34,25 +34,17 @@ from typing import Any
 
 import torch
 
-from quantresolve.dispatch.backends.base import (
-    BACKENDS,
-    Backend,
-    ShardGroup,
-    batch_guard,
-    first_failure,
-    needs_cuda,
-    register_backend,
-    row_major,
-)
+from quantresolve.dispatch.backends import needs
+from quantresolve.dispatch.backends.base import Ask, Backend
+from quantresolve.dispatch.backends.inputs import row_major, weight_only_input
 from quantresolve.dispatch.backends.int_weights import (
     group_int_view,
-    has_int_view,
     rebuild_from_codes,
     scales_only,
-    weight_only_input,
 )
+from quantresolve.dispatch.backends.registry import register_backend
 from quantresolve.dispatch.chunked import CHUNK_ELEMENTS
-from quantresolve.dispatch.codecs.base import codec_overrides
+from quantresolve.dispatch.codecs.registry import codec_overrides
 from quantresolve.dispatch.kernels.gemv_configs import PACKED_MAX_M, GemvConfig, choose_config
 from quantresolve.dispatch.kernels.gemv_formats import FORMATS, int_format
 from quantresolve.dispatch.kernels.gemv_layout import (
@@ -67,11 +59,12 @@ from quantresolve.dispatch.kernels.gemv_layout import (
     values_per_word,
 )
 from quantresolve.dispatch.numerics import unpack_nibbles
-from quantresolve.dispatch.specs import DeviceInfo, Shapes, Verdict
+from quantresolve.dispatch.shards import ShardGroup
+from quantresolve.dispatch.specs import Shapes, Verdict
 from quantresolve.errors import DispatchError
 from quantresolve.formats.scheme import QuantScheme
 
-__all__ = ["BACKENDS", "format_guard", "triton_installed"]
+__all__ = ["format_guard", "triton_installed"]
 
 #: Compute capability the kernels need (bf16 loads, the float16 → float32 widening they use).
 MIN_CAPABILITY = (8, 0)
@@ -101,7 +94,7 @@ def format_guard(scheme: QuantScheme | None, shapes: Shapes) -> Verdict | None:
         return Verdict.no("handles quantized weights only (layer is dense)")
     if codec_overrides(scheme, "fp4_weights"):
         return None  # NVFP4 (group 16) and MXFP4 (group 32): chunks of 32 split into whole groups
-    if w.type != "int" or not has_int_view(scheme):
+    if w.type != "int" or not needs.has_int_view(scheme):
         return Verdict.no(f"handles integer, NVFP4 and MXFP4 weights only ({scheme.algo} is {w.type})")
     if w.strategy not in ("group", "channel"):
         return Verdict.no(f"needs group or channel weight scales, got {w.strategy}")
@@ -112,6 +105,16 @@ def format_guard(scheme: QuantScheme | None, shapes: Shapes) -> Verdict | None:
         return Verdict.no(f"needs a group size that is a multiple of {chunk} or {chunk // 2} "
                           f"(packed chunks of {chunk} elements), got {w.group_size}")
     return None
+
+
+def _installed(ask: Ask) -> Verdict | None:
+    if triton_installed():  # looked up at call time: tests switch it
+        return None
+    return Verdict.no("unavailable: Triton is not installed (pip install 'quantresolve[cuda]')")
+
+
+def _decodes(ask: Ask) -> Verdict | None:
+    return format_guard(ask.scheme, ask.shapes)
 
 
 # -- repacking ------------------------------------------------------------------------------------
@@ -206,18 +209,8 @@ class TritonGemv(Backend):
     name = "triton_gemv_cuda"
     description = "Triton GEMV on the packed weight (int4/int8, NVFP4, MXFP4; batch ≤ 8)"
 
-    def supports(self, device: DeviceInfo, capability: tuple[int, int] | None, shapes: Shapes,
-                 scheme: QuantScheme | None) -> Verdict:
-        cap = capability or (0, 0)
-        return first_failure(
-            lambda: needs_cuda(device),
-            lambda: None if triton_installed() else Verdict.no(
-                "unavailable: Triton is not installed (pip install 'quantresolve[cuda]')"),
-            lambda: None if cap >= MIN_CAPABILITY else Verdict.no(
-                f"needs compute capability ≥ {MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]}, got {capability}"),
-            lambda: format_guard(scheme, shapes),
-            lambda: batch_guard(shapes, self.name, "the Triton GEMV"),
-        )
+    guards = (needs.cuda, _installed, needs.capability(MIN_CAPABILITY), _decodes,
+              needs.small_batch("the Triton GEMV"))
 
     def prepare(self, group: ShardGroup) -> Any:
         if codec_overrides(group.codec.scheme, "fp4_weights"):

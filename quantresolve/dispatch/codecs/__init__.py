@@ -1,12 +1,17 @@
 """Weight codecs: one per checkpoint tensor format (producer × format/algorithm).
 
-A codec knows the tensors a layer of its format carries (names, shapes,
-dtypes), how to dequantize them bit-exactly as the producer does, how to view
-them as integer codes for integer kernels, and how the layer's input is
-transformed (pre-quant scale, activation quantization).
+Place in the flow: above :mod:`..activations` (a codec builds its layer's input transform) and
+:mod:`..specs` / :mod:`..numerics`; below everything that cuts, groups or runs weights. A codec
+knows the tensors a layer of its format carries (names, shapes, dtypes), how to dequantize them
+bit-exactly as the producer does, how to view them as integer codes for integer kernels, and how
+the layer's input is transformed (pre-quant scale, activation quantization). One module per
+producer — :mod:`.modelopt`, :mod:`.compressed_tensors`, :mod:`.bitsandbytes` — registers its
+codecs with :mod:`.registry`, which imports none of them; this package imports them all.
 """
 
 from quantresolve.dispatch.codecs import bitsandbytes, compressed_tensors, modelopt  # noqa: F401  (registration)
-from quantresolve.dispatch.codecs.base import CODECS, IntWeights, WeightCodec, codec_for
+from quantresolve.dispatch.codecs.base import IntWeights, WeightCodec
+from quantresolve.dispatch.codecs.dense import DenseCodec
+from quantresolve.dispatch.codecs.registry import CODECS, codec_for
 
-__all__ = ["CODECS", "IntWeights", "WeightCodec", "codec_for"]
+__all__ = ["CODECS", "DenseCodec", "IntWeights", "WeightCodec", "codec_for"]

@@ -1,13 +1,18 @@
-"""The codec interface and registry.
+"""The codec interface: what a weight format's codec answers, and the views integer / FP4 kernels read.
+
+A codec (one class per producer format, in :mod:`.modelopt`, :mod:`.compressed_tensors`,
+:mod:`.bitsandbytes`; the unquantized layer's in :mod:`.dense`) knows the tensors a layer of its
+format carries, dequantizes them bit-exactly as the producer does, gives integer or packed-FP4 views
+for the kernels, and builds the layer's input transform (:mod:`..activations`). Codecs register with
+:mod:`.registry`.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
-    >>> type(codec_for(modelopt_scheme("NVFP4"))).__name__
-    'ModelOptNVFP4'
+    >>> act_kind(modelopt_scheme("NVFP4")), act_kind(modelopt_scheme("W4A16_AWQ"))
+    ('nvfp4', None)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +49,13 @@ class IntWeights:
         if self.zero is not None:
             codes = codes - self.zero.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
         return codes * self.scale.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
+
+    def regroup(self, g: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """float32 scale and zero point ``[N, K/g]`` for a kernel group ``g`` dividing ``group``: each
+        column repeated ``group / g`` times (zero point ``None`` when there is none)."""
+        reps = self.group // g
+        zero = self.zero.float().repeat_interleave(reps, dim=1) if self.zero is not None else None
+        return self.scale.float().repeat_interleave(reps, dim=1), zero
 
 
 def row_scale(t: Tensors, key: str, n: int) -> torch.Tensor:
@@ -174,46 +186,3 @@ def act_from_scheme(scheme: QuantScheme, static_scale: float | None, *, static_d
 def dtype_name(t: torch.Tensor) -> str:
     """``torch.bfloat16`` → ``"bfloat16"``."""
     return str(t.dtype).removeprefix("torch.")
-
-
-CodecFactory = Callable[[QuantScheme], WeightCodec]
-#: (producer, format-or-algo) → codec class. compressed-tensors keys by ``scheme.format``,
-#: ModelOpt and bitsandbytes by ``scheme.algo``.
-CODECS: dict[tuple[str, str], type[WeightCodec]] = {}
-
-
-def register_codec(producer: str, *keys: str) -> Callable[[type[WeightCodec]], type[WeightCodec]]:
-    def deco(cls: type[WeightCodec]) -> type[WeightCodec]:
-        for key in keys:
-            CODECS[(producer, key)] = cls
-        return cls
-    return deco
-
-
-def codec_key(scheme: QuantScheme) -> tuple[str, str]:
-    return (scheme.producer, scheme.format if scheme.producer == "compressed-tensors" else scheme.algo)
-
-
-def codec_overrides(scheme: QuantScheme, method: str) -> bool:
-    """True when the scheme's codec implements ``method`` itself (e.g. ``int_weights``)."""
-    cls = CODECS.get(codec_key(scheme))
-    return cls is not None and getattr(cls, method) is not getattr(WeightCodec, method)
-
-
-def codec_for(scheme: QuantScheme, model_dtype: torch.dtype | None = None) -> WeightCodec:
-    """The codec of a scheme; a scheme with no implementation is an error naming it."""
-    cls = CODECS.get(codec_key(scheme))
-    if cls is None:
-        producer, key = codec_key(scheme)
-        raise DispatchError(f"no linear method implements {scheme.summary()} "
-                            f"({producer} {key!r}); refusing to run it as dense",
-                            field="scheme")
-    codec = cls(scheme)
-    if model_dtype is not None:
-        codec.model_dtype = model_dtype
-    return codec
-
-
-def flat_scalar(t: torch.Tensor) -> torch.Tensor:
-    """A one-element tensor as float32 scalar tensor."""
-    return t.float().reshape(-1)[0]

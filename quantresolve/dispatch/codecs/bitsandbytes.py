@@ -21,15 +21,9 @@ import math
 import torch
 
 from quantresolve.dispatch.activations import ActQuant
-from quantresolve.dispatch.codecs.base import (
-    IntWeights,
-    Tensors,
-    WeightCodec,
-    codec_for,
-    register_codec,
-    row_scale,
-)
-from quantresolve.dispatch.llm_int8 import scheme_threshold
+from quantresolve.dispatch.activations.bitsandbytes import scheme_threshold
+from quantresolve.dispatch.codecs.base import IntWeights, Tensors, WeightCodec, row_scale
+from quantresolve.dispatch.codecs.registry import codec_for, register_codec
 from quantresolve.dispatch.numerics import unpack_nibbles
 from quantresolve.dispatch.specs import ANY_DTYPE, TensorSpec
 from quantresolve.errors import LoadError
@@ -101,7 +95,7 @@ class BnBInt8(WeightCodec):
 
     The activations are quantized too, as bitsandbytes does at inference: int8
     rows, and the columns with an outlier above the scheme's ``threshold`` in
-    16 bits against the dequantized weight columns (:mod:`..llm_int8`).
+    16 bits against the dequantized weight columns (:mod:`..activations.bitsandbytes`).
     """
 
     def act_quant(self, t: Tensors) -> ActQuant | None:

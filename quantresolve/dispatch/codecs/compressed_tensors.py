@@ -25,9 +25,8 @@ from quantresolve.dispatch.codecs.base import (
     Tensors,
     WeightCodec,
     act_from_scheme,
-    codec_for,
-    register_codec,
 )
+from quantresolve.dispatch.codecs.registry import codec_for, register_codec
 from quantresolve.dispatch.numerics import (
     e8m0_to_float,
     expand_blocks,

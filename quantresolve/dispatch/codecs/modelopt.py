@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from quantresolve.dispatch.act_arith import (
+from quantresolve.dispatch.activations.modelopt import (
     modelopt_amax,
     modelopt_e4m3,
     modelopt_fp8_dequant,
@@ -23,10 +23,9 @@ from quantresolve.dispatch.codecs.base import (
     IntWeights,
     Tensors,
     WeightCodec,
-    codec_for,
-    register_codec,
     row_scale,
 )
+from quantresolve.dispatch.codecs.registry import codec_for, register_codec
 from quantresolve.dispatch.numerics import (
     E4M3_MAX,
     e8m0_to_float,
@@ -77,7 +76,7 @@ class ModelOptFP8(WeightCodec):
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         # ModelOpt's model multiplies the codes by its quantizer's 1 / (448 / amax), not by the
         # exported amax / 448: a product on a bf16 tie rounds the other way (0.17 % of
-        # modelopt-fp8-pc-pt's weights; act_arith.modelopt_fp8_dequant).
+        # modelopt-fp8-pc-pt's weights; activations.modelopt.modelopt_fp8_dequant).
         w, s = t["weight"].float(), t["weight_scale"].float()
         strategy = self.scheme.weights.strategy  # type: ignore[union-attr]
         if strategy == "channel":
@@ -193,7 +192,7 @@ class ModelOptW4A8AWQ(WeightCodec):
         W = e4m3(w₁ · m) · (1 / m),   m = 448 / amax,   w₁ = q · repeat(weight_scale, group)
 
     in float32, with ``amax`` recovered from ``weight_scale_2 = amax / 448`` by
-    :func:`~quantresolve.dispatch.act_arith.modelopt_amax` (``e4m3(w₁ / weight_scale_2) · weight_scale_2``
+    :func:`~quantresolve.dispatch.activations.modelopt.modelopt_amax` (``e4m3(w₁ / weight_scale_2) · weight_scale_2``
     is the same weight mathematically, not in float32: for a bf16 amax of 147 · 2⁻¹¹, 6 % of a test
     weight's elements came out one bf16 step off), and with ``w₁`` first rounded to the dtype the model
     computes in (ModelOpt's first quantizer returns the weight's dtype; here :attr:`model_dtype`, the layer's compute dtype — which a

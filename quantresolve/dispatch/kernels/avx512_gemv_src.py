@@ -1,6 +1,6 @@
-"""C++ source of the ``avx512_gemv_cpu`` kernels (compiled lazily by :mod:`..backends.avx512_gemv`).
+"""C++ source of the ``avx512_gemv_cpu`` kernels (compiled lazily by :mod:`.avx512_gemv`).
 
-Layout (built by :func:`quantresolve.dispatch.backends.avx512_gemv.pack_int4` / ``pack_int8``): output
+Layout (built by :func:`quantresolve.dispatch.kernels.avx512_gemv.pack_int4` / ``pack_int8``): output
 rows in tiles of ``R = 4``, ``N`` padded to a multiple of 4 and ``K`` to a whole block (padded codes
 meet zero activations). One tile is one sequential stream, ``[K/block, R, bytes per block]``:
 

@@ -2,7 +2,7 @@
 
 The GEMV (:mod:`.triton_gemv`) spends one FMA per weight *per row of x*; from a few rows on, the
 decoded tile is better handed to the tensor cores. Per ``[BLOCK_N, BLOCK_KW]`` tile of words this
-kernel decodes each slot with the GEMV's own ``_slot`` / ``_scale`` (float32, scale and zero point
+kernel decodes each slot with the GEMV's own ``tiles.slot`` / ``tiles.scale`` (float32, scale and zero point
 applied: the dequantized weight, rounded once to bf16 / fp16 as ``dense_dequant`` rounds it), joins
 the slots into a ``[BLOCK_N, BLOCK_K]`` operand and accumulates ``tl.dot`` in float32. K splits meet
 in an atomic float32 add, NVFP4's per-row tensor scale multiplies the sums, as in the GEMV.
@@ -23,9 +23,9 @@ import math
 
 import torch
 
+from quantresolve.dispatch.kernels import triton_tiles as tiles
 from quantresolve.dispatch.kernels.gemv_configs import GemvConfig
 from quantresolve.dispatch.kernels.gemv_layout import ROW_ALIGN, WORD_ALIGN, GemvWeights
-from quantresolve.dispatch.kernels.triton_gemv import MAGIC, _format_args, launch_grid
 
 try:
     import triton
@@ -55,13 +55,12 @@ def operand_elements(block_kw: int, stripe: int, vpw: int) -> list[int]:
 
 
 if triton is not None:
-    from quantresolve.dispatch.kernels.triton_gemv import _scale, _slot
 
     @triton.jit
     def _decoded(words, magic, scale, zp, J: tl.constexpr, FORMAT: tl.constexpr, OFFSET: tl.constexpr,
                  HAS_ZERO: tl.constexpr, HALF_ASM: tl.constexpr, DTYPE: tl.constexpr):
         """Slot ``J`` dequantized (``[rows, chunks, stripe]``) in the dot's operand dtype."""
-        v = _slot(words, magic, J, FORMAT, OFFSET, HALF_ASM)
+        v = tiles.slot(words, magic, J, FORMAT, OFFSET, HALF_ASM)
         if HAS_ZERO:
             v = v - zp[:, :, None]
         return (v * scale[:, :, None]).to(DTYPE)
@@ -77,15 +76,9 @@ if triton is not None:
         CH: tl.constexpr = BLOCK_KW // STRIPE
         PER_SUB: tl.constexpr = VPW // SUBS
         BLOCK_K: tl.constexpr = BLOCK_KW * VPW
-        pid_n = tl.program_id(0)
-        pid_k = tl.program_id(1)
-        rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        rm = tl.arange(0, BLOCK_M)
-        kr = tl.arange(0, BLOCK_KW)
-        ch = tl.arange(0, CH)
+        rn, pid_k, rm, kr, ch = tiles.coordinates(BLOCK_N, BLOCK_M, BLOCK_KW, STRIPE)
         kk = tl.arange(0, BLOCK_K)
-        w_rows = w_ptr + rn.to(tl.int64)[:, None] * stride_wn
-        s_rows = rn[:, None] * stride_sn
+        w_rows, s_rows = tiles.row_pointers(w_ptr, rn, stride_wn, stride_sn)
         x_rows = x_ptr + rm[:, None] * stride_xm
         m_ok = (rm < M)[:, None]
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
@@ -95,13 +88,13 @@ if triton is not None:
             words = tl.reshape(tl.load(w_rows + (kw0 + kr)[None, :]), [BLOCK_N, CH, STRIPE])
             first = (kw0 // STRIPE + ch) * (STRIPE * VPW)
             col = s_rows + (first // GROUP)[None, :]
-            scale = _scale(tl.load(s_ptr + col), FORMAT)
+            scale = tiles.scale(tl.load(s_ptr + col), FORMAT)
             zp = scale
             if HAS_ZERO:
                 zp = tl.load(z_ptr + col).to(tl.float32)
             if SUBS == 2:  # the second half of each chunk's slots lies in the next group
                 col2 = s_rows + ((first + PER_SUB * STRIPE) // GROUP)[None, :]
-                scale2 = _scale(tl.load(s_ptr + col2), FORMAT)
+                scale2 = tiles.scale(tl.load(s_ptr + col2), FORMAT)
                 zp2 = scale2
                 if HAS_ZERO:
                     zp2 = tl.load(z_ptr + col2).to(tl.float32)
@@ -129,14 +122,7 @@ if triton is not None:
             e = (kw0 // STRIPE) * (STRIPE * VPW) + kk
             x_tile = tl.load(x_rows + e[None, :], mask=m_ok & (e < K)[None, :], other=0.0).to(DTYPE)
             acc = tl.dot(x_tile, tl.trans(w_tile), acc)
-        if HAS_ROW_SCALE:
-            acc = acc * tl.load(r_ptr + rn)[None, :]
-        out = out_ptr + rm[:, None] * stride_om + rn[None, :]
-        mask = m_ok & (rn < N)[None, :]
-        if ATOMIC:
-            tl.atomic_add(out, acc, mask=mask, sem="relaxed")
-        else:
-            tl.store(out, acc, mask=mask)
+        tiles.write(acc, out_ptr, r_ptr, rm, rn, m_ok, N, stride_om, HAS_ROW_SCALE, ATOMIC)
 
 
 def gemm_small(x: torch.Tensor, w: GemvWeights, cfg: GemvConfig, out_dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -147,23 +133,10 @@ def gemm_small(x: torch.Tensor, w: GemvWeights, cfg: GemvConfig, out_dtype: torc
     if ROW_ALIGN % cfg.block_n or WORD_ALIGN % cfg.block_kw or cfg.block_kw % w.stripe or cfg.block_n < 16:
         raise ValueError(f"{cfg.text()}: tiles must divide the padding ({ROW_ALIGN} rows, {WORD_ALIGN} words), "
                          f"hold whole chunks of {w.stripe} words, and have ≥ 16 rows")
-    if _format_args(w)["SUBS"] > 2:
+    if tiles.format_args(w)["SUBS"] > 2:
         raise ValueError(f"{w.fmt} group {w.group}: at most two scale groups per chunk of {w.stripe} words")
-    kw = w.words.shape[1]
-    grid, per_split = launch_grid(w.n, kw, cfg)
-    atomic = grid[1] > 1
-    out_dtype = out_dtype or x.dtype
-    if atomic:
-        out = torch.zeros(m, w.n, dtype=torch.float32, device=x.device)
-    else:
-        out = torch.empty(m, w.n, dtype=out_dtype, device=x.device)
     dtype = tl.float16 if x.dtype == torch.float16 else tl.bfloat16
     if triton.knobs.runtime.interpret:  # the interpreter's dot misreads bf16 operands: check the logic in fp32
         dtype = tl.float32
-    _gemm_small_kernel[grid](
-        x, w.words, w.scale, w.zero if w.zero is not None else w.scale,
-        w.row_scale if w.row_scale is not None else w.scale, out,
-        m, w.n, k, kw, per_split, x.stride(0), w.words.stride(0), w.scale.stride(0), out.stride(0), MAGIC,
-        **_format_args(w), ATOMIC=atomic, BLOCK_M=max(16, triton.next_power_of_2(m)), BLOCK_N=cfg.block_n,
-        BLOCK_KW=cfg.block_kw, NUM_STAGES=cfg.num_stages, DTYPE=dtype, num_warps=cfg.num_warps)
-    return out
+    return tiles.launch(_gemm_small_kernel, x, w, cfg, out_dtype or x.dtype, max(16, triton.next_power_of_2(m)),
+                  DTYPE=dtype)

@@ -1,7 +1,8 @@
 """Triton kernels: ``y = x · Wᵀ`` straight from the packed weight (GEMV, M ≤ 8), and its dequantization.
 
 The GEMV streams the words of :mod:`.gemv_layout` once. Program ``(i, s)`` of a 2-D grid takes
-rows ``i·BLOCK_N …`` and the ``s``-th split of the packed K; per ``[BLOCK_N, BLOCK_KW]`` tile of
+rows ``i·BLOCK_N …`` and the ``s``-th split of the packed K (the grid, the decode, the write and the
+launch: :mod:`.triton_tiles`, shared with :mod:`.triton_dot`); per ``[BLOCK_N, BLOCK_KW]`` tile of
 words (16-byte loads along K) and per slot ``j`` of a word it decodes the codes to float32
 (:mod:`.gemv_formats`: magic-number integers, denormal E2M1), multiplies the activations those
 codes belong to (``S`` consecutive elements per thread, thanks to the stripe) and accumulates, in
@@ -19,9 +20,9 @@ Without Triton this module imports (the backend reports "Triton not installed") 
 kernel. Set ``TRITON_INTERPRET=1`` *before* importing it to run the kernels on CPU tensors with
 Triton's interpreter (the tests do, in a subprocess).
 
-    >>> from quantresolve.dispatch.kernels.gemv_configs import GemvConfig
-    >>> launch_grid(n=4096, kw=512, cfg=GemvConfig(block_n=64, block_kw=32, split_k=8))
-    ((64, 8), 64)
+    >>> from quantresolve.dispatch.kernels.gemv_configs import GEMV_MAX_M
+    >>> GEMV_MAX_M, DEQUANT_ROWS
+    (8, 4096)
 """
 
 from __future__ import annotations
@@ -30,14 +31,9 @@ import math
 
 import torch
 
+from quantresolve.dispatch.kernels import triton_tiles as tiles
 from quantresolve.dispatch.kernels.gemv_configs import GEMV_MAX_M, GemvConfig
-from quantresolve.dispatch.kernels.gemv_formats import CHANNEL_GROUP, FORMATS
-from quantresolve.dispatch.kernels.gemv_layout import (
-    ROW_ALIGN,
-    WORD_ALIGN,
-    GemvWeights,
-    values_per_word,
-)
+from quantresolve.dispatch.kernels.gemv_layout import ROW_ALIGN, WORD_ALIGN, GemvWeights
 
 try:  # the kernels exist only where Triton does; the backend checks before importing this module
     import triton
@@ -46,10 +42,8 @@ except ImportError:  # pragma: no cover - exercised on machines without Triton
     triton = None
     tl = None
 
-__all__ = ["dequantize_rows", "gemv", "launch_grid", "patch_interpreter_for_numpy2"]
+__all__ = ["dequantize_rows", "gemv", "patch_interpreter_for_numpy2"]
 
-#: The float32 exponent field of 2^23 (``150 << 23``), the integer decode's magic number.
-MAGIC = 150 << 23
 #: Rows of the weight dequantized per launch by :func:`dequantize_rows` (bounds the scratch copy).
 DEQUANT_ROWS = 4096
 
@@ -72,85 +66,7 @@ def patch_interpreter_for_numpy2() -> None:
     interpreter._patch_lang_tensor = patched
 
 
-def launch_grid(n: int, kw: int, cfg: GemvConfig) -> tuple[tuple[int, int], int]:
-    """``((row tiles, K splits), words per split)``. The splits are equal whole numbers of
-    ``block_kw`` tiles — the most that divide the tiles evenly, up to ``cfg.split_k`` — so no
-    program needs a bound on K (``kw`` is a multiple of every ``block_kw``, see ``WORD_ALIGN``)."""
-    tiles = kw // cfg.block_kw
-    split = max(d for d in range(1, max(1, min(cfg.split_k, tiles)) + 1) if tiles % d == 0)
-    return (math.ceil(n / cfg.block_n), split), tiles // split * cfg.block_kw
-
-
-def _kernel_group(w: GemvWeights) -> int:
-    return w.group if w.group else CHANNEL_GROUP
-
-
-def _sub_blocks(w: GemvWeights) -> int:
-    """Scale groups per chunk of ``S·VPW`` elements (1, or 2 for NVFP4's groups of 16 at ``S = 4``)."""
-    chunk = w.stripe * values_per_word(FORMATS[w.fmt].bits)
-    group = _kernel_group(w)
-    return chunk // group if group < chunk else 1
-
-
 if triton is not None:
-
-    @triton.jit
-    def _slot(words, magic, J: tl.constexpr, FORMAT: tl.constexpr, OFFSET: tl.constexpr,
-              HALF_ASM: tl.constexpr):
-        """Slot ``J`` of every word as float32: ``q = u − offset`` for integer codes, the E2M1 value.
-
-        An integer slot whose bits lie in the float32 mantissa (bits 0…22) stays in place (later
-        slots are read from ``words >> 12``): ORed with the exponent that gives the slot's lowest
-        bit ``P`` the weight 1, the word *is* the float ``2^(23 − P) + u`` — one LOP3, one FADD.
-        """
-        if FORMAT <= 1:
-            BITS: tl.constexpr = 4 + 4 * FORMAT
-            SHIFTED: tl.constexpr = (BITS * J + BITS) // 24  # 1 when the slot reaches bit 23
-            P: tl.constexpr = BITS * J - 12 * SHIFTED  # its lowest bit in ``src``
-            MASK: tl.constexpr = (15 + 240 * FORMAT) << P
-            BIAS: tl.constexpr = (1 << (23 - P)) + OFFSET
-            src = words
-            if SHIFTED:
-                src = words >> 12
-            # ``magic`` is 150 << 23 passed at run time: held in a register, the AND and the OR fuse
-            # into one LOP3 (an immediate exponent would take a second one)
-            v = ((src & MASK) | (magic - (P << 23))).to(tl.float32, bitcast=True) - BIAS
-        else:
-            # E2M1, slots J % 4 and J % 4 + 4 at once, 16 bits apart: exponent+mantissa bits moved to
-            # 9..11 (25..27), the sign to 15 (31), make each half the float16 whose exponent and
-            # mantissa are the code's — E2M1 value × 2^-14 exactly (subnormal for codes 0 and 1; the
-            # 2^14 is in the scale) — and float16 → float32 is one HADD2.F32 reading either half
-            PAIR: tl.constexpr = J % 4
-            if PAIR < 3:  # noqa: SIM108  (a static branch: each side a different shift)
-                mag = (words << (9 - 4 * PAIR)) & 0x0E000E00
-            else:
-                mag = (words >> 3) & 0x0E000E00
-            bits = mag | ((words << (12 - 4 * PAIR)) & -2147450880)  # sign mask 0x80008000
-            if HALF_ASM:  # read the half in place (plain Triton repacks halves with a PRMT first)
-                lo, hi = tl.inline_asm_elementwise(
-                    "{.reg .b16 l, h; mov.b32 {l, h}, $2; cvt.f32.f16 $0, l; cvt.f32.f16 $1, h;}",
-                    "=r,=r,r", [bits], dtype=(tl.float32, tl.float32), is_pure=True, pack=1)
-                v = hi if J >= 4 else lo
-            else:  # the interpreter's spelling of the same
-                if J >= 4:
-                    bits = bits >> 16
-                v = bits.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
-        return v
-
-    @triton.jit
-    def _scale(raw, FORMAT: tl.constexpr):
-        """A tile of scales as float32; E4M3 and E8M0 decoded from their bytes, times the 2^14 that
-        the E2M1 decode leaves out."""
-        if FORMAT == 2:  # E4M3: exponent+mantissa to bits 20..26, sign to 31: the value × 2^-120
-            b = raw.to(tl.int32)
-            s = (((b & 0x7F) << 20) | ((b & 0x80) << 24)).to(tl.float32, bitcast=True)
-            s = s * 1.4757395258967641e20 * 1.4757395258967641e20  # × 2^67 · 2^67 = 2^(120 + 14)
-        elif FORMAT == 3:  # E8M0: the float32 exponent field (0 is 2^-127, a subnormal)
-            b = raw.to(tl.int32)
-            s = tl.where(b == 0, 5.877471754111438e-39, (b << 23).to(tl.float32, bitcast=True)) * 16384.0
-        else:
-            s = raw.to(tl.float32)
-        return s
 
     @triton.jit
     def _gemv_kernel(x_ptr, w_ptr, s_ptr, z_ptr, r_ptr, out_ptr,
@@ -164,15 +80,9 @@ if triton is not None:
         # the activations of slot j are [chunks, STRIPE] consecutive elements.
         CH: tl.constexpr = BLOCK_KW // STRIPE
         PER_SUB: tl.constexpr = VPW // SUBS
-        pid_n = tl.program_id(0)
-        pid_k = tl.program_id(1)
-        rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        rm = tl.arange(0, BLOCK_M)
-        kr = tl.arange(0, BLOCK_KW)
-        ch = tl.arange(0, CH)
+        rn, pid_k, rm, kr, ch = tiles.coordinates(BLOCK_N, BLOCK_M, BLOCK_KW, STRIPE)
         st = tl.arange(0, STRIPE)
-        w_rows = w_ptr + rn.to(tl.int64)[:, None] * stride_wn
-        s_rows = rn[:, None] * stride_sn
+        w_rows, s_rows = tiles.row_pointers(w_ptr, rn, stride_wn, stride_sn)
         x_rows = x_ptr + rm[:, None, None] * stride_xm  # [BM, 1, 1]
         m_ok = (rm < M)[:, None, None]
         kw_lo = pid_k * kw_per_split
@@ -186,7 +96,7 @@ if triton is not None:
             first = (kw0 // STRIPE + ch) * (STRIPE * VPW)  # [CH]: element of slot 0 of each chunk
             for sb in tl.static_range(SUBS):
                 col = s_rows + ((first + sb * PER_SUB * STRIPE) // GROUP)[None, :]  # [BN, CH]
-                scale = _scale(tl.load(s_ptr + col), FORMAT)
+                scale = tiles.scale(tl.load(s_ptr + col), FORMAT)
                 if BLOCK_M == 1:
                     part1 = tl.zeros([BLOCK_N, CH, STRIPE], dtype=tl.float32)
                     xsum1 = tl.zeros([CH, STRIPE], dtype=tl.float32)
@@ -196,7 +106,7 @@ if triton is not None:
                 for jj in tl.static_range(PER_SUB):
                     # slot j = sb·PER_SUB + jj (spelled out: a name assigned a constexpr becomes a tensor)
                     e = (first + (sb * PER_SUB + jj) * STRIPE)[:, None] + st[None, :]  # [CH, STRIPE]
-                    v = _slot(words, magic, sb * PER_SUB + jj, FORMAT, OFFSET, HALF_ASM)
+                    v = tiles.slot(words, magic, sb * PER_SUB + jj, FORMAT, OFFSET, HALF_ASM)
                     if BLOCK_M == 1:
                         xj1 = tl.load(x_ptr + e, mask=e < K, other=0.0).to(tl.float32)
                         part1 += v * xj1[None, :, :]
@@ -222,14 +132,7 @@ if triton is not None:
             y = tl.sum(tl.sum(acc1, axis=2), axis=1)[None, :]
         else:
             y = tl.sum(tl.sum(acc, axis=3), axis=2)
-        if HAS_ROW_SCALE:
-            y = y * tl.load(r_ptr + rn)[None, :]
-        out = out_ptr + rm[:, None] * stride_om + rn[None, :]
-        mask = (rm < M)[:, None] & (rn < N)[None, :]
-        if ATOMIC:
-            tl.atomic_add(out, y, mask=mask, sem="relaxed")
-        else:
-            tl.store(out, y, mask=mask)
+        tiles.write(y, out_ptr, r_ptr, rm, rn, (rm < M)[:, None], N, stride_om, HAS_ROW_SCALE, ATOMIC)
 
     @triton.jit
     def _dequant_kernel(w_ptr, s_ptr, z_ptr, r_ptr, out_ptr, N, K, row0, stride_wn, stride_sn, stride_on, magic,
@@ -247,22 +150,15 @@ if triton is not None:
             row_scale = tl.load(r_ptr + rn)[:, None]
         for sb in tl.static_range(SUBS):
             col = rn[:, None] * stride_sn + ((first + sb * (VPW // SUBS) * STRIPE) // GROUP)[None, :]
-            scale = _scale(tl.load(s_ptr + col), FORMAT)
+            scale = tiles.scale(tl.load(s_ptr + col), FORMAT)
             if HAS_ROW_SCALE:
                 scale = scale * row_scale
             for jj in tl.static_range(VPW // SUBS):
                 e = first + (sb * (VPW // SUBS) + jj) * STRIPE
-                v = _slot(words, magic, sb * (VPW // SUBS) + jj, FORMAT, OFFSET, HALF_ASM)
+                v = tiles.slot(words, magic, sb * (VPW // SUBS) + jj, FORMAT, OFFSET, HALF_ASM)
                 if HAS_ZERO:
                     v = v - tl.load(z_ptr + col).to(tl.float32)
                 tl.store(rows_out + e[None, :], v * scale, mask=ok_n & (e < K)[None, :])
-
-
-def _format_args(w: GemvWeights) -> dict[str, object]:
-    fmt = FORMATS[w.fmt]
-    return dict(FORMAT=fmt.kernel_id, OFFSET=fmt.offset or 0, VPW=values_per_word(fmt.bits),
-                GROUP=_kernel_group(w), STRIPE=w.stripe, SUBS=_sub_blocks(w), HAS_ZERO=w.zero is not None,
-                HAS_ROW_SCALE=w.row_scale is not None, HALF_ASM=not triton.knobs.runtime.interpret)
 
 
 def gemv(x: torch.Tensor, w: GemvWeights, cfg: GemvConfig, out_dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -274,20 +170,7 @@ def gemv(x: torch.Tensor, w: GemvWeights, cfg: GemvConfig, out_dtype: torch.dtyp
     if ROW_ALIGN % cfg.block_n or WORD_ALIGN % cfg.block_kw or cfg.block_kw % w.stripe:
         raise ValueError(f"{cfg.text()}: tiles must divide the padding ({ROW_ALIGN} rows, {WORD_ALIGN} words) "
                          f"and hold whole chunks of {w.stripe} words")
-    kw = w.words.shape[1]
-    grid, per_split = launch_grid(w.n, kw, cfg)
-    atomic = grid[1] > 1
-    if atomic:
-        out = torch.zeros(m, w.n, dtype=torch.float32, device=x.device)
-    else:
-        out = torch.empty(m, w.n, dtype=out_dtype or x.dtype, device=x.device)
-    _gemv_kernel[grid](
-        x, w.words, w.scale, w.zero if w.zero is not None else w.scale,
-        w.row_scale if w.row_scale is not None else w.scale, out,
-        m, w.n, k, kw, per_split, x.stride(0), w.words.stride(0), w.scale.stride(0), out.stride(0), MAGIC,
-        **_format_args(w), ATOMIC=atomic, BLOCK_M=max(1, triton.next_power_of_2(m)), BLOCK_N=cfg.block_n,
-        BLOCK_KW=cfg.block_kw, NUM_STAGES=cfg.num_stages, num_warps=cfg.num_warps)
-    return out
+    return tiles.launch(_gemv_kernel, x, w, cfg, out_dtype or x.dtype, max(1, triton.next_power_of_2(m)))
 
 
 def dequantize_rows(w: GemvWeights, row0: int, rows: int, dtype: torch.dtype) -> torch.Tensor:
@@ -298,6 +181,6 @@ def dequantize_rows(w: GemvWeights, row0: int, rows: int, dtype: torch.dtype) ->
     _dequant_kernel[grid](
         w.words, w.scale, w.zero if w.zero is not None else w.scale,
         w.row_scale if w.row_scale is not None else w.scale, out,
-        row0 + rows, w.k, row0, w.words.stride(0), w.scale.stride(0), out.stride(0), MAGIC,
-        **_format_args(w), BLOCK_N=block_n, BLOCK_KW=block_kw, num_warps=4)
+        row0 + rows, w.k, row0, w.words.stride(0), w.scale.stride(0), out.stride(0), tiles.MAGIC,
+        **tiles.format_args(w), BLOCK_N=block_n, BLOCK_KW=block_kw, num_warps=4)
     return out

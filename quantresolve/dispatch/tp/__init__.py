@@ -1,5 +1,11 @@
 """Tensor-parallel loading of quantized layers: each rank holds and runs only its part.
 
+Place in the flow: the top of the dispatcher. This package holds the ``torch.distributed``
+wrappers over :class:`~quantresolve.dispatch.linear.QuantLinear` (:mod:`.modules`, :mod:`.merge`);
+how each tensor is cut — :class:`TPSpec`, the slicers, the per-codec layouts, a layer's plan — is
+:mod:`quantresolve.dispatch.slicing`, below the layers (which build their rank's part with it), and
+its names are re-exported here.
+
 **Column-parallel** (split out_features N): every rank gets ``N/W`` rows of
 each (fused) shard; its output columns can be all-gathered. **Row-parallel**
 (split in_features K): every rank gets ``K/W`` input columns and produces a
@@ -72,13 +78,24 @@ model's business: split q/k/v only where ``N/W`` is a whole number of heads.
 :func:`shard_tensor` cuts a single tensor without a layer.
 """
 
-from quantresolve.dispatch.tp.layouts import LAYOUTS, layout_for, register_layout
+from quantresolve.dispatch.slicing import (
+    LAYOUTS,
+    MODES,
+    REPLICATED,
+    Axis,
+    AxisSlicer,
+    FlatSlicer,
+    Slicer,
+    Split,
+    TPPlan,
+    TPSpec,
+    layout_for,
+    plan_tp,
+    register_layout,
+    shard_tensor,
+)
 from quantresolve.dispatch.tp.merge import merge_column_parts
 from quantresolve.dispatch.tp.modules import ColumnParallelLinear, RowParallelLinear
-from quantresolve.dispatch.tp.plan import TPPlan, plan_tp
-from quantresolve.dispatch.tp.shard import shard_tensor
-from quantresolve.dispatch.tp.slicers import REPLICATED, Axis, AxisSlicer, FlatSlicer, Slicer
-from quantresolve.dispatch.tp.split import MODES, Split, TPSpec
 
 __all__ = ["LAYOUTS", "MODES", "REPLICATED", "Axis", "AxisSlicer", "ColumnParallelLinear", "FlatSlicer",
            "RowParallelLinear", "Slicer", "Split", "TPPlan", "TPSpec", "layout_for", "merge_column_parts",

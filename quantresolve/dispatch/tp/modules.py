@@ -13,7 +13,7 @@ A world of one needs no process group (nothing to communicate):
 
     >>> import torch
     >>> from quantresolve.dispatch.linear import make_linear
-    >>> from quantresolve.dispatch.tp.split import TPSpec
+    >>> from quantresolve.dispatch.slicing.split import TPSpec
     >>> layer = make_linear(None, 4, 2, bias=True, tp=TPSpec("row", 0, 1))
     >>> layer.load("weight", torch.eye(2, 4)); layer.load("bias", torch.tensor([1.0, 2.0])); layer.finalize()
     >>> RowParallelLinear(layer)(torch.ones(1, 4)).tolist()

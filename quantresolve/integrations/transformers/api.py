@@ -13,7 +13,9 @@ Steps (each in its own module of this package):
    attention module's KV cache (:mod:`.plan`), then install the dispatcher's
    linear methods (:mod:`.install`);
 4. route every checkpoint tensor to its target through the profile's mapper
-   before reading any data (:mod:`.route`): a tensor nothing consumes is an error;
+   before reading any data (:mod:`.route`): a tensor nothing consumes is an error,
+   unless the model class declares it does not load it (:mod:`.ignored`: DeepSeek-V3's
+   multi-token-prediction layer);
 5. stream tensors shard by shard (:mod:`.stream`), the quantized layers' first,
    ``finalize()`` each quantized layer as soon as it is complete (:mod:`.layer_completion`)
    — handing the repack's freed buffers back to the OS after each (:mod:`.memory`) — then
@@ -21,8 +23,12 @@ Steps (each in its own module of this package):
    unfilled, finalize the layers not yet finalized, and apply KV-cache scales
    (:mod:`.kv_attention`).
 
-The default profile is ``transformers`` — identity, unfused — because that is
-the namespace of the model built here; the built-in family profiles chosen from
+Without a ``profile``, the checkpoint's names are mapped onto the model built
+here by transformers' own renamings of its class (:mod:`.profile_choice`): a
+checkpoint in any layout transformers loads (Gemma-3's older
+``language_model.model.*`` or newer ``model.language_model.*``, Mixtral's
+``block_sparse_moe``, Nemotron-H's ``backbone.*``) loads unfused, and the
+report says which profile and why. The built-in family profiles chosen from
 ``architectures`` by the resolver CLI describe vLLM's fused namespace instead.
 A fused profile (``llama``, ``vllm-decoder``) is supported: q/k/v and gate/up
 become one fused layer each, and the shard modules slice its output.
@@ -46,18 +52,30 @@ from quantresolve.checkpoint import Inventory, build_inventory, read_checkpoint
 from quantresolve.dispatch import QuantLinear
 from quantresolve.errors import LoadError, QuantResolveError
 from quantresolve.formats.loader import load_config
+from quantresolve.integrations.device import check_device
+from quantresolve.integrations.preflight import (
+    check_fits_in_memory,
+    check_layer_counts,
+    stack_depth,
+)
 from quantresolve.integrations.transformers.build import build_empty_model
-from quantresolve.integrations.transformers.config import compute_dtype, model_config
+from quantresolve.integrations.transformers.config import (
+    compute_dtype,
+    model_config,
+    read_config_json,
+)
 from quantresolve.integrations.transformers.expert_containers import (
     resolve_experts,
     unfuse_experts,
     with_expert_containers,
 )
+from quantresolve.integrations.transformers.ignored import ignored_on_load, split_ignored
 from quantresolve.integrations.transformers.install import Installed, check_no_meta, install
 from quantresolve.integrations.transformers.kv_attention import apply_fp8_kv
 from quantresolve.integrations.transformers.layer_completion import LayerCompletion, quantized_first
 from quantresolve.integrations.transformers.memory import release_freed_memory
 from quantresolve.integrations.transformers.plan import LayerPlan, plan_layers
+from quantresolve.integrations.transformers.profile_choice import ProfileChoice, choose_profile
 from quantresolve.integrations.transformers.report import DENSE, KVRecord, LayerRecord, LoadReport
 from quantresolve.integrations.transformers.route import plan_routes
 from quantresolve.integrations.transformers.stream import stream_tensors
@@ -66,7 +84,7 @@ from quantresolve.integrations.transformers.tying import (
     tie_parameters,
     tied_parameters,
 )
-from quantresolve.naming.profiles import DEFAULT_PROFILE, Profile, load_profile
+from quantresolve.naming.profiles import Profile, load_profile
 from quantresolve.resolve.resolver import Resolver
 
 #: How many names an error message lists before "and N more".
@@ -83,6 +101,10 @@ def _inventory(root: Path) -> Inventory:
     if not catalog.has_headers:
         raise LoadError("the index names shard files that are not present: no tensor data to load",
                         file=str(root))
+    # Sizes before anything is built or allocated: config.json's layer counts against the
+    # checkpoint's own stacks, the tensors' bytes against the memory available now.
+    check_layer_counts(read_config_json(root), stack_depth(catalog.tensors))
+    check_fits_in_memory(catalog.total_bytes, what="the checkpoint's tensors", field=None, file=str(root))
     inventory = build_inventory(catalog)
     if inventory.unsupported:
         first = inventory.unsupported[0]
@@ -91,12 +113,13 @@ def _inventory(root: Path) -> Inventory:
 
 
 def _load_tensors(root: Path, inventory: Inventory, profile: Profile, installed: Installed,
-                  device: str | torch.device) -> tuple[list[str], LayerCompletion]:
-    """Stream every routed tensor into its target; ``(dropped tensor names, the layers finalized on the way)``."""
+                  device: str | torch.device, model: PreTrainedModel) -> tuple[list[str], list[str], LayerCompletion]:
+    """Stream every routed tensor into its target; ``(dropped, ignored tensor names, the layers finalized)``."""
     routes = plan_routes(inventory, profile.mapper, installed.targets)
-    if routes.unconsumed:
-        raise LoadError(f"{len(routes.unconsumed)} checkpoint tensor(s) that nothing in the model consumes: "
-                        f"{_names(routes.unconsumed)}", file=str(root))
+    unconsumed, ignored = split_ignored(routes.unconsumed, ignored_on_load(model))
+    if unconsumed:
+        raise LoadError(f"{len(unconsumed)} checkpoint tensor(s) that nothing in the model consumes: "
+                        f"{_names(unconsumed)}", file=str(root))
     quantized, rest = quantized_first(routes.routes, installed.targets)
     completion = LayerCompletion(quantized, installed.targets, installed.layers)
     for part in (quantized, rest):  # repack quantized layers before the dense tensors are read
@@ -108,7 +131,7 @@ def _load_tensors(root: Path, inventory: Inventory, profile: Profile, installed:
             if (prefix := completion.arrived(route)) is not None:
                 _finalize_layer(prefix, installed.layers[prefix])
                 completion.finalized.add(prefix)
-    return routes.dropped, completion
+    return routes.dropped, ignored, completion
 
 
 def _check_filled(model: PreTrainedModel, installed: Installed, completion: LayerCompletion) -> None:
@@ -136,10 +159,10 @@ def _finalize(installed: Installed, done: set[str]) -> None:
         scales.finalize()
 
 
-def _report(root: Path, profile: Profile, resolver: Resolver, plans: list[LayerPlan],
+def _report(root: Path, choice: ProfileChoice, resolver: Resolver, plans: list[LayerPlan],
             installed: Installed, applied: bool) -> LoadReport:
-    report = LoadReport(checkpoint=str(root), profile=profile.name, producer=resolver.config.producer,
-                        quant_algo=resolver.config.quant_algo)
+    report = LoadReport(checkpoint=str(root), profile=choice.profile.name, producer=resolver.config.producer,
+                        quant_algo=resolver.config.quant_algo, profile_reason=choice.reason)
     for plan in plans:
         layer = installed.layers.get(plan.prefix)
         res = plan.resolution
@@ -157,7 +180,8 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
                    dtype: torch.dtype | str | None = None) -> PreTrainedModel:
     """Build the model of ``checkpoint_dir`` with every linear quantized as resolved, loaded and ready (eval).
 
-    ``profile``: naming profile (built-in name, file, or :class:`Profile`; default ``transformers``).
+    ``profile``: naming profile (built-in name, file, or :class:`Profile`); default: derived from
+    transformers' renamings of the class built (:mod:`.profile_choice`), the report says which and why.
     ``backend`` / ``deny``: force or exclude dispatcher backends. ``dtype``: compute dtype (default:
     ``config.json``'s, else bfloat16). The returned model carries ``quantresolve_report``
     (:class:`~.report.LoadReport`). Raises :class:`~quantresolve.errors.LoadError` for tensors nothing
@@ -166,13 +190,18 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     root = Path(checkpoint_dir)
     if not root.is_dir():
         raise LoadError("not a checkpoint directory", file=str(root))
-    chosen = load_profile(profile if profile is not None else DEFAULT_PROFILE)
+    device = check_device(device)
+    given = load_profile(profile) if profile is not None else None  # a bad profile fails before any build
     qconfig = load_config(root)
     inventory = _inventory(root)
     hf_config = model_config(root)
     cdtype = compute_dtype(hf_config, dtype)
     model = build_empty_model(hf_config, cdtype)
     experts = unfuse_experts(model)  # MoE experts modules → one linear per expert projection
+    # the modules the model class declares it does not load take no part in deriving the names
+    loadable, _ = split_ignored(inventory.modules, ignored_on_load(model))
+    choice = choose_profile(given, model, loadable, experts)
+    chosen = choice.profile
     if experts:  # the profile learns where the model's expert containers are
         chosen = with_expert_containers(chosen, experts)
     resolver = Resolver(qconfig, chosen, checkpoint_modules=inventory.modules.keys())
@@ -182,13 +211,14 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     present = {m for n in inventory.modules if (m := chosen.mapper.map_name(n)) is not None}
     check_tied_layers(tied, plans, present)
     installed = install(model, plans, attention, backend=backend, deny=tuple(deny), dtype=cdtype, device=device)
-    dropped, completion = _load_tensors(root, inventory, chosen, installed, device)
+    dropped, ignored, completion = _load_tensors(root, inventory, chosen, installed, device, model)
     tie_parameters(tied, installed.targets, dict(model.named_parameters(remove_duplicate=False)))
     _check_filled(model, installed, completion)
     _finalize(installed, completion.finalized)
     applied = bool(installed.kv) and bool(apply_fp8_kv(model))
-    report = _report(root, chosen, resolver, plans, installed, applied)
+    report = _report(root, ProfileChoice(chosen, choice.reason), resolver, plans, installed, applied)
     report.dropped = dropped
+    report.ignored = ignored
     report.notes += [f"{r.prefix}: {experts[r.prefix].num_experts} experts ({experts[r.prefix].replaces}), "
                      f"{r.algo or 'unquantized'} by rule {r.rule!r}" for r in moe]
     model.__dict__["quantresolve_report"] = report

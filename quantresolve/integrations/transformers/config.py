@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from transformers import AutoConfig, PretrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from quantresolve.errors import LoadError
 from quantresolve.formats.loader import CONFIG_FILE
-from quantresolve.util.jsonfile import read_json
+from quantresolve.integrations.preflight import check_architectures, read_config_json
 
 #: Keys holding quantization sections transformers would act on (top level or in sub-configs).
 QUANT_KEYS = ("quantization_config", "compression_config")
@@ -39,17 +41,6 @@ def _strip(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_config_json(root: Path) -> dict[str, Any]:
-    """``config.json`` of a checkpoint directory as a dict (strict reader: no duplicate keys)."""
-    path = root / CONFIG_FILE
-    if not path.is_file():
-        raise LoadError("no config.json: cannot build the architecture", file=str(root))
-    data = read_json(path, root=root)
-    if not isinstance(data, dict):
-        raise LoadError(f"expected a JSON object, got {type(data).__name__}", file=CONFIG_FILE)
-    return data
-
-
 def model_config(root: str | Path) -> PretrainedConfig:
     """The transformers config of ``root`` with every quantization section removed."""
     data = _strip(read_config_json(Path(root)))
@@ -57,10 +48,17 @@ def model_config(root: str | Path) -> PretrainedConfig:
     if not isinstance(model_type, str):
         raise LoadError("missing model_type: cannot choose the architecture", file=CONFIG_FILE,
                         field="model_type")
+    check_architectures(data)
+    if model_type not in CONFIG_MAPPING:  # transformers' own message lists every known type on one line
+        raise LoadError(f"transformers {transformers.__version__} knows no model_type {model_type!r}",
+                        file=CONFIG_FILE, field="model_type")
     try:
         return AutoConfig.for_model(model_type, **data)
     except ValueError as err:  # transformers: unrecognized model type
-        raise LoadError(str(err).splitlines()[0], file=CONFIG_FILE, field="model_type") from None
+        raise LoadError(str(err).splitlines()[0][:300], file=CONFIG_FILE, field="model_type") from None
+    except (TypeError, KeyError, AttributeError, RuntimeError, ZeroDivisionError, OverflowError) as err:
+        raise LoadError(f"transformers cannot read it as a {model_type!r} config: {type(err).__name__}: {err}"
+                        .splitlines()[0], file=CONFIG_FILE) from None
 
 
 def compute_dtype(config: PretrainedConfig, dtype: torch.dtype | str | None) -> torch.dtype:

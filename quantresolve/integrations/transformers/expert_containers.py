@@ -73,13 +73,15 @@ class ExpertsLayout:
 
 #: Qwen-2 style per-expert names (transformers' ``qwen2_moe`` conversion, shared by many families).
 GATE_UP_DOWN = ExpertsLayout()
-#: Mixtral's checkpoints name the projections w1 (gate), w3 (up), w2 (down).
+#: Mixtral's (and MiniMax-M2's) checkpoints name the projections w1 (gate), w3 (up), w2 (down).
 MIXTRAL = ExpertsLayout(checkpoint=("w1", "w3", "w2"))
 
 #: Experts classes :class:`QuantExperts` replaces, each checked against transformers 5.23 by a test.
 KNOWN_EXPERTS: Mapping[str, ExpertsLayout] = {
     "DeepseekV3Experts": GATE_UP_DOWN,
     "Glm4MoeExperts": GATE_UP_DOWN,
+    "GlmMoeDsaExperts": GATE_UP_DOWN,
+    "MiniMaxM2Experts": MIXTRAL,
     "MixtralExperts": MIXTRAL,
     "OlmoeExperts": GATE_UP_DOWN,
     "Qwen2MoeExperts": GATE_UP_DOWN,

@@ -17,10 +17,12 @@ when the config leaves the experts unquantized).
 Per token and expert slot ``(t, k)`` with expert ``e = top_k_index[t, k]``:
 ``y[t, k] = down_e(act(gate_e(x_t)) · up_e(x_t)) · top_k_weights[t, k]``, and
 the output row ``t`` is ``Σ_k y[t, k]`` — summed per token in one reduction,
-as transformers' default ``grouped_mm`` / ``batched_mm`` implementations do
-(its ``eager`` loop adds expert by expert instead: the same sum for top-2,
-another bf16 rounding order beyond). Slots holding the sentinel
-``e == num_experts`` (expert parallelism) contribute nothing.
+in the dtype ``y`` has (float32 where the router hands float32 weights, as
+Mixtral's and DeepSeek-V3's do) and cast to the model dtype once, as
+transformers' default ``grouped_mm`` / ``batched_mm`` implementations do (its
+``eager`` loop adds expert by expert in the model dtype instead: the same sum
+for top-2 with bf16 weights, another rounding order beyond). Slots holding the
+sentinel ``e == num_experts`` (expert parallelism) contribute nothing.
 
     >>> import torch
     >>> experts = QuantExperts(2, ("gate_proj", "up_proj", "down_proj"), torch.nn.ReLU())
@@ -94,7 +96,9 @@ class QuantExperts(nn.Module):
         tokens, top_k = top_k_index.shape
         slots = top_k_index.reshape(-1)
         weights = top_k_weights.reshape(-1)
-        out = hidden_states.new_zeros(tokens * top_k, hidden_states.shape[-1])
+        # y · weight in the promoted dtype, summed there, rounded to the model dtype once (transformers' default)
+        acc = torch.promote_types(hidden_states.dtype, top_k_weights.dtype)
+        out = hidden_states.new_zeros(tokens * top_k, hidden_states.shape[-1], dtype=acc)
         # Group the (token, slot) pairs by expert once: one call per expert hit, rows in slot order.
         order = torch.argsort(slots, stable=True)
         counts = torch.bincount(slots, minlength=self.num_experts + 1).tolist()
@@ -105,7 +109,7 @@ class QuantExperts(nn.Module):
             rows = order[start:start + count]
             start += count
             y = self.expert_output(expert, hidden_states[rows // top_k])
-            out[rows] = (y * weights[rows, None]).to(out.dtype)
+            out[rows] = (y * weights[rows, None]).to(acc)
         return out.view(tokens, top_k, -1).sum(dim=1).to(hidden_states.dtype)
 
     def extra_repr(self) -> str:

@@ -40,3 +40,4 @@ def release_freed_memory() -> bool:
         return False
     trim(0)
     return True
+

@@ -33,12 +33,25 @@ replacement) is honoured as transformers honours it.
 
 Weight *converters* (transformers ops that concatenate, split or transpose
 tensors, e.g. merging per-expert weights) cannot apply to quantized tensors:
-a checkpoint module one of them would act on is refused by name.
+a checkpoint module one of them would act on is refused by name — unless it
+lands inside one of quantresolve's per-expert stand-ins (``expert_containers``:
+``load_quantized`` replaces a 3-D experts module with one linear per expert
+projection, so transformers' *renamings* still apply to an expert's name, its
+*merge* does not):
+
+    >>> from transformers import MixtralConfig, MixtralForCausalLM
+    >>> from quantresolve.integrations.transformers.expert_containers import unfuse_experts
+    >>> with init_empty_weights():
+    ...     mixtral = MixtralForCausalLM(MixtralConfig(hidden_size=32, intermediate_size=16, num_hidden_layers=1,
+    ...         num_attention_heads=2, num_key_value_heads=1, num_local_experts=2, vocab_size=64))
+    >>> containers = list(unfuse_experts(mixtral))
+    >>> module_renamer(mixtral, expert_containers=containers)("model.layers.0.block_sparse_moe.experts.1.w3")
+    'model.layers.0.mlp.experts.1.w3'
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,10 +69,13 @@ _UNSEEN = "quantresolve_unseen_module"
 Renamer = Callable[[str], str]
 
 
-def module_renamer(model: nn.Module, *, key_mapping: Mapping[str, str] | None = None) -> Renamer:
+def module_renamer(model: nn.Module, *, key_mapping: Mapping[str, str] | None = None,
+                   expert_containers: Collection[str] = ()) -> Renamer:
     """``checkpoint module name → model module name`` exactly as ``from_pretrained`` renames keys.
 
-    Raises :class:`~quantresolve.errors.ProfileError` for a module a weight converter acts on.
+    Raises :class:`~quantresolve.errors.ProfileError` for a module a weight converter acts on, unless
+    its renamed name lies inside one of ``expert_containers`` (model modules whose experts quantresolve
+    loads one by one, as stored): such a name keeps transformers' renamings only.
     """
     from transformers.conversion_mapping import get_model_conversion_mapping
     from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
@@ -69,15 +85,21 @@ def module_renamer(model: nn.Module, *, key_mapping: Mapping[str, str] | None = 
     converters = [t for t in transforms if isinstance(t, WeightConverter)]
     meta = dict.fromkeys(model.state_dict(keep_vars=True))  # only membership is read
     prefix = getattr(model, "base_model_prefix", "") or None
+    containers = tuple(sorted(c + "." for c in expert_containers))
 
     def rename(module: str) -> str:
         key = module + _PROBE
         renamed, converted_by = rename_source_key(key, renamings, converters, prefix, meta)
         if renamed not in meta and key in meta:  # what from_pretrained does: keep a key the model already has
             renamed, converted_by = rename_source_key(key, [], [], prefix, meta)
+        if converted_by is not None and containers:
+            plain, _ = rename_source_key(key, renamings, [], prefix, meta)  # the renamings alone
+            if plain.startswith(containers):
+                renamed, converted_by = plain, None
         if converted_by is not None:
-            raise ProfileError(f"transformers converts the tensors of {module!r} (pattern {converted_by!r}); "
-                               "quantized tensors can only be renamed, not converted", field=module)
+            raise ProfileError(f"{type(model).__name__}: transformers converts the tensors of {module!r} when it "
+                               f"loads them (pattern {converted_by!r}), it does not just rename them; "
+                               "quantresolve loads every stored tensor as it is", field=module)
         if not renamed.endswith(_PROBE):
             raise ProfileError(f"transformers renames {key!r} to {renamed!r}, which is not a module's weight",
                                field=module)
@@ -156,13 +178,14 @@ def prefix_rules(pairs: Mapping[str, str], oracle: Renamer | None = None) -> dic
 
 def profile_for_model(model: nn.Module, checkpoint_modules: Iterable[str], *,
                       key_mapping: Mapping[str, str] | None = None,
-                      base: Profile | str | Path | None = None) -> Profile:
+                      base: Profile | str | Path | None = None,
+                      expert_containers: Collection[str] = ()) -> Profile:
     """A profile mapping ``checkpoint_modules`` to the names ``model`` builds (transformers' own renamings).
 
     ``base`` (default: the unfused ``transformers`` profile) supplies everything
-    but the mapper: packed modules, expert containers.
+    but the mapper: packed modules, expert containers. ``expert_containers``: see :func:`module_renamer`.
     """
-    rename = module_renamer(model, key_mapping=key_mapping)
+    rename = module_renamer(model, key_mapping=key_mapping, expert_containers=expert_containers)
     pairs = {name: rename(name) for name in checkpoint_modules}
     rules = prefix_rules(pairs, oracle=rename)
     profile = load_profile(base)

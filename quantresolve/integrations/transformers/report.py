@@ -64,6 +64,10 @@ class LoadReport:
     kv_cache: list[KVRecord] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Why this profile: given by the caller, or derived from transformers' renamings (and how many rules).
+    profile_reason: str = ""
+    #: Stored tensors the model class declares it does not load (``_keys_to_ignore_on_load_unexpected``).
+    ignored: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """``"ALGO / backend"`` → number of layers (unquantized layers count as ``unquantized / dense``)."""
@@ -78,7 +82,8 @@ class LoadReport:
         raise KeyError(prefix)
 
     def to_json(self) -> dict[str, Any]:
-        return {"checkpoint": self.checkpoint, "profile": self.profile, "producer": self.producer,
+        return {"checkpoint": self.checkpoint, "profile": self.profile, "profile_reason": self.profile_reason,
+                "producer": self.producer,
                 "quant_algo": self.quant_algo, "counts": self.counts(),
                 "layers": [r.to_json() for r in self.layers], "kv_cache": [k.to_json() for k in self.kv_cache],
-                "dropped": list(self.dropped), "notes": list(self.notes)}
+                "dropped": list(self.dropped), "ignored": list(self.ignored), "notes": list(self.notes)}

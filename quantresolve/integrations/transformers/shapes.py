@@ -12,8 +12,9 @@ Experts transformers keeps as 3-D parameters with no checkpoint converter (Gemma
 ``experts.gate_up_proj [E, 2I, H]``) are listed per expert, as a quantized export names them
 (``experts.E.gate_proj.weight [I, H]``, ``up_proj``, ``down_proj``; :func:`per_expert`).
 
-The class is the one ``architectures`` names when transformers has it, else the causal-LM, then the
-image-text-to-text auto class. Custom code (``auto_map``) is never run. Measured on the corpus
+The class is chosen as ``run`` chooses it (:func:`~quantresolve.integrations.transformers.build.candidate_classes`:
+the one ``architectures`` names when transformers has it, else the causal-LM, then the image-text-to-text
+auto mapping's; the next is tried when one cannot be built). Custom code (``auto_map``) is never run. Measured on the corpus
 configs (2-core EPYC, loaded): DeepSeek-V3 (61 layers × 256 experts, 45,395 tensors) 2–3 s,
 GLM-5 (59,079 tensors) 4–5 s, Qwen3.5-397B (93,411 tensors) 4–5 s; the cost is the module
 tree's Python objects and the per-expert split, not memory.
@@ -32,19 +33,14 @@ from pathlib import Path
 import torch
 import transformers
 from accelerate import init_empty_weights
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForImageTextToText,
-    PretrainedConfig,
-    PreTrainedModel,
-)
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
 from transformers.initialization import no_init_weights
 from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
 from quantresolve.checkpoint.shapes import ModelShapes, ShapesUnavailable
 from quantresolve.errors import QuantResolveError
-from quantresolve.integrations.transformers.build import model_class
+from quantresolve.integrations.transformers.build import candidate_classes
 from quantresolve.integrations.transformers.config import compute_dtype, model_config
 
 #: torch dtype → safetensors dtype code.
@@ -89,18 +85,10 @@ def _transposed(model: PreTrainedModel, container: str) -> bool:
         return False
 
 
-def _candidates(config: PretrainedConfig) -> list[type]:
-    named = model_class(config)
-    out: list[type] = [] if named is AutoModelForCausalLM else [named]
-    return [*out, AutoModelForCausalLM, AutoModelForImageTextToText]
-
-
-def _build(cls: type, config: PretrainedConfig, dtype: torch.dtype) -> PreTrainedModel:
+def _build(cls: type[PreTrainedModel], config: PretrainedConfig, dtype: torch.dtype) -> PreTrainedModel:
     # Buffers on meta too: some (DeepSeek-V4's) would take tens of GB as real tensors.
     with init_empty_weights(include_buffers=True), no_init_weights():
-        if issubclass(cls, PreTrainedModel):
-            return cls._from_config(config, dtype=dtype)
-        return cls.from_config(config, dtype=dtype, trust_remote_code=False)
+        return cls._from_config(config, dtype=dtype)
 
 
 def build_meta_model(root: Path) -> PreTrainedModel:
@@ -111,7 +99,12 @@ def build_meta_model(root: Path) -> PreTrainedModel:
     except QuantResolveError as err:
         raise ShapesUnavailable(f"transformers cannot read config.json: {err.detail}") from None
     failures = []
-    for cls in _candidates(config):
+    candidates = candidate_classes(config)
+    if not candidates:
+        raise ShapesUnavailable(f"transformers {transformers.__version__} has no class for "
+                                f"{', '.join(getattr(config, 'architectures', None) or ['this model'])} "
+                                f"(model_type {getattr(config, 'model_type', None)!r})")
+    for cls in candidates:
         try:
             return _build(cls, config, dtype)
         except Exception as err:  # any construction failure: try the next class, report them all

@@ -25,15 +25,19 @@ import torch
 
 from quantresolve.integrations.transformers.route import Route
 from quantresolve.integrations.transformers.shard_reader import ShardReader
+from quantresolve.util.containment import Confinement
 
 
 def stream_tensors(root: str | Path, routes: Iterable[Route], device: str | torch.device = "cpu"
                    ) -> Iterator[tuple[Route, torch.Tensor]]:
     """Yield ``(route, tensor)`` for every route, reading shards one at a time, each in file order."""
     target = torch.device(device)
+    box = Confinement.of(root)  # the same containment as the header reader: every shard inside the checkpoint
     ordered = sorted(routes, key=lambda r: (r.file, r.tensor))
     for file, group in groupby(ordered, key=lambda r: r.file):
-        with ShardReader(Path(root) / file, file) as shard:
+        path = box.locate(file)
+        assert path is not None
+        with ShardReader(path, file) as shard:
             for route in sorted(group, key=lambda r: shard.offset(r.tensor)):
                 tensor = shard.read(route.tensor)
                 # Off the CPU the host buffer is transient: dropped as soon as the copy is made.
