@@ -46,6 +46,7 @@ from typing import Any, Literal
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
 
 from ..errors import SourceError
+from ..util.containment import HF_REPO_PREFIX, HF_SNAPSHOTS
 from .reader import PYTORCH_INDEX_FILE, ShardSource
 
 SourceKind = Literal["local", "hf-cache", "hub"]
@@ -122,8 +123,8 @@ def _local(text: str) -> Location:
     path = Path(text)
     snapshot = path if path.suffix != ".safetensors" else path.parent
     repo = snapshot.parent.parent.name
-    if snapshot.parent.name == "snapshots" and repo.startswith("models--") and repo.count("--") >= 2:
-        return Location(text, "hf-cache", path, repo.removeprefix("models--").replace("--", "/", 1),
+    if snapshot.parent.name == HF_SNAPSHOTS and repo.startswith(HF_REPO_PREFIX) and repo.count("--") >= 2:
+        return Location(text, "hf-cache", path, repo.removeprefix(HF_REPO_PREFIX).replace("--", "/", 1),
                         snapshot.name, snapshot.name)  # the path names its commit: that is the revision
     return Location(text, "local", path)
 
