@@ -119,6 +119,16 @@ _TABLE: tuple[tuple[str, Severity, str, str], ...] = (
      "a fact about the evidence, not about the checkpoint"),
     ("index-mismatch", "warning", "shard headers and the index disagree in a tolerated way",
      "the tensors load from the headers, but the index is stale; a person should look"),
+    ("config-only", "info",
+     "neither an index nor shard files: modules and shapes come from the model config.json describes "
+     "(transformers on the meta device); tensor formats are not checked, bytes are estimated",
+     "a fact about the evidence (the weights were not read), not about the checkpoint"),
+    ("unsized-modules", "info",
+     "without headers, checkpoint modules the model built from config.json lacks have no parameter count",
+     "a fact about the evidence: their sizes are unknown, their names and schemes are still checked"),
+    ("no-quantization-config", "info",
+     "the checkpoint carries no quantization config: a dense model, nothing is quantized",
+     "by design: a dense model loads every module unquantized, as its tensors are"),
     # --- config files (raised by the config loader, quantresolve.formats) --------------------------
     ("stale-sidecar-config", "warning",
      "config.json carries another producer's quantization_config next to a ModelOpt hf_quant_config.json "

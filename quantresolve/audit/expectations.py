@@ -99,8 +99,8 @@ def compare(scheme: QuantScheme | None, evidence: Evidence) -> list[Issue]:
     if kind == "no-weight":
         return []
     if kind == "unknown":
-        if evidence.confidence == "names-only":
-            return []  # names alone cannot tell fp8 / int8 / mx apart: said once, globally
+        if evidence.confidence != "headers":
+            return []  # names alone cannot tell fp8 / int8 / mx apart, config-only has no tensor: said once, globally
         return [("unknown-tensor-format", "; ".join(evidence.notes) or "no recogniser accepts these tensors")]
     if scheme is None:
         if kind != "dense":

@@ -17,6 +17,8 @@ are ``"other"``: listed in the report, never resolved::
     'other'
     >>> unit_kind("visual.patch_embed.proj", [Evidence("dense", confidence="names-only")])
     'other'
+    >>> unit_kind("model.layers.0.input_layernorm", [Evidence("unknown", weight_shape=(128,), confidence="config-only")])
+    'other'
     >>> unit_kind("model.layers.0.mlp.down_proj", [Evidence("nvfp4", weight_shape=(128, 64))])
     'linear'
 """
@@ -68,7 +70,8 @@ def _other_by_tensors(name: str, last: str, ev: Sequence[Evidence]) -> str | Non
     for e in ev:
         if e.kind == "no-weight":
             return "other"
-        if e.kind == "dense" and e.weight_shape is not None and len(e.weight_shape) != 2:
+        if (e.kind == "dense" or e.confidence == "config-only") and e.weight_shape is not None \
+                and len(e.weight_shape) != 2:
             return "other"
     if any(e.confidence == "names-only" for e in ev) and (
             _NORM.search(last) or CONV_NAMES.search(last) or name.endswith("patch_embed.proj")):

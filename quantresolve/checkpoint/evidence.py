@@ -5,7 +5,9 @@ first); the first that accepts the module's tensor signature wins. Each
 recogniser documents the signature it expects (field-notes §5). Index-only
 catalogs carry names but no dtypes or shapes; for those a second registry
 classifies by parameter names alone and the result says
-``confidence="names-only"``::
+``confidence="names-only"``; a catalog built from ``config.json`` alone (:mod:`.shapes`: the dense
+model's names and shapes, no tensor read) is described by :func:`classify_config_only`, with
+``confidence="config-only"`` and no format claim::
 
     >>> from .catalog import TensorInfo
     >>> from .inventory import Module
@@ -60,7 +62,8 @@ class Evidence:
     ``weight_dtype``/``weight_shape`` describe the stored weight (``weight`` or
     ``weight_packed``); ``logical_shape`` is ``(out, in)`` of the dequantized
     matrix when the packed shapes determine it; ``scale_params`` lists the scale
-    parameters present; ``confidence`` is ``"headers"`` or ``"names-only"``.
+    parameters present; ``confidence`` is ``"headers"``, ``"names-only"`` (index names) or
+    ``"config-only"`` (names and shapes of the model ``config.json`` describes; no tensor read).
     ``kind="no-weight"`` marks modules holding no weight at all (KV-cache scale
     holders, Mamba ``A_log``/``D``); ``"unknown"`` means tensors present but no
     recogniser accepted them (see ``notes``).
@@ -75,7 +78,7 @@ class Evidence:
     groups_along_k: int | None = None
     has_input_scale: bool = False
     has_kv_scales: bool = False
-    confidence: Literal["headers", "names-only"] = "headers"
+    confidence: Literal["headers", "names-only", "config-only"] = "headers"
     notes: tuple[str, ...] = ()
 
 
@@ -382,6 +385,40 @@ def classify_inventory(inventory: Inventory) -> dict[str, Evidence]:
             if evidence is None:
                 evidence = memo[key] = classify_module(module)
             result[name] = evidence
+    return result
+
+
+def classify_config_only(inventory: Inventory) -> dict[str, Evidence]:
+    """Evidence of a catalog built from ``config.json`` (:meth:`.shapes.ModelShapes.catalog`).
+
+    Its tensors are the *dense* model's, not the checkpoint's, so they claim no format
+    (``kind="unknown"``, or ``"no-weight"`` for buffer-only modules); the weight's shape is
+    the model's, and ``logical_shape`` is set for 2-D weights::
+
+        >>> from pathlib import Path
+        >>> from .catalog import TensorInfo
+        >>> t = TensorInfo("m.w.weight", "BF16", (8, 4), "", None)
+        >>> e = classify_config_only(Inventory(Path("."), {"m.w": Module("m.w", {"weight": t})}))["m.w"]
+        >>> e.kind, e.logical_shape, e.confidence
+        ('unknown', (8, 4), 'config-only')
+    """
+    memo: dict[tuple, Evidence] = {}
+    result: dict[str, Evidence] = {}
+    for name, module in inventory.modules.items():
+        weight = module.params.get("weight")
+        key = (weight.shape if weight is not None else None, tuple(module.params))
+        evidence = memo.get(key)
+        if evidence is None:
+            if weight is None:
+                evidence = Evidence("no-weight", confidence="config-only")
+            else:
+                shape = weight.shape
+                evidence = Evidence(
+                    "unknown", weight_dtype=weight.dtype, weight_shape=shape,
+                    logical_shape=(shape[0], shape[1]) if shape is not None and len(shape) == 2 else None,
+                    confidence="config-only", notes=("config only: no tensor was read",))
+            memo[key] = evidence
+        result[name] = evidence
     return result
 
 

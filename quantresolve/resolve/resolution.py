@@ -39,6 +39,7 @@ RULES: dict[str, str] = {
     "target:class": "a compressed-tensors class-name target (e.g. Linear) matches the module's kind",
     "default": "nothing specific: the config's global scheme applies (unquantized in MIXED_PRECISION)",
     "kv-cache": "the config's KV-cache scheme applies to this attention module",
+    "no-config": "the checkpoint has no quantization config at all: nothing is quantized (set by the audit)",
     "not-targeted": "no compressed-tensors group targets the module",
     "not-quantizable": "the producer never quantizes modules of this kind",
     "producer-default-skip": "the producer skips this module by default (bitsandbytes keeps the LM head)",

@@ -263,8 +263,23 @@ def test_names_only(tmp_path, cli):
     result = cli("audit", ckpt, "--format", "json")
     report = result.json()
     assert "names-only" in result.codes() and report["evidence_level"] == "names-only"
-    assert report["coverage"]["quantized_linear_param_fraction"] is None
+    # Shapes from config.json (transformers on the meta device) size every module; bytes are estimates.
+    assert report["shapes"]["source"] == "config" and report["coverage"]["quantized_linear_param_fraction"] > 0
+    assert all(m["evidence"]["shapes"] == "config" for m in report["modules"] if m["kind"] != "attention")
     assert result.rc == 0
+
+
+def test_names_only_without_shapes_reports_no_sizes(tmp_path):
+    from quantresolve.audit import audit_checkpoint
+
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    tensors = read_tensors(ckpt / "model.safetensors")
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {n: "model.safetensors" for n in tensors}}))
+    (ckpt / "model.safetensors").unlink()
+    report = audit_checkpoint(ckpt).to_json()  # no shape provider given
+    assert report["shapes"]["source"] is None and "no shape provider" in report["shapes"]["detail"]
+    assert report["coverage"]["quantized_linear_param_fraction"] is None
 
 
 def test_index_mismatch(tmp_path, cli):
@@ -318,6 +333,8 @@ TESTED = {
     "absent-shard", "kv-scales-without-config", "kv-config-without-scales", "unmapped-modules", "names-only",
     "index-mismatch", "stale-sidecar-config", "stale-sidecar-scheme-mismatch", "files-disagree-exclude",
     "files-disagree-algo",
+    # tested in test_every_model.py
+    "config-only", "unsized-modules", "no-quantization-config",
 }
 
 
