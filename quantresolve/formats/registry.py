@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 OUT_OF_SCOPE_METHODS = {
     "fp8": "HF fine-grained FP8 (transformers' FineGrainedFP8Config)",
     "mxfp4": "gpt-oss MXFP4 (transformers' Mxfp4Config)",
-    "gptq": "GPTQ", "awq": "AutoAWQ", "aqlm": "AQLM", "hqq": "HQQ", "eetq": "EETQ", "quanto": "Quanto",
+    "aqlm": "AQLM", "hqq": "HQQ", "eetq": "EETQ", "quanto": "Quanto",
     "torchao": "torchao", "fbgemm_fp8": "FBGEMM FP8", "bitnet": "BitNet", "higgs": "HIGGS", "vptq": "VPTQ",
     "spqr": "SpQR", "gguf": "GGUF", "auto-round": "AutoRound", "fp_quant": "FP-Quant", "quark": "Quark",
 }
