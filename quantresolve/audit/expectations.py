@@ -86,7 +86,7 @@ def _packed(scheme: QuantScheme, evidence: Evidence) -> list[Issue]:
     """
     w = scheme.weights
     assert w is not None
-    if evidence.bits is None and evidence.notes or evidence.kind == "awq-packed" and evidence.notes:
+    if (evidence.bits is None and evidence.notes) or (evidence.kind == "awq-packed" and evidence.notes):
         return [("format-mismatch", f"config says {scheme.algo} but its packed tensors are inconsistent: "
                  + "; ".join(evidence.notes))]
     if evidence.bits is not None and evidence.bits != w.num_bits:
