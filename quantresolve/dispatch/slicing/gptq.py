@@ -64,7 +64,7 @@ class GroupIndexSlicer(Slicer):
     def slice(self, tensor: torch.Tensor, split: Split, where: str) -> torch.Tensor:
         if split.axis != "k":
             return tensor
-        return (self.axis.take(tensor, split) - split.start // self.group).clone()
+        return (Axis(0).take(tensor, split) - split.start // self.group).clone()  # one entry per input column
 
 
 @register_layout(codecs.GptqCodec)
