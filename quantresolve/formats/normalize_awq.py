@@ -31,18 +31,15 @@ The label is ``W4A16_ASYM`` (AWQ's zero points are real), the group size is in `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
 
 from quantresolve.errors import ConfigError, UnsupportedFormatError
 from quantresolve.formats.awq import AwqConfig
 from quantresolve.formats.compressed_tensors import ct_label
 from quantresolve.formats.normalize_gptq import check_gptq_group_size
 from quantresolve.formats.normalized import NormalizedConfig, name_entries
-from quantresolve.formats.registry import LayoutSchema, ProducerFormat, register_format
+from quantresolve.formats.registry import register_method_format
 from quantresolve.formats.scheme import QuantArgs, QuantScheme
-from quantresolve.formats.validation import validate_model
 
 #: ``version`` spellings whose tensors are AutoAWQ's GEMM layout on disk.
 GEMM_VERSIONS = ("gemm", "exllama", "ipex")
@@ -116,18 +113,8 @@ def normalize_awq(cfg: AwqConfig, *, file: str = "config.json", field: str = "qu
 
 # --- registration ---------------------------------------------------------------------------------
 
-def detect(section: Mapping[str, Any]) -> bool:
-    """``quant_method: awq`` (transformers, GPTQModel)."""
-    return section.get("quant_method") == "awq"
-
-
-def normalize_section(section: dict[str, Any], *, file: str, field: str) -> NormalizedConfig:
-    return normalize_awq(validate_model(AwqConfig, section, file=file, prefix=field), file=file, field=field)
-
-
-FORMAT = register_format(ProducerFormat(
-    name="awq", precedence=50, detect=detect, normalize=normalize_section, quant_methods=("awq",),
-    schemas=(LayoutSchema("awq-config.schema.json", "AWQ quantization_config", lambda: AwqConfig),),
-))
+FORMAT = register_method_format("awq", precedence=50, model=lambda: AwqConfig, normalize=normalize_awq,
+                                schema=("awq-config.schema.json", "AWQ quantization_config"))
+normalize_section = FORMAT.normalize
 
 __all__ = ["FORMAT", "awq_scheme", "normalize_awq"]

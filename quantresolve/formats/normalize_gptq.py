@@ -49,9 +49,8 @@ from quantresolve.formats.compressed_tensors import ct_label
 from quantresolve.formats.gptq import GptqConfig
 from quantresolve.formats.limits import check_group_size
 from quantresolve.formats.normalized import NameEntry, NormalizedConfig, SchemeGroup
-from quantresolve.formats.registry import LayoutSchema, ProducerFormat, register_format
+from quantresolve.formats.registry import register_method_format
 from quantresolve.formats.scheme import QuantArgs, QuantScheme
-from quantresolve.formats.validation import validate_model
 from quantresolve.util.patterns import BoundedRegex
 
 #: Bit widths GPTQ's packed int32 layout holds (transformers, optimum and vLLM accept these only).
@@ -231,18 +230,8 @@ def normalize_gptq(cfg: GptqConfig, *, file: str = "config.json", field: str = "
 
 # --- registration ---------------------------------------------------------------------------------
 
-def detect(section: Mapping[str, Any]) -> bool:
-    """``quant_method: gptq`` (transformers, optimum, GPTQModel)."""
-    return section.get("quant_method") == "gptq"
-
-
-def normalize_section(section: dict[str, Any], *, file: str, field: str) -> NormalizedConfig:
-    return normalize_gptq(validate_model(GptqConfig, section, file=file, prefix=field), file=file, field=field)
-
-
-FORMAT = register_format(ProducerFormat(
-    name="gptq", precedence=40, detect=detect, normalize=normalize_section, quant_methods=("gptq",),
-    schemas=(LayoutSchema("gptq-config.schema.json", "GPTQ quantization_config", lambda: GptqConfig),),
-))
+FORMAT = register_method_format("gptq", precedence=40, model=lambda: GptqConfig, normalize=normalize_gptq,
+                                schema=("gptq-config.schema.json", "GPTQ quantization_config"))
+normalize_section = FORMAT.normalize
 
 __all__ = ["BITS", "FORMAT", "check_bits", "check_gptq_group_size", "gptq_scheme", "normalize_gptq"]
