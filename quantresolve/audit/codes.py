@@ -169,6 +169,12 @@ _TABLE: tuple[tuple[str, Severity, str, str], ...] = (
      "the entry cannot apply in the engine; if it named a real module, that module gets another scheme"),
     ("duplicate-after-mapping", "info", "two config keys map to one model name with the same scheme",
      "the same answer either way"),
+    ("exclude-substring-only", "warning",
+     "an AWQ modules_to_not_convert entry occurs in the module's name only across a path-component boundary "
+     "(gate in gate_proj): substring-matching engines (AutoAWQ, vLLM, transformers 4.x) leave the module "
+     "unquantized, quantresolve and transformers 5 quantize it",
+     "engines disagree on the module; the tensors tell which the producer meant (a dense module the config "
+     "quantizes is also reported as config-quantized-tensors-dense)"),
 )
 
 #: code → :class:`FindingCode`.
@@ -178,7 +184,7 @@ CODES: dict[str, FindingCode] = {c: FindingCode(c, s, m, r) for c, s, m, r in _T
 PASS_THROUGH = frozenset({
     "stale-sidecar-config", "stale-sidecar-scheme-mismatch", "base-format-fp8", "files-disagree-algo",
     "files-disagree-group-size", "files-disagree-layers", "files-disagree-kv", "files-disagree-exclude",
-    "files-disagree-producer-version", "entry-dropped-by-mapper", "duplicate-after-mapping",
+    "files-disagree-producer-version", "entry-dropped-by-mapper", "duplicate-after-mapping", "exclude-substring-only",
 })
 
 #: Resolver exception class name → finding code.

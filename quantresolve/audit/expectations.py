@@ -67,10 +67,35 @@ EXPECTATIONS: dict[str, Callable[[QuantScheme], frozenset[str] | None]] = {
     "modelopt": _modelopt,
     "compressed-tensors": _compressed_tensors,
     "bitsandbytes": _bitsandbytes,
+    "gptq": lambda s: frozenset({"gptq-packed"}),
+    "awq": lambda s: frozenset({"awq-packed"}),
 }
 
 #: Evidence kinds whose weight-scale columns are groups along K.
-GROUPED_KINDS = frozenset({"nvfp4", "mxfp4", "mxfp8", "int4-awq", "int4-packed"})
+GROUPED_KINDS = frozenset({"nvfp4", "mxfp4", "mxfp8", "int4-awq", "int4-packed", "gptq-packed", "awq-packed"})
+#: Evidence kinds whose packed shapes state the code width (``Evidence.bits``) and the scale groups.
+PACKED_KINDS = frozenset({"gptq-packed", "awq-packed"})
+
+
+def _packed(scheme: QuantScheme, evidence: Evidence) -> list[Issue]:
+    """GPTQ / AWQ: the code width and the number of scale groups the packed shapes give, against the config.
+
+        >>> from quantresolve.formats.normalize_gptq import gptq_scheme
+        >>> _packed(gptq_scheme(4, 128, True, False), Evidence("gptq-packed", bits=8, groups_along_k=2))
+        [('format-mismatch', 'config says 4-bit W4A16 but the packed shapes hold 8-bit codes')]
+    """
+    w = scheme.weights
+    assert w is not None
+    if (evidence.bits is None and evidence.notes) or (evidence.kind == "awq-packed" and evidence.notes):
+        return [("format-mismatch", f"config says {scheme.algo} but its packed tensors are inconsistent: "
+                 + "; ".join(evidence.notes))]
+    if evidence.bits is not None and evidence.bits != w.num_bits:
+        return [("format-mismatch", f"config says {w.num_bits}-bit {scheme.algo} but the packed shapes hold "
+                 f"{evidence.bits}-bit codes")]
+    if w.strategy == "channel" and evidence.groups_along_k not in (None, 1):
+        return [("group-size-mismatch", f"config says one scale group per row (group_size -1) but the scales have "
+                 f"{evidence.groups_along_k} groups along K")]
+    return []
 
 
 def expected_kinds(scheme: QuantScheme) -> frozenset[str] | None:
@@ -121,6 +146,10 @@ def compare(scheme: QuantScheme | None, evidence: Evidence) -> list[Issue]:
         return [("format-mismatch",
                  f"config says {scheme.algo} (expects {'/'.join(sorted(expected))} tensors) "
                  f"but the tensors are {_describe(evidence)}")]
+    if kind in PACKED_KINDS and evidence.confidence == "headers":
+        issues = _packed(scheme, evidence)
+        if issues:
+            return issues
     w = scheme.weights
     grouped = bool(w.group_size) and w.strategy in ("group", "tensor_group")
     if grouped and evidence.logical_shape is not None and evidence.logical_shape[1] % w.group_size:  # type: ignore[operator]

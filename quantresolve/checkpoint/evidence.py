@@ -46,6 +46,8 @@ EvidenceKind = Literal[
     "int4-awq",
     "bnb-4bit",
     "bnb-int8",
+    "gptq-packed",
+    "awq-packed",
     "no-weight",
     "unknown",
 ]
@@ -80,6 +82,8 @@ class Evidence:
     has_kv_scales: bool = False
     confidence: Literal["headers", "names-only", "config-only"] = "headers"
     notes: tuple[str, ...] = ()
+    #: Code width the packed shapes determine (GPTQ / AWQ ``qweight`` with ``qzeros`` / ``g_idx``).
+    bits: int | None = None
 
 
 Params = Mapping[str, TensorInfo]
@@ -199,6 +203,63 @@ def packed_logical_shape(evidence: Evidence, bits: int) -> tuple[int, int] | Non
     return shape[0], shape[1] * (32 // bits)
 
 
+def _exact(numerator: int, denominator: int) -> int | None:
+    return numerator // denominator if denominator and numerator % denominator == 0 else None
+
+
+def _gptq_bits(rows: int, n: int, zeros: tuple[int, ...] | None, g_idx: tuple[int, ...] | None
+               ) -> tuple[int | None, list[str]]:
+    """The bit width a GPTQ module's shapes give, from ``g_idx`` ``[K]`` (K = rows·32/b) and from ``qzeros``
+    ``[G, N·b/32]``; ``None`` with a note when neither tells or they disagree."""
+    notes: list[str] = []
+    from_g = _exact(rows * 32, g_idx[0]) if g_idx is not None and len(g_idx) == 1 else None
+    from_z = _exact(zeros[1] * 32, n) if zeros is not None and len(zeros) == 2 else None
+    found = {b for b in (from_g, from_z) if b is not None}
+    if len(found) > 1:
+        notes.append(f"qweight, qzeros {list(zeros or ())} and g_idx {list(g_idx or ())} disagree on the bit width "
+                     f"({from_z} from qzeros, {from_g} from g_idx)")
+        return None, notes
+    bits = found.pop() if found else None
+    if bits is not None and bits not in (2, 3, 4, 8):
+        notes.append(f"the packed shapes give {bits}-bit codes, which GPTQ does not store")
+        return None, notes
+    return bits, notes
+
+
+def recognise_gptq(p: Params) -> Evidence | None:
+    """GPTQ (AutoGPTQ / GPTQModel / optimum): ``qweight`` I32 ``[K·b/32, N]`` packed along **K**, ``scales``
+    float ``[G, N]``, ``qzeros`` I32 ``[G, N·b/32]`` packed along N, ``g_idx`` I32 ``[K]`` (optional). The
+    bit width ``b`` comes from ``g_idx`` or ``qzeros``; ``logical_shape`` is ``(N, K)``."""
+    if _dtype(p, "qweight") != "I32" or _dtype(p, "scales") not in FLOAT_DTYPES:
+        return None
+    qweight, scales = _matrix(_shape(p, "qweight")), _matrix(_shape(p, "scales"))
+    if qweight is None or scales is None or scales[1] != qweight[1]:
+        return None  # scales as wide as qweight: packed along K (AWQ's are 8x wider)
+    n, groups = qweight[1], scales[0]
+    bits, notes = _gptq_bits(qweight[0], n, _shape(p, "qzeros"), _shape(p, "g_idx"))
+    k = _exact(qweight[0] * 32, bits) if bits else None
+    logical = (n, k) if k else None
+    return _base("gptq-packed", p, "qweight", logical, group_size=_exact(k, groups) if k else None,
+                 groups_along_k=groups, bits=bits, notes=tuple(notes))
+
+
+def recognise_awq(p: Params) -> Evidence | None:
+    """AWQ GEMM (AutoAWQ): ``qweight`` I32 ``[K, N/8]`` and ``qzeros`` I32 ``[G, N/8]`` packed along **N**
+    (nibble order 0,2,4,6,1,3,5,7), ``scales`` float ``[G, N]``; ``logical_shape`` is ``(N, K)``."""
+    if _dtype(p, "qweight") != "I32" or _dtype(p, "scales") not in FLOAT_DTYPES or "g_idx" in p:
+        return None
+    qweight, scales = _matrix(_shape(p, "qweight")), _matrix(_shape(p, "scales"))
+    if qweight is None or scales is None or scales[1] != 8 * qweight[1]:
+        return None
+    k, groups = qweight[0], scales[0]
+    notes = ()
+    zeros = _shape(p, "qzeros")
+    if zeros is not None and tuple(zeros) != (groups, qweight[1]):
+        notes = (f"qzeros {list(zeros)} is not [{groups}, {qweight[1]}] (one packed row per scale group)",)
+    return _base("awq-packed", p, "qweight", (scales[1], k), group_size=_exact(k, groups), groups_along_k=groups,
+                 bits=4, notes=notes)
+
+
 def recognise_nvfp4(p: Params) -> Evidence | None:
     """NVFP4. ModelOpt: ``weight`` U8 ``[N, K/2]`` + ``weight_scale`` F8_E4M3 ``[N, K/16]`` +
     ``weight_scale_2`` F32 ``[]`` (+ ``input_scale``). compressed-tensors: ``weight_packed`` U8 +
@@ -299,6 +360,8 @@ def recognise_dense(p: Params) -> Evidence | None:
 RECOGNISERS: tuple[RecogniserEntry, ...] = tuple(
     RecogniserEntry(kind, (fn.__doc__ or "").split("\n")[0], fn)
     for kind, fn in (
+        ("gptq-packed", recognise_gptq),
+        ("awq-packed", recognise_awq),
         ("bnb-4bit", recognise_bnb_4bit),
         ("bnb-int8", recognise_bnb_int8),
         ("int4-packed", recognise_ct_int_packed),
@@ -320,6 +383,7 @@ NAME_SIGNATURES: tuple[tuple[EvidenceKind, frozenset[str], frozenset[str]], ...]
     ("bnb-4bit", frozenset({"weight.absmax"}), frozenset()),
     ("bnb-4bit", frozenset({"weight.quant_map"}), frozenset()),
     ("bnb-int8", frozenset({"SCB"}), frozenset()),
+    ("gptq-packed", frozenset({"qweight", "g_idx"}), frozenset()),
     ("nvfp4", frozenset({"weight_packed", "weight_global_scale"}), frozenset()),
     (
         "int4-packed",
@@ -349,11 +413,11 @@ def _classify_names(module: Module) -> Evidence:
             return _base(
                 kind,
                 module.params,
-                "weight_packed" if "weight_packed" in names else "weight",
+                next((w for w in ("weight_packed", "qweight") if w in names), "weight"),
                 None,
                 confidence="names-only",
             )
-    if not ({"weight", "weight_packed"} & names):
+    if not ({"weight", "weight_packed", "qweight"} & names):
         return _base("no-weight", module.params, "weight", None, confidence="names-only")
     return _base(
         "unknown",
@@ -361,7 +425,7 @@ def _classify_names(module: Module) -> Evidence:
         "weight",
         None,
         confidence="names-only",
-        notes=("parameter names alone are ambiguous (fp8, int8, mx*): dtypes needed",),
+        notes=("parameter names alone are ambiguous (fp8, int8, mx*; GPTQ without g_idx or AWQ): dtypes needed",),
     )
 
 
@@ -440,9 +504,9 @@ def classify_module(module: Module) -> Evidence:
         evidence = entry.recognise(params)
         if evidence is not None:
             return evidence
-    if not ({"weight", "weight_packed"} & params.keys()):
+    if not ({"weight", "weight_packed", "qweight"} & params.keys()):
         return _base("no-weight", params, "weight", None)
-    weight = "weight_packed" if "weight_packed" in params else "weight"
+    weight = next(w for w in ("weight_packed", "qweight", "weight") if w in params)
     return replace(
         _base("unknown", params, weight, None),
         notes=(

@@ -13,6 +13,8 @@ KV cache, so the module is the attention itself::
     ('model.layers.0.self_attn', 'k_scale', True)
     >>> split_parameter("m.ff_out.weight.quant_state.bitsandbytes__nf4")
     ('m.ff_out', 'weight.quant_state.bitsandbytes__nf4', True)
+    >>> split_parameter("model.layers.0.mlp.down_proj.qzeros")
+    ('model.layers.0.mlp.down_proj', 'qzeros', True)
     >>> split_parameter("model.layers.0.mixer.A_log")
     ('model.layers.0.mixer', 'A_log', False)
 """
@@ -38,12 +40,13 @@ class SuffixRule:
     param: str | None = None
 
 
-_ALL = ("modelopt", "compressed-tensors", "bitsandbytes", "dense")
+_ALL = ("modelopt", "compressed-tensors", "bitsandbytes", "gptq", "awq", "dense")
 _MO = ("modelopt",)
 _CT = ("compressed-tensors",)
 _BNB = ("bitsandbytes",)
+_INT_PACKED = ("gptq", "awq")
 
-#: Every parameter suffix field-notes §5 lists, plus bias and plain weights.
+#: Every parameter suffix field-notes §5 lists (and §7's GPTQ / AWQ ones), plus bias and plain weights.
 SUFFIX_RULES: tuple[SuffixRule, ...] = (
     SuffixRule("weight", "weight", _ALL),
     SuffixRule("bias", "bias", _ALL),
@@ -70,6 +73,10 @@ SUFFIX_RULES: tuple[SuffixRule, ...] = (
     SuffixRule("weight.nested_absmax", "bnb_state", _BNB),
     SuffixRule("weight.nested_quant_map", "bnb_state", _BNB),
     SuffixRule("weight.quant_state.bitsandbytes__*", "bnb_state", _BNB),
+    SuffixRule("qweight", "weight", _INT_PACKED),
+    SuffixRule("qzeros", "zero_point", _INT_PACKED),
+    SuffixRule("scales", "weight_scale", _INT_PACKED),
+    SuffixRule("g_idx", "g_idx", ("gptq",)),
 )
 
 #: Parameter name → role (wildcard rules contribute their prefix).

@@ -12,6 +12,8 @@ bottom of the dispatcher, with :mod:`.specs` — it imports torch only.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 #: Magnitudes of the E2M1 (FP4) codes 0..7; bit 3 is the sign.
@@ -48,23 +50,35 @@ def e8m0_to_float(exponents: torch.Tensor) -> torch.Tensor:
 
 
 def unpack_int32_dense(packed: torch.Tensor, num_bits: int, count: int) -> torch.Tensor:
-    """compressed-tensors ≥ 0.17 packing: one LSB-first bitstream of ``num_bits`` per row.
+    """One LSB-first bitstream of ``num_bits`` per row (compressed-tensors ≥ 0.17; GPTQ along a column).
 
     Element ``i`` of a row starts at bit ``i * num_bits`` of the row's little-endian
-    int32 words, values may straddle word boundaries. Returns unsigned codes
-    ``[rows, count]`` as int32.
+    int32 words, values may straddle word boundaries (GPTQ's 3-bit: 32 values in
+    three words, values 10 and 21 straddling). Returns unsigned codes
+    ``[rows, count]`` as int32. Works one period of ``lcm(32, num_bits)`` bits at a
+    time, so the intermediates are a few int64 per value (not per bit).
+
+        >>> words = torch.tensor([[0b011_010_001_000 | (3 << 30), 0b1, 0]], dtype=torch.int64).to(torch.int32)
+        >>> unpack_int32_dense(words, 3, 11).tolist()   # value 10: bits 30-31 of word 0, bit 0 of word 1
+        [[0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 7]]
     """
-    rows = packed.shape[0]
+    period = math.lcm(32, num_bits)
+    per_words, per_values = period // 32, period // num_bits
     words = packed.to(torch.int64) & 0xFFFFFFFF
-    # Little-endian bit matrix: [rows, words * 32].
-    shifts = torch.arange(32, device=packed.device, dtype=torch.int64)
-    bits = ((words.unsqueeze(-1) >> shifts) & 1).reshape(rows, -1)
-    need = count * num_bits
-    if bits.shape[1] < need:
-        bits = torch.nn.functional.pad(bits, (0, need - bits.shape[1]))
-    bits = bits[:, :need].reshape(rows, count, num_bits)
-    weights = (1 << torch.arange(num_bits, device=packed.device, dtype=torch.int64))
-    return (bits * weights).sum(-1).to(torch.int32)
+    periods = -(-words.shape[1] // per_words)
+    if words.shape[1] < periods * per_words + 1:  # whole periods, plus one spare word for the straddle gather
+        words = torch.nn.functional.pad(words, (0, periods * per_words + 1 - words.shape[1]))
+    start = torch.arange(per_values, device=packed.device, dtype=torch.int64) * num_bits
+    word, shift = start // 32, start % 32
+    index = (torch.arange(periods, device=packed.device, dtype=torch.int64).unsqueeze(1) * per_words
+             + word).reshape(-1)
+    shifts = shift.repeat(periods)
+    low = words[:, index] >> shifts
+    high = torch.where(shifts + num_bits > 32, words[:, index + 1] << (32 - shifts), 0)
+    codes = (low | high) & ((1 << num_bits) - 1)
+    if codes.shape[1] < count:
+        codes = torch.nn.functional.pad(codes, (0, count - codes.shape[1]))
+    return codes[:, :count].to(torch.int32)
 
 
 def unpack_int32_legacy(packed: torch.Tensor, num_bits: int, count: int) -> torch.Tensor:

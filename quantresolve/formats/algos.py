@@ -27,7 +27,7 @@ from typing import Literal
 
 from quantresolve.errors import UnknownAlgorithmError
 
-Producer = Literal["modelopt", "compressed-tensors", "bitsandbytes"]
+Producer = Literal["modelopt", "compressed-tensors", "bitsandbytes", "gptq", "awq"]
 
 #: Spellings that mean "no value" in ModelOpt configs.
 NO_VALUE_SPELLINGS = frozenset({"", "none", "null"})

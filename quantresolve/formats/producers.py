@@ -6,7 +6,9 @@ follow :data:`~quantresolve.formats.algos.Producer`). A new producer adds its li
 """
 
 from quantresolve.formats import (
+    normalize_awq,  # noqa: F401
     normalize_bitsandbytes,  # noqa: F401
     normalize_compressed_tensors,  # noqa: F401
+    normalize_gptq,  # noqa: F401
     normalize_modelopt,  # noqa: F401
 )

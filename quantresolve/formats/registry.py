@@ -7,7 +7,7 @@ asks the registry — it never names a producer::
 
     >>> import quantresolve.formats.producers  # registers the built-in producers
     >>> [f.name for f in registered_formats()]
-    ['modelopt', 'compressed-tensors', 'bitsandbytes']
+    ['modelopt', 'compressed-tensors', 'bitsandbytes', 'gptq', 'awq']
     >>> detect_producer({"quant_method": "bitsandbytes", "load_in_4bit": True}, file="config.json",
     ...                 field="quantization_config")
     'bitsandbytes'
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 OUT_OF_SCOPE_METHODS = {
     "fp8": "HF fine-grained FP8 (transformers' FineGrainedFP8Config)",
     "mxfp4": "gpt-oss MXFP4 (transformers' Mxfp4Config)",
-    "gptq": "GPTQ", "awq": "AutoAWQ", "aqlm": "AQLM", "hqq": "HQQ", "eetq": "EETQ", "quanto": "Quanto",
+    "aqlm": "AQLM", "hqq": "HQQ", "eetq": "EETQ", "quanto": "Quanto",
     "torchao": "torchao", "fbgemm_fp8": "FBGEMM FP8", "bitnet": "BitNet", "higgs": "HIGGS", "vptq": "VPTQ",
     "spqr": "SpQR", "gguf": "GGUF", "auto-round": "AutoRound", "fp_quant": "FP-Quant", "quark": "Quark",
 }
@@ -125,6 +125,21 @@ def register_format(fmt: ProducerFormat) -> ProducerFormat:
     return fmt
 
 
+def register_method_format(name: str, *, precedence: int, model: Callable[[], type[BaseModel]],
+                           normalize: Callable[..., NormalizedConfig], schema: tuple[str, str]) -> ProducerFormat:
+    """Register a producer recognised by ``quant_method == name`` alone (GPTQ, AWQ): its section is validated
+    with ``model()`` (located errors), then ``normalize(parsed, file=, field=)``; ``schema`` is its layout
+    schema's ``(file, title)``."""
+    from quantresolve.formats.validation import validate_model
+
+    def normalize_section(section: dict[str, Any], *, file: str, field: str) -> NormalizedConfig:
+        return normalize(validate_model(model(), section, file=file, prefix=field), file=file, field=field)
+
+    return register_format(ProducerFormat(
+        name=name, precedence=precedence, detect=lambda section: section.get("quant_method") == name,
+        normalize=normalize_section, quant_methods=(name,), schemas=(LayoutSchema(*schema, model),)))
+
+
 def registered_formats() -> list[ProducerFormat]:
     """Every registered producer, in the order of :data:`~quantresolve.formats.algos.Producer`."""
     order = get_args(Producer)
@@ -137,7 +152,7 @@ def producer_format(name: str) -> ProducerFormat:
 
 
 def supported_names() -> str:
-    """``"modelopt, compressed-tensors, bitsandbytes"``: the registered producers, for messages."""
+    """``"modelopt, compressed-tensors, bitsandbytes, gptq, awq"``: the registered producers, for messages."""
     return ", ".join(f.name for f in registered_formats())
 
 
@@ -187,5 +202,6 @@ def normalize_section(data: Any, *, file: str, field: str) -> NormalizedConfig:
 
 
 __all__ = ["OUT_OF_SCOPE_METHODS", "LayoutSchema", "ProducerFormat", "Sidecar", "detect_producer",
-           "looks_like_section", "normalize_section", "producer_format", "register_format", "registered_formats",
+           "looks_like_section", "normalize_section", "producer_format", "register_format", "register_method_format",
+           "registered_formats",
            "supported_names"]

@@ -354,8 +354,10 @@ def test_pass_through_severities_match_the_registry():
     """The config loader stamps its own findings; the audit's registry is the one written reason."""
     from quantresolve.audit.codes import PASS_THROUGH
     from quantresolve.formats import normalize_modelopt, sidecar
+    from quantresolve.resolve import rules_awq
 
     stamped = {**normalize_modelopt.SEVERITIES, **sidecar.SEVERITIES,
-               "entry-dropped-by-mapper": "warning", "duplicate-after-mapping": "info"}
+               "entry-dropped-by-mapper": "warning", "duplicate-after-mapping": "info",
+               rules_awq.SUBSTRING_ONLY: rules_awq.SEVERITY}
     assert set(stamped) == PASS_THROUGH <= set(CODES)
     assert {c: CODES[c].severity for c in stamped} == stamped

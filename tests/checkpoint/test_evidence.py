@@ -97,7 +97,29 @@ CASES: dict[str, tuple[dict, dict]] = {
         {"weight": ("I8", (N, K)), "SCB": ("F32", (N,)), "weight_format": ("U8", ())},
         {"logical_shape": (N, K)},
     ),
+    "gptq-packed": (  # 3-bit, group 128, act-order: qweight [K·3/32, N], qzeros [G, N·3/32]
+        {
+            "qweight": ("I32", (K * 3 // 32, N)),
+            "qzeros": ("I32", (K // 128, N * 3 // 32)),
+            "scales": ("F16", (K // 128, N)),
+            "g_idx": ("I32", (K,)),
+        },
+        {"logical_shape": (N, K), "bits": 3, "group_size": 128, "groups_along_k": K // 128},
+    ),
+    "awq-packed": (  # GEMM: qweight [K, N/8] packed along N
+        {"qweight": ("I32", (K, N // 8)), "qzeros": ("I32", (K // 64, N // 8)), "scales": ("F16", (K // 64, N))},
+        {"logical_shape": (N, K), "bits": 4, "group_size": 64},
+    ),
 }
+
+
+def test_gptq_shapes_that_disagree_on_the_bit_width() -> None:
+    """qzeros say 8 bits, g_idx says 4: no bit width, and a note naming both tensors."""
+    spec = {"qweight": ("I32", (K // 8, N)), "qzeros": ("I32", (4, N // 4)), "scales": ("F16", (4, N)),
+            "g_idx": ("I32", (K,))}
+    evidence = classify_module(_module(spec))
+    assert evidence.kind == "gptq-packed" and evidence.bits is None and evidence.logical_shape is None
+    assert "qzeros" in evidence.notes[0] and "g_idx" in evidence.notes[0]
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))

@@ -34,6 +34,10 @@ class IntWeights:
     ``group`` = K for per-channel scales; ``dtype`` the dtype the producer subtracts and
     multiplies in (compressed-tensors: its scale's dtype; ModelOpt: float32) — the scale and
     zero point are exact in float32, so converting back loses nothing.
+    ``k_order`` (GPTQ act-order): the columns of ``q`` (and the groups of ``scale``) are the
+    input channels in this order — sorted by group at load, so that groups are contiguous —
+    and kernels take ``x[:, k_order]``; ``None`` is the natural order. :meth:`dense` always
+    returns the natural order.
     """
 
     q: torch.Tensor
@@ -42,13 +46,20 @@ class IntWeights:
     group: int
     bits: int
     dtype: torch.dtype = torch.float32
+    k_order: torch.Tensor | None = None
 
     def dense(self, k: int) -> torch.Tensor:
-        """``[N, k]`` in ``dtype``: ``(q − zero) · repeat(scale, group)`` — one multiply per element."""
+        """``[N, k]`` in ``dtype``: ``(q − zero) · repeat(scale, group)`` — one multiply per element —
+        with the columns put back in the natural input order when the view is in ``k_order``."""
         codes = self.q.to(self.dtype)
         if self.zero is not None:
             codes = codes - self.zero.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
-        return codes * self.scale.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
+        out = codes * self.scale.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
+        if self.k_order is None:
+            return out
+        natural = torch.empty_like(out)
+        natural[:, self.k_order.to(out.device)] = out
+        return natural
 
     def regroup(self, g: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """float32 scale and zero point ``[N, K/g]`` for a kernel group ``g`` dividing ``group``: each
