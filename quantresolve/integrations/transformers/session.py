@@ -111,6 +111,7 @@ class LoadSession:
 
     root: Path
     model: PreTrainedModel
+    inventory: Inventory
     choice: ProfileChoice
     resolver: Resolver
     plans: list[LayerPlan]
@@ -216,7 +217,7 @@ def prepare(root: Path, model: PreTrainedModel, given: Profile | None, *, qconfi
     if unconsumed:
         raise LoadError(f"{len(unconsumed)} checkpoint tensor(s) that nothing in the model consumes: "
                         f"{names_line(unconsumed)}", file=str(root))
-    return LoadSession(root, model, ProfileChoice(chosen, choice.reason), resolver, plans, installed, routes,
+    return LoadSession(root, model, inventory, ProfileChoice(chosen, choice.reason), resolver, plans, installed, routes,
                        ignored, tied, experts, moe)
 
 
