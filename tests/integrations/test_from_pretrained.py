@@ -166,6 +166,9 @@ def test_conflicting_configs_are_refused() -> None:
         from_pretrained(checkpoint_dir("ct-w4a16"), quantization_config=QuantresolveConfig())
     with pytest.raises(ConfigError, match="unknown option"):
         QuantresolveConfig(bits=4)
+    with pytest.raises(ConfigError, match="profile=") as cfg:  # routes planned without it: not silently ignored
+        from_pretrained(checkpoint_dir("ct-w4a16"), key_mapping={r"^model\.": "model."})
+    assert cfg.value.field == "key_mapping"
 
 
 @pytest.mark.parametrize("device_map", ["cuda", "auto", {"": "cuda:0"}, {"model": "cpu", "lm_head": "disk"}])

@@ -12,7 +12,9 @@ quantresolve's :mod:`.session` (the steps of ``load_quantized`` after the build)
    layers (:func:`~.inbox.open_inbox`). The quantization is read from the checkpoint's own files
    (``config.json``, ``hf_quant_config.json``), whatever config routed the load here;
 3. ``update_weight_conversions`` — the session's routes name every checkpoint key
-   (:class:`~.inbox.RouteRenaming`), in place of the model's own conversions;
+   (:class:`~.inbox.RouteRenaming`), in place of the model's own conversions (a ``key_mapping=``
+   passed to ``from_pretrained`` is refused: the routes were planned without it — a naming
+   profile says the same, ``QuantresolveConfig(profile=...)``);
 4. transformers' loader reads the tensors: dense ones into the model's parameters (cast as
    ``load_quantized`` casts them; ``get_new_dtype`` keeps the inbox's tensors as stored), the
    others through the inbox into :meth:`~.session.LoadSession.receive`, each layer finalized as
@@ -31,10 +33,11 @@ from typing import Any
 
 import torch
 from transformers import PreTrainedModel
+from transformers.conversion_mapping import get_model_conversion_mapping
 from transformers.quantizers.base import HfQuantizer
 from transformers.utils.quantization_config import QuantizationConfigMixin
 
-from quantresolve.errors import LoadError
+from quantresolve.errors import ConfigError, LoadError
 from quantresolve.formats.loader import CONFIG_FILE, load_config
 from quantresolve.integrations.transformers.hf_config import loading_options
 from quantresolve.integrations.transformers.inbox import (
@@ -104,6 +107,11 @@ class QuantresolveHfQuantizer(HfQuantizer):
         return model
 
     def update_weight_conversions(self, weight_conversions: list[Any], model: PreTrainedModel) -> list[Any]:
+        # The model's own conversions are what the session's profile was derived from; more than
+        # those means the caller passed key_mapping=, which the routes cannot honour after the fact.
+        if len(weight_conversions) > len(get_model_conversion_mapping(model)):
+            raise ConfigError("from_pretrained(key_mapping=...) is not applied by quantresolve's quantizer: name the "
+                              "checkpoint's layout with QuantresolveConfig(profile=...) instead", field="key_mapping")
         return [RouteRenaming(self.names)]
 
     def get_new_dtype(self, converter: Any, param: Any, dtype: torch.dtype | None) -> torch.dtype | None:
