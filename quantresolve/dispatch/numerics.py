@@ -128,19 +128,37 @@ def expand_blocks(scale: torch.Tensor, block: tuple[int, int], n: int, k: int) -
 E2M1_BOUNDS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)
 
 
+#: float dtype → (same-width integer dtype, exponent-field mask, the exponent's unit): reading a
+#: value's binade off its bit pattern.
+_EXPONENT_BITS = {
+    torch.float64: (torch.int64, 0x7FF0000000000000, 1 << 52),
+    torch.float32: (torch.int32, 0x7F800000, 1 << 23),
+    torch.bfloat16: (torch.int16, 0x7F80, 1 << 7),
+    torch.float16: (torch.int16, 0x7C00, 1 << 10),
+}
+
+
 def round_e2m1_half_even(x: torch.Tensor) -> torch.Tensor:
     """Nearest E2M1 value, a tie going to the even code (0.75 → 1, 1.25 → 1, 2.5 → 2, 5 → 4), saturating
     at ±6: NVIDIA's NVFP4 cast (ModelOpt ``NVFP4QTensor``) and compressed-tensors' ``cast_to_fp4``.
 
-        >>> round_e2m1_half_even(torch.tensor([0.25, 0.75, 1.25, 2.5, 5.0, -7.0])).tolist()
-        [0.0, 1.0, 1.0, 2.0, 4.0, -6.0]
+    Whole-tensor arithmetic, no table look-up: E2M1 has one mantissa bit, so its grid step is 0.5
+    below 2 (the subnormals and the binade [1, 2)) and half the binade's power of two above (1 in
+    [2, 4), 2 in [4, 6]); the step is read off the exponent bits of ``max(|x|, 1)``, and ``x / step``
+    rounded half to even (an exact power-of-two division) lands on the even code at every tie. A
+    result of zero keeps ``x``'s sign except for ``x = −0``, which gives +0 (as the sign test
+    ``x < 0`` of the code table does); ``±inf`` saturates and NaN gives +6, as the table did. In
+    ``x``'s dtype, ``x`` left alone.
+
+        >>> round_e2m1_half_even(torch.tensor([0.25, 0.75, 1.25, 2.5, 5.0, -7.0, -0.1, -0.0])).tolist()
+        [0.0, 1.0, 1.0, 2.0, 4.0, -6.0, -0.0, 0.0]
     """
-    mags = torch.tensor(E2M1_MAGNITUDES, dtype=x.dtype, device=x.device)
-    bounds = torch.tensor(E2M1_BOUNDS, dtype=x.dtype, device=x.device)
-    a = x.abs()
-    idx = torch.bucketize(a, bounds)  # ties go down here ...
-    odd_tie = (a.unsqueeze(-1) == bounds[1::2]).any(-1)  # ... except at 0.75, 1.75, 3.5, whose even side is up
-    return torch.where(x < 0, -mags[idx + odd_tie.long()], mags[idx + odd_tie.long()])
+    int_dtype, mask, unit = _EXPONENT_BITS[x.dtype]
+    t = torch.nan_to_num(x, nan=E2M1_MAX)  # a fresh tensor to round in place; NaN as the table had it
+    t.clamp_(-E2M1_MAX, E2M1_MAX).add_(0.0)  # −0 + 0 is +0
+    # 2^(floor(log2(max(|t|, 1))) − 1): the exponent field of max(|t|, 1), less one
+    step = t.abs().clamp_(min=1.0).view(int_dtype).bitwise_and_(mask).sub_(unit).view(x.dtype)
+    return t.div_(step).round_().mul_(step)
 
 
 def round_e2m1_ties_down(x: torch.Tensor) -> torch.Tensor:
