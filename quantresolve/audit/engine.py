@@ -15,7 +15,7 @@ Steps (each a small pure function elsewhere in this package):
 
 Refused up front (a :class:`~quantresolve.errors.QuantResolveError`, exit 2 in the
 CLI): no quantization config, a config outside scope, a hostile or unreadable
-checkpoint, and tensor layouts with no per-module structure (GPT-OSS fused experts)::
+checkpoint::
 
     >>> report = audit_checkpoint("fixtures/checkpoints/modelopt-mixed")  # doctest: +SKIP
     >>> report.coverage["by_algo"]["NVFP4"]["modules"]                    # doctest: +SKIP
@@ -47,7 +47,7 @@ from quantresolve.checkpoint import (
     packed_logical_shape,
     read_checkpoint,
 )
-from quantresolve.errors import CheckpointError, ResolutionError
+from quantresolve.errors import ResolutionError
 from quantresolve.formats.normalized import Finding, NormalizedConfig
 from quantresolve.formats.scheme import QuantScheme
 from quantresolve.naming.profiles import Profile, load_profile, profile_for_config_dir
@@ -69,17 +69,10 @@ def choose_profile(path: Path, profile: str | os.PathLike[str] | Profile | None)
     return profile_for_config_dir(_root(path))
 
 
-def _refuse_unsupported(inventory: Inventory) -> None:
-    if inventory.unsupported:
-        first = inventory.unsupported[0]
-        reason = inventory.modules[first].reason
-        more = f" (and {len(inventory.unsupported) - 1} more)" if len(inventory.unsupported) > 1 else ""
-        raise CheckpointError(f"tensor {first!r}{more}: unsupported layout: {reason}; nothing to audit per module",
-                              file=str(inventory.root))
-
-
 def _params(evidence: Evidence, module: Module, scheme: QuantScheme | None) -> int:
     """Logical parameter count of a module's weight (0 when unknown or weightless)."""
+    if evidence.param_count is not None:
+        return evidence.param_count
     if evidence.kind == "int4-packed":
         bits = scheme.weights.num_bits if scheme is not None and scheme.weights is not None else None
         shape = packed_logical_shape(evidence, bits) if bits else None
@@ -222,7 +215,6 @@ def _audit_checkpoint(path: Path, profile: str | os.PathLike[str] | Profile | No
     chosen = choose_profile(path, profile)
     catalog = read_checkpoint(path, on_shard=on_shard)
     inventory = build_inventory(catalog)
-    _refuse_unsupported(inventory)
     evidence = classify_inventory(inventory)
     return audit_inventory(config, inventory, evidence, chosen, checkpoint=str(path),
                            shards=len(catalog.shards), catalog_warnings=catalog.warnings)

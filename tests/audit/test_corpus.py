@@ -1,7 +1,7 @@
 """Every corpus folder with an index file audits without crashing (index-only: reduced evidence).
 
-Folders without a quantization config, or with one outside quantresolve's scope
-(gpt-oss ``mxfp4``), are refused with exit 2 and one line.
+Folders without a quantization config, or with one outside quantresolve's scope, are refused with
+exit 2 and one line.
 """
 
 from __future__ import annotations
@@ -60,9 +60,20 @@ def test_molmo_skip_list_is_component_exact(cli):
     assert not {"dead-exclude"} & result.codes()
 
 
-def test_gpt_oss_refused(cli):
-    result = cli("audit", _corpus("openai__gpt-oss-20b__EchoCog"))
-    assert result.rc == 2 and "mxfp4" in result.err and len(result.err.strip().splitlines()) == 1
+def test_gpt_oss_mxfp4_experts_and_skip_globs(cli):
+    """gpt-oss-20b's index: each layer's fused experts are one MXFP4 MoE unit; attention, routers, the
+    embedding and the head are skipped by the config's globs and names, each naming its entry."""
+    result = cli("audit", _corpus("openai__gpt-oss-20b__EchoCog"), "--format", "json")
+    assert result.rc == 0, result.err
+    report = result.json()
+    assert (report["producer"], report["quant_algo"]) == ("mxfp4", "MXFP4A16")
+    modules = {m["name"]: m for m in report["modules"]}
+    experts = [m for n, m in modules.items() if n.endswith(".mlp.experts")]
+    assert len(experts) == 24 and all((m["kind"], m["algo"]) == ("moe", "MXFP4A16") for m in experts)
+    assert modules["model.layers.7.self_attn.q_proj"]["source"]["original"] == "model.layers.*.self_attn"
+    assert modules["model.layers.7.mlp.router"]["source"]["original"] == "model.layers.*.mlp.router"
+    assert (modules["lm_head"]["rule"], modules["model.embed_tokens"]["rule"]) == ("excluded", "excluded")
+    assert not {"dead-exclude", "unknown-tensor-format"} & result.codes()
 
 
 def test_unquantized_checkpoint_refused(cli):

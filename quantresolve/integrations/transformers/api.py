@@ -105,11 +105,7 @@ def _inventory(root: Path) -> Inventory:
     # checkpoint's own stacks, the tensors' bytes against the memory available now.
     check_layer_counts(read_config_json(root), stack_depth(catalog.tensors))
     check_fits_in_memory(catalog.total_bytes, what="the checkpoint's tensors", field=None, file=str(root))
-    inventory = build_inventory(catalog)
-    if inventory.unsupported:
-        first = inventory.unsupported[0]
-        raise LoadError(f"no per-module layout: {inventory.modules[first].reason}", field=first)
-    return inventory
+    return build_inventory(catalog)
 
 
 def _load_tensors(root: Path, inventory: Inventory, profile: Profile, installed: Installed,
