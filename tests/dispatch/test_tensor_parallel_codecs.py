@@ -43,7 +43,9 @@ def _schemes() -> dict[str, QuantScheme]:
                               "W4A16_AWQ", "W4A8_AWQ", "W8A16", "W8A8_SQ_PER_CHANNEL", "MXFP4", "MXFP8"]}
     bnb = {"bnb-nf4": bnb_scheme("BNB_NF4"), "bnb-nf4-dq": bnb_scheme("BNB_NF4", double_quant=True),
            "bnb-fp4": bnb_scheme("BNB_FP4"), "bnb-int8": bnb_scheme("BNB_INT8")}
-    return ct | modelopt | bnb
+    hf = {f"fp8-{label}": scheme_from_label(label, "fp8") for label in ["FP8_BLOCK", "FP8", "FP8_DYNAMIC"]}
+    hf |= {"mxfp4-MXFP4A16": scheme_from_label("MXFP4A16", "mxfp4")}
+    return ct | modelopt | bnb | hf
 
 
 SCHEMES = _schemes()
@@ -83,7 +85,7 @@ def _tensor(scheme: QuantScheme, suffix: str, spec: TensorSpec, n: int, k: int, 
     if suffix.startswith("weight.quant_state."):
         return _bnb_state(n, k, g)
     shape = tuple(spec.shape or ())
-    if suffix == "weight_scale" and spec.dtype == "uint8":  # E8M0: 2^-17 .. 2^12
+    if suffix in ("weight_scale", "scales") and spec.dtype == "uint8":  # E8M0: 2^-17 .. 2^12
         return torch.randint(110, 140, shape, dtype=torch.uint8, generator=g)
     if suffix == "weight_scale" and spec.dtype == "float8_e4m3fn":
         return (torch.rand(shape, generator=g) * 8 + 0.05).to(torch.float8_e4m3fn)

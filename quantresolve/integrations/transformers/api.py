@@ -66,6 +66,7 @@ from quantresolve.integrations.transformers.config import (
 )
 from quantresolve.integrations.transformers.expert_containers import (
     resolve_experts,
+    stacked_targets,
     unfuse_experts,
     with_expert_containers,
 )
@@ -207,6 +208,7 @@ def load_quantized(checkpoint_dir: str | Path, profile: str | Path | Profile | N
     present = {m for n in inventory.modules if (m := chosen.mapper.map_name(n)) is not None}
     check_tied_layers(tied, plans, present)
     installed = install(model, plans, attention, backend=backend, deny=tuple(deny), dtype=cdtype, device=device)
+    installed.targets.update(stacked_targets(experts, installed.targets))  # gpt-oss: experts stacked per projection
     dropped, ignored, completion = _load_tensors(root, inventory, chosen, installed, device, model)
     tie_parameters(tied, installed.targets, dict(model.named_parameters(remove_duplicate=False)))
     _check_filled(model, installed, completion)
