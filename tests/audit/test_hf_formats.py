@@ -3,8 +3,18 @@ each triggered by one edit of a fixture."""
 
 from __future__ import annotations
 
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
 from ..conftest import checkpoint_dir
 from .conftest import copy_fixture, edit_tensors
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO.parent / "shared" / "corpus"
+BENCHMARK = REPO / "benchmarks" / "audit_scale_data.py"
 
 
 def _findings(result, code: str) -> list[dict]:
@@ -113,3 +123,47 @@ def test_mxfp4_quantized_tensors_where_a_glob_skips(tmp_path, cli):
     result = cli("audit", ckpt, "--format", "json")
     (hit,) = _findings(result, "config-unquantized-tensors-quantized")
     assert hit["members"] == [name] and result.rc == 1
+
+
+def _deepseek_v3_fp8(root, config: dict) -> None:
+    """DeepSeek-V3's HF FP8 layout over sparse files (the benchmark's writer): every layer, 4 routed experts;
+    each linear E4M3 with a ``weight_scale_inv`` grid of ``ceil(N/128) x ceil(K/128)``, the head bf16."""
+    bench = runpy.run_path(str(BENCHMARK))
+    cfg = {**config, "n_routed_experts": 4, "num_nextn_predict_layers": 0}
+    h, vocab = cfg["hidden_size"], cfg["vocab_size"]
+    tensors = [("model.embed_tokens.weight", "BF16", [vocab, h]), ("model.norm.weight", "BF16", [h]),
+               ("lm_head.weight", "BF16", [vocab, h])]
+    for layer in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{layer}"
+        tensors += [(f"{p}.input_layernorm.weight", "BF16", [h]), (f"{p}.post_attention_layernorm.weight", "BF16", [h]),
+                    (f"{p}.self_attn.q_a_layernorm.weight", "BF16", [cfg["q_lora_rank"]]),
+                    (f"{p}.self_attn.kv_a_layernorm.weight", "BF16", [cfg["kv_lora_rank"]])]
+        if layer >= cfg["first_k_dense_replace"]:
+            tensors += [(f"{p}.mlp.gate.weight", "BF16", [4, h]), (f"{p}.mlp.gate.e_score_correction_bias", "F32", [4])]
+        for module, n, k in bench["_linears"](layer, cfg):
+            tensors += [(f"{module}.weight", "F8_E4M3", [n, k]),
+                        (f"{module}.weight_scale_inv", "F32", [-(-n // 128), -(-k // 128)])]
+    bench["_write_shard"](root / "model.safetensors", tensors)
+    (root / "config.json").write_text(json.dumps(config))
+
+
+def test_deepseek_v3_fp8_layout_audits_clean(tmp_path, cli):
+    """DeepSeek-V3's real config over its tensor layout: kv_a_proj_with_mqa [576, 7168] has a 5x56 grid
+    (a partial block row, which transformers' loader refuses) and the head is left to the producer default;
+    the 58 routers (layers 3..60) are reported as an info, as for the NVFP4 DeepSeek layout."""
+    source = CORPUS / "deepseek-ai__DeepSeek-V3" / "config.json"
+    if not source.is_file():
+        pytest.skip("corpus folder deepseek-ai__DeepSeek-V3 absent")
+    _deepseek_v3_fp8(tmp_path, json.loads(source.read_text()))
+    result = cli("audit", tmp_path, "--format", "json")
+    assert result.rc == 0, result.err
+    report = result.json()
+    assert (report["producer"], report["quant_algo"]) == ("fp8", "FP8_BLOCK")
+    # the routers are not linears: FP8 by the config (no skip list), built unquantized, stored bf16 — info only
+    ((code, severity, count),) = [(f["code"], f["severity"], f["count"]) for f in report["findings"]]
+    assert (code, severity, count) == ("config-quantized-model-unquantized", "info", 58)
+    qkv_a = _module(result, "model.layers.0.self_attn.fused_qkv_a_proj")  # q_a_proj + kv_a_proj_with_mqa
+    assert (qkv_a["algo"], qkv_a["grouping"], qkv_a["evidence"]["scale_params"]) == (
+        "FP8_BLOCK", "fused", ["weight_scale_inv"])
+    assert "model.layers.0.self_attn.kv_a_proj_with_mqa" in qkv_a["checkpoint_names"]
+    assert _module(result, "lm_head")["rule"] == "producer-default-skip"
