@@ -159,10 +159,11 @@ def test_greedy_generation(name: str) -> None:
     check_greedy(generated, expected, ref["greedy_logits"], prompt.shape[1], tie)
 
 
-@pytest.mark.parametrize(("name", "algo"), [("fp8-qwen3-moe-block", "fp8 FP8_BLOCK"),
+@pytest.mark.parametrize(("name", "algo"), [("fp8-block", "fp8 FP8_BLOCK"), ("fp8-autofp8-static", "fp8 FP8"),
+                                            ("fp8-qwen3-moe-block", "fp8 FP8_BLOCK"),
                                             ("mxfp4-gpt-oss", "mxfp4 MXFP4A16")])
 def test_run_generates_without_a_profile(name: str, algo: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """``quantresolve run`` on the tiny MoE checkpoints, no ``--profile``: the reference's greedy tokens."""
+    """``quantresolve run``, no ``--profile``: the reference's greedy tokens (Llama, Qwen3-MoE, gpt-oss)."""
     ref = reference(name)
     prompt = ref["input_ids"][0].tolist()
     new = ref["greedy_ids"].shape[1] - len(prompt)
@@ -174,4 +175,4 @@ def test_run_generates_without_a_profile(name: str, algo: str, capsys: pytest.Ca
     assert report["generated_ids"] == ref["greedy_ids"][0, len(prompt):].tolist()
     assert f"{report['producer']} {report['quant_algo']}" == algo
     assert report["profile"].startswith("transformers:")
-    assert sum(n for label, n in report["counts"].items() if label.startswith(algo.split()[1])) >= 16
+    assert sum(n for label, n in report["counts"].items() if label.startswith(f"{algo.split()[1]} /")) >= 14
