@@ -123,3 +123,16 @@ def test_mxfp4_skipped_experts_say_vllm_ignores_the_list() -> None:
     assert _answer(r, "model.layers.0.mlp.experts", "moe") == ("MXFP4A16", "default", None)
     (finding,) = r.findings
     assert "vLLM ignores modules_to_not_convert" in finding.message
+
+
+def test_mxfp4_glob_survives_a_prefix_mapper() -> None:
+    """Under a mapper that moves ``model.`` to ``model.language_model.``, the glob still matches in checkpoint
+    space (the mapped prefix's preimage), is never rewritten, and exact entries are mapped."""
+    from quantresolve.naming.mapper import WeightsMapper
+
+    cfg = load_config({"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "lm_head"]})
+    r = Resolver(cfg, mapper=WeightsMapper(orig_to_new_prefix={"model.": "model.language_model."}))
+    res = r.resolve("model.language_model.layers.3.self_attn.q_proj")
+    assert (res.rule, res.source.original if res.source else None) == ("excluded", "model.layers.*.self_attn")
+    assert res.source is not None and res.source.mapped is None
+    assert _answer(r, "model.language_model.layers.3.mlp.experts", "moe") == ("MXFP4A16", "default", None)
