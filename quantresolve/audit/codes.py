@@ -72,6 +72,11 @@ _TABLE: tuple[tuple[str, Severity, str, str], ...] = (
      "the number of weight-scale groups along K contradicts the scheme's group size",
      "the linear method allocates K / group_size scale columns: the checkpoint's scales do not fit, or "
      "are applied to the wrong groups"),
+    ("scale-grid-mismatch", "error",
+     "an FP8 weight scale's shape contradicts the scheme's granularity (a ceil(N/bn) x ceil(K/bk) block grid, "
+     "one scalar per tensor)",
+     "the linear method allocates the scale in the scheme's shape: loading fails, or blocks get another block's "
+     "scale (transformers 5.23 infers the block from the grid and silently mis-scales 192- or 200-row weights)"),
     ("unknown-tensor-format", "warning",
      "no recogniser accepts the module's tensors: the format cannot be checked",
      "the audit cannot tell whether it loads right (an unexpected dtype or suffix); a person should look"),
@@ -164,6 +169,12 @@ _TABLE: tuple[tuple[str, Severity, str, str], ...] = (
     ("files-disagree-producer-version", "info",
      "the two ModelOpt files name different producer versions",
      "no effect on loading; every real difference between the files is reported on its own"),
+    ("engines-disagree", "warning",
+     "transformers and vLLM would load this module (or read this config field) differently; the finding says "
+     "which does what and which answer quantresolve gives",
+     "the weights load as the config says in at least one engine, but not in every one (e.g. vLLM matches HF FP8 "
+     "skip entries exactly and ignores gpt-oss' skip list; transformers also skips a module whose name ends with "
+     "an entry, and raises on an entry that is not a regular expression); a person should check the engine in use"),
     # --- the resolver's name mapping (quantresolve.resolve) -----------------------------------------
     ("entry-dropped-by-mapper", "warning", "the profile's mapper drops a config entry's name",
      "the entry cannot apply in the engine; if it named a real module, that module gets another scheme"),
@@ -184,7 +195,7 @@ CODES: dict[str, FindingCode] = {c: FindingCode(c, s, m, r) for c, s, m, r in _T
 PASS_THROUGH = frozenset({
     "stale-sidecar-config", "stale-sidecar-scheme-mismatch", "base-format-fp8", "files-disagree-algo",
     "files-disagree-group-size", "files-disagree-layers", "files-disagree-kv", "files-disagree-exclude",
-    "files-disagree-producer-version", "entry-dropped-by-mapper", "duplicate-after-mapping", "exclude-substring-only",
+    "files-disagree-producer-version", "entry-dropped-by-mapper", "duplicate-after-mapping", "exclude-substring-only", "engines-disagree",
 })
 
 #: Resolver exception class name → finding code.

@@ -21,8 +21,7 @@ from its shapes when the caller passes a :data:`~quantresolve.checkpoint.shapes.
 (the CLI passes transformers' meta-device build; this layer imports no torch).
 
 Refused up front (a :class:`~quantresolve.errors.QuantResolveError`, exit 2 in the
-CLI): a config outside scope, a hostile or unreadable checkpoint, and tensor layouts
-with no per-module structure (GPT-OSS fused experts)::
+CLI): a config outside scope, a hostile or unreadable checkpoint::
 
     >>> report = audit_checkpoint("fixtures/checkpoints/modelopt-mixed")  # doctest: +SKIP
     >>> report.coverage["by_algo"]["NVFP4"]["modules"]                    # doctest: +SKIP
@@ -58,7 +57,6 @@ from quantresolve.checkpoint import (
 from quantresolve.checkpoint.evidence import classify_config_only
 from quantresolve.checkpoint.shapes import ModelShapes, ShapeProvider, ShapesUnavailable
 from quantresolve.errors import (
-    CheckpointError,
     NoQuantizationConfigError,
     NoTensorFilesError,
     ResolutionError,
@@ -82,15 +80,6 @@ def choose_profile(path: Path, profile: str | os.PathLike[str] | Profile | None)
     if profile is not None:
         return load_profile(profile if isinstance(profile, Profile) else str(profile))
     return profile_for_config_dir(_root(path))
-
-
-def _refuse_unsupported(inventory: Inventory) -> None:
-    if inventory.unsupported:
-        first = inventory.unsupported[0]
-        reason = inventory.modules[first].reason
-        more = f" (and {len(inventory.unsupported) - 1} more)" if len(inventory.unsupported) > 1 else ""
-        raise CheckpointError(f"tensor {first!r}{more}: unsupported layout: {reason}; nothing to audit per module",
-                              file=str(inventory.root))
 
 
 def _evidence_summary(parts: list[Evidence], shapes: str | None) -> dict[str, Any]:
@@ -264,7 +253,6 @@ def _audit_checkpoint(where: Location, profile: str | os.PathLike[str] | Profile
         level = "config-only"
         catalog = shapes.catalog(_root(path)) if shapes is not None else CheckpointCatalog(_root(path), {}, False, ())
     inventory = build_inventory(catalog)
-    _refuse_unsupported(inventory)
     evidence = classify_config_only(inventory) if level == "config-only" else classify_inventory(inventory)
     return audit_inventory(config, inventory, evidence, chosen, checkpoint=where.display,
                            shards=len(catalog.shards), catalog_warnings=catalog.warnings,

@@ -33,6 +33,8 @@ SHAPES_FROM_CONFIG = "config"
 
 def header_params(evidence: Evidence, module: Module, scheme: QuantScheme | None) -> int:
     """Logical parameter count of a module's weight from its headers (0 when unknown or weightless)."""
+    if evidence.param_count is not None:
+        return evidence.param_count
     if evidence.kind == "int4-packed":
         bits = scheme.weights.num_bits if scheme is not None and scheme.weights is not None else None
         shape = packed_logical_shape(evidence, bits) if bits else None
@@ -70,10 +72,19 @@ class Sizer:
         if self.params is None:
             return 0, 0, None
         spec = self.params.get(name)
+        if evidence.fused_experts:  # one checkpoint module for the experts transformers' model builds one by one
+            parts = [spec or {}] + [p for child, p in self.params.items() if child.startswith(name + ".")]
+            if any("weight" in p for p in parts):
+                return *map(sum, zip(*(self._spec_size(p, scheme) for p in parts), strict=True)), SHAPES_FROM_CONFIG
         if spec is None:
             if evidence.kind != "no-weight":
                 self.unsized.append(name)
             return 0, 0, None
+        return *self._spec_size(spec, scheme), SHAPES_FROM_CONFIG
+
+    @staticmethod
+    def _spec_size(spec: dict[str, tuple[str, tuple[int, ...]]], scheme: QuantScheme | None) -> tuple[int, int]:
+        """``(params, bytes)`` of one module's parameters: its weight at the scheme's width, the rest dense."""
         params = nbytes = 0
         for param, (dtype, shape) in spec.items():
             if param == "weight":
@@ -83,7 +94,7 @@ class Sizer:
                 nbytes += weight_bytes(scheme, shape, dense_bits=DTYPE_BITS[dtype])
             else:
                 nbytes += dense_bytes(dtype, shape)
-        return params, nbytes, SHAPES_FROM_CONFIG
+        return params, nbytes
 
 
 __all__ = ["SHAPES_FROM_CONFIG", "SHAPES_FROM_HEADERS", "Sizer", "header_params"]

@@ -33,7 +33,7 @@ from ..util.gcpause import gc_paused
 from .catalog import TensorInfo
 from .dtypes import E8M0_DTYPES, FLOAT_DTYPES, FP8_DTYPES
 from .inventory import Inventory, Module
-from .suffixes import ROLE_OF
+from .suffixes import FUSED_EXPERT_PROJECTIONS, ROLE_OF
 
 EvidenceKind = Literal[
     "dense",
@@ -68,7 +68,10 @@ class Evidence:
     ``"config-only"`` (names and shapes of the model ``config.json`` describes; no tensor read).
     ``kind="no-weight"`` marks modules holding no weight at all (KV-cache scale
     holders, Mamba ``A_log``/``D``); ``"unknown"`` means tensors present but no
-    recogniser accepted them (see ``notes``).
+    recogniser accepted them (see ``notes``). ``scale_shape`` is the weight scale's shape
+    (``weight_scale`` or HF FP8's ``weight_scale_inv``). ``fused_experts`` marks an experts module
+    storing every expert in fused tensors (gpt-oss); its ``param_count`` is the logical number of
+    weights of all its projections (``logical_shape`` stays unset: there are several matrices).
     """
 
     kind: EvidenceKind
@@ -84,6 +87,9 @@ class Evidence:
     notes: tuple[str, ...] = ()
     #: Code width the packed shapes determine (GPTQ / AWQ ``qweight`` with ``qzeros`` / ``g_idx``).
     bits: int | None = None
+    scale_shape: tuple[int, ...] | None = None
+    fused_experts: bool = False
+    param_count: int | None = None
 
 
 Params = Mapping[str, TensorInfo]
@@ -124,13 +130,21 @@ def _groups(
     return k // scale[1], scale[1]
 
 
+def _scale_key(params: Params) -> str:
+    """The weight scale's parameter: ``weight_scale``, or HF FP8's ``weight_scale_inv`` (a multiplier)."""
+    return "weight_scale" if "weight_scale" in params or "weight_scale_inv" not in params else "weight_scale_inv"
+
+
+#: Parameters that are a static input (activation) scale.
+_INPUT_SCALES = ("input_scale", "input_global_scale", "activation_scale")
+
+
 def _base(
     kind: EvidenceKind, params: Params, weight_key: str, logical: tuple[int, int] | None, **kw
 ) -> Evidence:
     rows = kw.pop("rows", logical[0] if logical else None)
-    group_size, groups = _groups(
-        logical[1] if logical else None, _shape(params, "weight_scale"), rows
-    )
+    scale = _shape(params, _scale_key(params))
+    group_size, groups = _groups(logical[1] if logical else None, scale, rows)
     return Evidence(
         kind=kind,
         weight_dtype=_dtype(params, weight_key),
@@ -141,8 +155,9 @@ def _base(
         ),
         group_size=kw.pop("group_size", group_size),
         groups_along_k=kw.pop("groups_along_k", groups),
-        has_input_scale=any(p in params for p in ("input_scale", "input_global_scale")),
+        has_input_scale=any(p in params for p in _INPUT_SCALES),
         has_kv_scales="k_scale" in params or "v_scale" in params,
+        scale_shape=scale,
         **kw,
     )
 
@@ -314,13 +329,14 @@ def recognise_mxfp8(p: Params) -> Evidence | None:
 
 
 def recognise_fp8(p: Params) -> Evidence | None:
-    """FP8 (ModelOpt FP8/FP8_PC_PT/FP8_PB, CT float-quantized): ``weight`` F8_E4M3 ``[N, K]`` +
-    float ``weight_scale`` ``[]``/``[1]`` (tensor), ``[N]``/``[N,1]`` (channel) or
-    ``[ceil(N/128), ceil(K/128)]`` (block); ``input_scale`` when static."""
+    """FP8 (ModelOpt FP8/FP8_PC_PT/FP8_PB, CT float-quantized, HF fine-grained FP8): ``weight`` F8_E4M3
+    ``[N, K]`` + float ``weight_scale`` (HF: ``weight_scale_inv``, the multiplier despite its name)
+    ``[]``/``[1]`` (tensor), ``[N]``/``[N,1]`` (channel) or ``[ceil(N/128), ceil(K/128)]`` (block);
+    ``input_scale`` (HF: ``activation_scale``) when static."""
     if _dtype(p, "weight") not in FP8_DTYPES:
         return None
     logical = _matrix(_shape(p, "weight"))
-    scale = _shape(p, "weight_scale")
+    scale = _shape(p, _scale_key(p))
     if scale is None:
         return _base("fp8", p, "weight", logical, notes=("no weight_scale",))
     numel = 1
@@ -340,6 +356,55 @@ def recognise_fp8(p: Params) -> Evidence | None:
     else:
         granularity = f"scale shape {list(scale)}"
     return _base("fp8", p, "weight", logical, notes=(f"weight scale granularity: {granularity}",))
+
+
+def _fused_projections(p: Params) -> list[str]:
+    return [proj for proj in FUSED_EXPERT_PROJECTIONS if proj in p or f"{proj}_blocks" in p]
+
+
+def _blocks_problem(p: Params, proj: str) -> str | None:
+    """Why ``<proj>_blocks`` / ``<proj>_scales`` are not gpt-oss MXFP4 (``None``: they are)."""
+    blocks, scales = _shape(p, f"{proj}_blocks"), _shape(p, f"{proj}_scales")
+    if _dtype(p, f"{proj}_blocks") != "U8" or blocks is None or len(blocks) != 4 or blocks[3] != 16:
+        return (f"{proj}_blocks {_dtype(p, f'{proj}_blocks')} {list(blocks or ())}: expected U8 "
+                "[experts, rows, K/32, 16] (32 E2M1 values per 16 bytes)")
+    if _dtype(p, f"{proj}_scales") not in E8M0_DTYPES or scales != blocks[:3]:
+        return (f"{proj}_scales {_dtype(p, f'{proj}_scales')} {list(scales or ())}: expected U8 (E8M0) "
+                f"{list(blocks[:3])}, one scale per 32 values of {proj}_blocks")
+    return None
+
+
+def recognise_fused_experts(p: Params) -> Evidence | None:
+    """gpt-oss fused experts, on the experts module itself: ``<proj>_blocks`` U8 ``[E, N, K/32, 16]`` (two
+    E2M1 values per byte, low nibble first) + ``<proj>_scales`` U8 (E8M0) ``[E, N, K/32]`` (+ ``<proj>_bias``
+    ``[E, N]``) for ``gate_up_proj`` and ``down_proj``; unquantized, float ``<proj>`` ``[E, K, N]`` (+ bias)."""
+    projections = _fused_projections(p)
+    if not projections:
+        return None
+    quantized = [proj for proj in projections if f"{proj}_blocks" in p]
+    scales = tuple(f"{proj}_scales" for proj in quantized if f"{proj}_scales" in p)
+    if quantized and len(quantized) != len(projections):
+        return Evidence("unknown", fused_experts=True, scale_params=scales,
+                        notes=(f"fused experts mix MXFP4 ({', '.join(quantized)}) and unquantized "
+                               f"({', '.join(sorted(set(projections) - set(quantized)))}) projections",))
+    if not quantized:
+        shapes = [_shape(p, proj) or () for proj in projections]
+        dtypes = {_dtype(p, proj) for proj in projections}
+        if len(dtypes) != 1 or not dtypes <= FLOAT_DTYPES or any(len(s) != 3 for s in shapes):
+            return None
+        count = sum(s[0] * s[1] * s[2] for s in shapes)
+        return Evidence("dense", weight_dtype=dtypes.pop(), weight_shape=tuple(shapes[0]), fused_experts=True,
+                        param_count=count, notes=(f"{shapes[0][0]} experts in fused tensors",))
+    problems = [msg for proj in quantized if (msg := _blocks_problem(p, proj)) is not None]
+    if problems:
+        return Evidence("unknown", weight_dtype=_dtype(p, f"{quantized[0]}_blocks"), fused_experts=True,
+                        scale_params=scales, notes=tuple(problems))
+    blocks = [_shape(p, f"{proj}_blocks") or () for proj in quantized]
+    groups = {b[2] for b in blocks}
+    return Evidence("mxfp4", weight_dtype="U8", weight_shape=tuple(blocks[0]), scale_params=scales,
+                    group_size=32, groups_along_k=groups.pop() if len(groups) == 1 else None, fused_experts=True,
+                    param_count=sum(b[0] * b[1] * b[2] * 32 for b in blocks),
+                    notes=(f"{blocks[0][0]} experts in fused tensors",))
 
 
 def recognise_int8(p: Params) -> Evidence | None:
@@ -362,6 +427,7 @@ RECOGNISERS: tuple[RecogniserEntry, ...] = tuple(
     for kind, fn in (
         ("gptq-packed", recognise_gptq),
         ("awq-packed", recognise_awq),
+        ("mxfp4", recognise_fused_experts),
         ("bnb-4bit", recognise_bnb_4bit),
         ("bnb-int8", recognise_bnb_int8),
         ("int4-packed", recognise_ct_int_packed),
@@ -406,6 +472,10 @@ NAME_SIGNATURES: tuple[tuple[EvidenceKind, frozenset[str], frozenset[str]], ...]
 
 def _classify_names(module: Module) -> Evidence:
     names = module.params.keys()
+    if module.layout == "fused-experts":
+        quantized = any(k.endswith("_blocks") for k in names)
+        return Evidence("mxfp4" if quantized else "dense", confidence="names-only", fused_experts=True,
+                        scale_params=tuple(k for k in names if k.endswith("_scales")))
     if any(k.startswith("weight.quant_state.") for k in names):
         return _base("bnb-4bit", module.params, "weight", None, confidence="names-only")
     for kind, required, forbidden in NAME_SIGNATURES:
@@ -442,7 +512,6 @@ def classify_inventory(inventory: Inventory) -> dict[str, Evidence]:
         for name, module in inventory.modules.items():
             key = (
                 module.layout,
-                module.reason,
                 *[(p, i.dtype, i.shape) for p, i in module.params.items()],
             )
             evidence = memo.get(key)
@@ -489,15 +558,6 @@ def classify_config_only(inventory: Inventory) -> dict[str, Evidence]:
 def classify_module(module: Module) -> Evidence:
     """Classify one module from its tensors (headers) or, without headers, from names only."""
     params = module.params
-    if module.layout == "unsupported":
-        only = params.get("")
-        return Evidence(
-            "unknown",
-            weight_dtype=None if only is None else only.dtype,
-            weight_shape=None if only is None else only.shape,
-            confidence="headers" if only is not None and only.dtype is not None else "names-only",
-            notes=(f"unsupported layout: {module.reason}",),
-        )
     if any(info.dtype is None for info in params.values()):
         return _classify_names(module)
     for entry in RECOGNISERS:

@@ -17,7 +17,7 @@ nothing then tells whose tensors these are.
 
 Which producer wrote a ``quantization_config`` dict, and how it is normalized, is the producer
 registry's answer (:mod:`quantresolve.formats.registry`); this module names no producer. Formats
-outside scope (HF ``fp8``, ``mxfp4`` of gpt-oss, GPTQ, AWQ, ...) are refused with
+outside scope (GPTQ, AWQ, HQQ, ...) are refused with
 :class:`~quantresolve.errors.UnsupportedFormatError`.
 
     >>> cfg = load_config({"quant_method": "bitsandbytes", "load_in_4bit": True,

@@ -1,8 +1,8 @@
 """Every corpus folder with an index file audits without crashing (index-only: reduced evidence).
 
-Folders with a quantization config outside quantresolve's scope (gpt-oss ``mxfp4``) are refused
-with exit 2 and one line; a folder without any quantization config is a dense model (exit 0).
-Every folder, with or without index, is in ``test_every_model.py`` (and their finding counts in ``test_expected_findings.py``).
+Every folder with a quantization config quantresolve reads audits; a folder without any quantization
+config is a dense model (exit 0). Every folder, with or without index, is in ``test_every_model.py``
+(and their finding counts in ``test_expected_findings.py``).
 """
 
 from __future__ import annotations
@@ -56,9 +56,20 @@ def test_molmo_skip_list_is_component_exact(corpus_audit: CorpusAudits):
     assert not {"dead-exclude"} & result.codes()
 
 
-def test_gpt_oss_refused(corpus_audit: CorpusAudits):
+def test_gpt_oss_mxfp4_experts_and_skip_globs(corpus_audit: CorpusAudits):
+    """gpt-oss-20b's index: each layer's fused experts are one MXFP4 MoE unit; attention, routers, the
+    embedding and the head are skipped by the config's globs and names, each naming its entry."""
     result = corpus_audit("openai__gpt-oss-20b__EchoCog")
-    assert result.rc == 2 and "mxfp4" in result.err and len(result.err.strip().splitlines()) == 1
+    assert result.rc == 0, result.err
+    report = result.json()
+    assert (report["producer"], report["quant_algo"]) == ("mxfp4", "MXFP4A16")
+    modules = {m["name"]: m for m in report["modules"]}
+    experts = [m for n, m in modules.items() if n.endswith(".mlp.experts")]
+    assert len(experts) == 24 and all((m["kind"], m["algo"]) == ("moe", "MXFP4A16") for m in experts)
+    assert modules["model.layers.7.self_attn.q_proj"]["source"]["original"] == "model.layers.*.self_attn"
+    assert modules["model.layers.7.mlp.router"]["source"]["original"] == "model.layers.*.mlp.router"
+    assert (modules["lm_head"]["rule"], modules["model.embed_tokens"]["rule"]) == ("excluded", "excluded")
+    assert not {"dead-exclude", "unknown-tensor-format"} & result.codes()
 
 
 def test_unquantized_checkpoint_is_a_dense_audit(corpus_audit: CorpusAudits):

@@ -22,13 +22,12 @@ SCHEMA = json.loads((REPO / "schemas" / "audit-report.schema.json").read_text())
 LINEAR_KINDS = ("linear", "moe", "lm_head", "embedding")
 
 #: folder → (exit code, evidence level, shapes source, how many weight-bearing modules are sized).
-#: ``exit 2``: a quantization format outside quantresolve's scope (HF fine-grained FP8, gpt-oss MXFP4:
-#: the formats that come next, docs/architecture.md). ``shapes None``: transformers has no class for the
+#: ``exit 2``: a quantization format outside quantresolve's scope (none today). ``shapes None``: transformers has no class for the
 #: model type. ``some`` / ``none``: checkpoint names transformers' model does not build (older layouts).
 #: Exit codes 0 / 1 depend on finding severities; only "not 2" is asserted for them.
 CORPUS_TABLE: dict[str, tuple[int, str | None, str | None, str | None]] = {
     "Irfanuruchi__Llama-3.1-8B-Computer-Networks-LLM": (0, "names-only", "config", "all"),
-    "Qwen__Qwen3-30B-A3B-FP8": (2, None, None, None),
+    "Qwen__Qwen3-30B-A3B-FP8": (0, "config-only", "config", "all"),
     "Qwen__Qwen3-32B-FP8-Static-PerTensor": (0, "config-only", "config", "all"),
     "Qwen__Qwen3.5-35B-A3B": (0, "config-only", "config", "all"),
     "RedHatAI__DeepSeek-V4-Flash-NVFP4-FP8": (0, "config-only", "config", "all"),
@@ -36,7 +35,7 @@ CORPUS_TABLE: dict[str, tuple[int, str | None, str | None, str | None]] = {
     "allenai__olmOCR-7B-0225-preview__BrianYAU-NTEC": (0, "names-only", "config", "all"),
     "bryce-hoehn__Qwen3.5-18B-REAP-A3B-Coding": (0, "names-only", "config", "some"),
     "deepseek-ai__DeepSeek-OCR-2__sen-ye": (0, "names-only", None, "none"),
-    "deepseek-ai__DeepSeek-V3": (2, None, None, None),
+    "deepseek-ai__DeepSeek-V3": (0, "config-only", "config", "all"),
     "google__gemma-4__victortorresa94-del": (0, "names-only", "config", "all"),
     "google__medgemma-27b-it": (0, "names-only", "config", "some"),
     "ibm-granite__granite-3.1-1b-a400m-instruct": (0, "names-only", "config", "all"),
@@ -66,7 +65,7 @@ CORPUS_TABLE: dict[str, tuple[int, str | None, str | None, str | None]] = {
     "nvidia__Qwen3.5-397B-A17B-NVFP4": (0, "config-only", "config", "all"),
     "nvidia__Qwen3.6-27B-NVFP4": (0, "config-only", "config", "all"),
     "nvidia__Qwen3.6-35B-A3B-NVFP4": (0, "config-only", "config", "all"),
-    "openai__gpt-oss-20b__EchoCog": (2, None, None, None),
+    "openai__gpt-oss-20b__EchoCog": (0, "names-only", "config", "all"),
     "remodlai__qwen-2.5-vl-7b-instruct-lexiq": (0, "names-only", "config", "all"),
 }
 

@@ -14,9 +14,8 @@ the groups in report order. After an intended change, print the new rows with
 
 Every model audits — dense ones, index-only and config-only folders (sized from the model
 ``config.json`` describes, as the CLI does it) — except the corpus folders in :data:`NOT_AUDITED`
-(exit 2: quantization formats that come next, HF ``fp8`` and gpt-oss ``mxfp4``), listed with the
-reason; when one starts to audit it moves into :data:`EXPECTED`. Corpus folders are audited once per
-test run, shared with the other corpus tests (``corpus_audit`` in ``conftest.py``).
+(exit 2), listed with the reason; when one starts to audit it moves into :data:`EXPECTED`. Corpus
+folders are audited once per test run, shared with the other corpus tests (``corpus_audit`` in ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -81,11 +80,16 @@ EXPECTED: list[tuple[str, int, tuple[int, int, int], tuple[str, ...]]] = [
     ("fixtures/checkpoints/modelopt-qwen3-vl-nvfp4", 0, (0, 0, 0), ()),
     ("fixtures/checkpoints/awq-not-convert", 0, (0, 0, 0), ()),
     ("fixtures/checkpoints/awq-w4-g128", 0, (0, 0, 0), ()),
+    ("fixtures/checkpoints/fp8-autofp8-static", 0, (0, 1, 0), ('warning engines-disagree ×1',)),
+    ("fixtures/checkpoints/fp8-block", 0, (0, 0, 0), ()),
+    ("fixtures/checkpoints/fp8-block-ragged", 0, (0, 0, 0), ()),
+    ("fixtures/checkpoints/fp8-qwen3-moe-block", 0, (0, 0, 0), ()),
     ("fixtures/checkpoints/gptq-dynamic", 0, (0, 0, 0), ()),
     ("fixtures/checkpoints/gptq-w3-g32-asym-v2", 0, (0, 0, 0), ()),
     ("fixtures/checkpoints/gptq-w4-g128", 0, (0, 0, 0), ()),
     ("fixtures/checkpoints/gptq-w4-g32-act", 0, (0, 0, 0), ()),
     ("fixtures/checkpoints/gptq-w8-channel", 0, (0, 0, 0), ()),
+    ("fixtures/checkpoints/mxfp4-gpt-oss", 0, (0, 0, 0), ()),
     ("fixtures/families/deepseek-v3/checkpoint", 0, (0, 1, 3), ('warning kv-config-without-scales ×1', 'info unsized-modules ×31', 'info config-quantized-model-unquantized ×2', 'info names-only ×1')),
     ("fixtures/families/gemma3-mm/checkpoint", 0, (0, 0, 2), ('info unsized-modules ×19', 'info names-only ×1')),
     ("fixtures/families/gemma4-mm/checkpoint", 0, (0, 0, 2), ('info absent-shard ×1', 'info names-only ×1')),
@@ -105,6 +109,7 @@ EXPECTED: list[tuple[str, int, tuple[int, int, int], tuple[str, ...]]] = [
     ("fixtures/families/vllm-decoder/checkpoint", 0, (0, 0, 1), ('info names-only ×1',)),
     ("corpus:Irfanuruchi__Llama-3.1-8B-Computer-Networks-LLM", 0, (0, 0, 1), ('info names-only ×1',)),
     ("corpus:allenai__Molmo-7B-D-0924__NF4-reubzdubz", 0, (0, 0, 1), ('info names-only ×1',)),
+    ("corpus:openai__gpt-oss-20b__EchoCog", 0, (0, 0, 1), ('info names-only ×1',)),
     ("layout:nvidia__DeepSeek-V3.1-NVFP4", 0, (0, 0, 1), ('info config-quantized-model-unquantized ×58',)),
     ("layout:nvidia__GLM-5-NVFP4", 0, (0, 0, 1), ('info config-quantized-model-unquantized ×75',)),
     ("corpus:Qwen__Qwen3-32B-FP8-Static-PerTensor", 0, (0, 0, 1), ('info config-only ×1',)),
@@ -142,15 +147,13 @@ EXPECTED: list[tuple[str, int, tuple[int, int, int], tuple[str, ...]]] = [
     ("corpus:nvidia__Qwen3.5-397B-A17B-NVFP4", 0, (0, 0, 1), ('info config-only ×1',)),
     ("corpus:nvidia__Qwen3.6-27B-NVFP4", 0, (0, 0, 1), ('info config-only ×1',)),
     ("corpus:nvidia__Qwen3.6-35B-A3B-NVFP4", 0, (0, 1, 2), ('warning files-disagree-kv ×1', 'info config-only ×1', 'info files-disagree-producer-version ×1')),
+    ("corpus:Qwen__Qwen3-30B-A3B-FP8", 0, (0, 0, 1), ('info config-only ×1',)),
+    ("corpus:deepseek-ai__DeepSeek-V3", 0, (0, 0, 1), ('info config-only ×1',)),
     ("corpus:remodlai__qwen-2.5-vl-7b-instruct-lexiq", 0, (0, 0, 2), ('info names-only ×1', 'info no-quantization-config ×1')),
 ]
 
 #: Corpus folders that exit 2 on this branch, and why (all exit 2 with one line on stderr).
-NOT_AUDITED = {
-    "format outside scope (HF fp8, gpt-oss mxfp4: the formats that come next, docs/architecture.md)": [
-        "Qwen__Qwen3-30B-A3B-FP8", "deepseek-ai__DeepSeek-V3", "openai__gpt-oss-20b__EchoCog",
-    ],
-}
+NOT_AUDITED: dict[str, list[str]] = {}
 
 
 @pytest.fixture(scope="module")

@@ -326,13 +326,30 @@ def test_stale_sidecar_scheme_mismatch(tmp_path, cli):
     assert hit["severity"] == "error" and "modelopt FP8" in hit["message"] and result.rc == 1
 
 
+def test_scale_grid_mismatch(tmp_path, cli):
+    """An FP8 block scale whose grid is not ceil(N/128) x ceil(K/128) for its weight."""
+    ckpt = copy_fixture(tmp_path, "ct-fp8-block")
+    name = "model.layers.0.mlp.down_proj.weight_scale"
+
+    def one_column(tensors: dict) -> None:
+        dtype, shape, data = tensors[name]
+        tensors[name] = [dtype, [shape[0], 1], data[: len(data) // shape[1]]]
+
+    edit_tensors(ckpt, one_column)
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "scale-grid-mismatch")
+    assert hit["severity"] == "error" and hit["members"] == ["model.layers.0.mlp.down_proj"]
+    assert "a [128, 256] weight needs a 1x2 scale grid, the weight scale is [1, 1]" in hit["message"]
+    assert result.rc == 1
+
+
 TESTED = {
     "config-quantized-tensors-dense", "config-quantized-model-unquantized", "config-unquantized-tensors-quantized", "config-unquantized-scales-present",
     "format-mismatch", "group-size-mismatch", "unknown-tensor-format", "dead-exclude", "dead-layer",
     "dead-target", "fused-conflict", "expert-conflict", "empty-module-name", "invalid-prefix", "unresolvable",
     "absent-shard", "kv-scales-without-config", "kv-config-without-scales", "unmapped-modules", "names-only",
     "index-mismatch", "stale-sidecar-config", "stale-sidecar-scheme-mismatch", "files-disagree-exclude",
-    "files-disagree-algo",
+    "files-disagree-algo", "scale-grid-mismatch",
     # tested in test_every_model.py
     "config-only", "unsized-modules", "no-quantization-config",
 }
@@ -353,10 +370,10 @@ def test_codes_are_kebab_case_with_meaning_and_reason(code):
 def test_pass_through_severities_match_the_registry():
     """The config loader stamps its own findings; the audit's registry is the one written reason."""
     from quantresolve.audit.codes import PASS_THROUGH
-    from quantresolve.formats import normalize_modelopt, sidecar
+    from quantresolve.formats import hf_skip_lists, normalize_modelopt, sidecar
     from quantresolve.resolve import rules_awq
 
-    stamped = {**normalize_modelopt.SEVERITIES, **sidecar.SEVERITIES,
+    stamped = {**normalize_modelopt.SEVERITIES, **sidecar.SEVERITIES, **hf_skip_lists.SEVERITIES,
                "entry-dropped-by-mapper": "warning", "duplicate-after-mapping": "info",
                rules_awq.SUBSTRING_ONLY: rules_awq.SEVERITY}
     assert set(stamped) == PASS_THROUGH <= set(CODES)

@@ -47,7 +47,9 @@ def _schemes() -> dict[str, QuantScheme]:
            "bnb-fp4": bnb_scheme("BNB_FP4"), "bnb-int8": bnb_scheme("BNB_INT8")}
     gptq = {"gptq-w4-g32": gptq_scheme(4, 32, True, False, "gptq"), "gptq-w4-g32-act": gptq_scheme(4, 32, True, True, "gptq"),
             "gptq-w3-g32-asym-v2": gptq_scheme(3, 32, False, False, "gptq_v2"), "gptq-w8-channel": gptq_scheme(8, -1, True, False, "gptq")}
-    return ct | modelopt | bnb | gptq | {"awq-w4-g32": awq_scheme(32)}
+    hf = {f"fp8-{label}": scheme_from_label(label, "fp8") for label in ["FP8_BLOCK", "FP8", "FP8_DYNAMIC"]}
+    hf |= {"mxfp4-MXFP4A16": scheme_from_label("MXFP4A16", "mxfp4")}
+    return ct | modelopt | bnb | gptq | {"awq-w4-g32": awq_scheme(32)} | hf
 
 
 SCHEMES = _schemes()
@@ -109,7 +111,7 @@ def _tensor(scheme: QuantScheme, suffix: str, spec: TensorSpec, n: int, k: int, 
     if suffix.startswith("weight.quant_state."):
         return _bnb_state(n, k, g)
     shape = tuple(spec.shape or ())
-    if suffix == "weight_scale" and spec.dtype == "uint8":  # E8M0: 2^-17 .. 2^12
+    if suffix in ("weight_scale", "scales") and spec.dtype == "uint8":  # E8M0: 2^-17 .. 2^12
         return torch.randint(110, 140, shape, dtype=torch.uint8, generator=g)
     if suffix == "weight_scale" and spec.dtype == "float8_e4m3fn":
         return (torch.rand(shape, generator=g) * 8 + 0.05).to(torch.float8_e4m3fn)

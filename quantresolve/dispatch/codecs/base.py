@@ -1,9 +1,9 @@
 """The codec interface: what a weight format's codec answers, and the views integer / FP4 kernels read.
 
 A codec (one class per producer format, in :mod:`.modelopt`, :mod:`.compressed_tensors`,
-:mod:`.bitsandbytes`; the unquantized layer's in :mod:`.dense`) knows the tensors a layer of its
-format carries, dequantizes them bit-exactly as the producer does, gives integer or packed-FP4 views
-for the kernels, and builds the layer's input transform (:mod:`..activations`). Codecs register with
+:mod:`.bitsandbytes`, :mod:`.fp8`, :mod:`.mxfp4`; the unquantized layer's in :mod:`.dense`) knows the
+tensors a layer of its format carries, dequantizes them bit-exactly as the producer does, gives integer,
+packed-FP4 or FP8 views for the kernels, and builds the layer's input transform (:mod:`..activations`). Codecs register with
 :mod:`.registry`.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
@@ -92,6 +92,21 @@ class FP4Weights:
     tensor_scale: torch.Tensor | None
 
 
+@dataclass
+class FP8Weights:
+    """FP8 view for FP8 kernels: ``W = weight · scale`` with E4M3 ``weight`` ``[N, K]``.
+
+    ``scale`` is float32 as the checkpoint stores it: ``[]`` (one per tensor), ``[N]`` (one per output
+    row) or ``[ceil(N/bn), ceil(K/bk)]`` with ``block = (bn, bk)`` (``None`` otherwise). It is the
+    multiplier whatever the producer calls it (HF fine-grained FP8: ``weight_scale_inv``; UE8M0 scales
+    are decoded to powers of two).
+    """
+
+    weight: torch.Tensor
+    scale: torch.Tensor
+    block: tuple[int, int] | None = None
+
+
 class WeightCodec:
     """Base of every codec; subclasses fill in :meth:`expected` and :meth:`dequantize`.
 
@@ -126,6 +141,10 @@ class WeightCodec:
 
     def fp4_weights(self, t: Tensors, n: int, k: int) -> FP4Weights | None:
         """Packed FP4 view for FP4 kernels, or ``None`` when the format is not NVFP4 / MXFP4."""
+        return None
+
+    def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
+        """E4M3 view for FP8 kernels, or ``None`` when the format is not FP8 (E4M3 with float scales)."""
         return None
 
     def input_transform(self, t: Tensors) -> InputTransform:

@@ -21,6 +21,7 @@ import torch
 from quantresolve.dispatch.activations import ActQuant
 from quantresolve.dispatch.codecs.base import (
     FP4Weights,
+    FP8Weights,
     IntWeights,
     Tensors,
     WeightCodec,
@@ -229,6 +230,18 @@ class CTFloatQuantized(WeightCodec):
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         return _ct_dequant(t["weight"], _broadcast_scale(self, t["weight_scale"], n, k), None)
+
+    def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
+        w = self.scheme.weights
+        assert w is not None
+        if w.type != "float" or w.num_bits != 8:
+            return None
+        scale = t["weight_scale"].float()
+        if w.strategy == "block":
+            return FP8Weights(t["weight"], scale, tuple(w.block_structure or (128, 128)))  # type: ignore[arg-type]
+        if w.strategy not in ("tensor", "channel"):
+            return None
+        return FP8Weights(t["weight"], scale.reshape(n) if w.strategy == "channel" else scale.reshape(()))
 
 
 class _CTFP4(WeightCodec):

@@ -19,6 +19,7 @@ from quantresolve.dispatch.activations.modelopt import (
 )
 from quantresolve.dispatch.codecs.base import (
     FP4Weights,
+    FP8Weights,
     IntCodec,
     IntWeights,
     Tensors,
@@ -86,6 +87,14 @@ class ModelOptFP8(WeightCodec):
             bs = self.scheme.weights.block_structure or (128, 128)  # type: ignore[union-attr]
             return w * expand_blocks(mult, tuple(bs), n, k)  # type: ignore[arg-type]
         return w * mult.reshape(())
+
+    def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
+        w = self.scheme.weights
+        assert w is not None
+        scale = t["weight_scale"].float()
+        if w.strategy == "block":
+            return FP8Weights(t["weight"], scale, tuple(w.block_structure or (128, 128)))  # type: ignore[arg-type]
+        return FP8Weights(t["weight"], scale.reshape(n) if w.strategy == "channel" else scale.reshape(()))
 
 
 @register_codec("modelopt", "NVFP4", "W4A16_NVFP4", "NVFP4_AWQ", "W4A8_NVFP4_FP8")

@@ -47,6 +47,7 @@ from quantresolve.integrations.preflight import (
 from quantresolve.integrations.transformers.config import read_config_json
 from quantresolve.integrations.transformers.expert_containers import (
     resolve_experts,
+    stacked_targets,
     unfuse_experts,
     with_expert_containers,
 )
@@ -90,11 +91,7 @@ def read_inventory(root: Path) -> Inventory:
     # the memory available now.
     check_layer_counts(read_config_json(root), stack_depth(catalog.tensors))
     check_fits_in_memory(catalog.total_bytes, what="the checkpoint's tensors", field=None, file=str(root))
-    inventory = build_inventory(catalog)
-    if inventory.unsupported:
-        first = inventory.unsupported[0]
-        raise LoadError(f"no per-module layout: {inventory.modules[first].reason}", field=first)
-    return inventory
+    return build_inventory(catalog)
 
 
 def _finalize_layer(prefix: str, layer: QuantLinear) -> None:
@@ -212,6 +209,7 @@ def prepare(root: Path, model: PreTrainedModel, given: Profile | None, *, qconfi
     present = {m for n in inventory.modules if (m := chosen.mapper.map_name(n)) is not None}
     check_tied_layers(tied, plans, present)
     installed = install(model, plans, attention, backend=backend, deny=tuple(deny), dtype=dtype, device=device)
+    installed.targets.update(stacked_targets(experts, installed.targets))  # gpt-oss: experts stacked per projection
     routes = plan_routes(inventory, chosen.mapper, installed.targets)
     unconsumed, ignored = split_ignored(routes.unconsumed, ignored_on_load(model))
     if unconsumed:
