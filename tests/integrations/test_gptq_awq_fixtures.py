@@ -22,7 +22,7 @@ from quantresolve.audit import audit_checkpoint
 from quantresolve.integrations.transformers import load_quantized
 
 from ..conftest import checkpoint_dir
-from ..references import Tolerance, check_greedy, check_logits, reference_mode
+from ..references import Tolerance, check_generation, check_logits, reference_mode
 from .loaded import loaded, logits, reference
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -61,12 +61,7 @@ def test_dequantized_load_is_bit_exact(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(FIXTURES))
 def test_greedy_generation(name: str) -> None:
-    model, ref = loaded(name), reference(name)
-    prompt, expected = ref["input_ids"], ref["greedy_ids"]
-    with torch.no_grad():
-        generated = model.generate(prompt, max_new_tokens=expected.shape[1] - prompt.shape[1], do_sample=False,
-                                   pad_token_id=model.config.eos_token_id)
-    check_greedy(generated, expected, ref["greedy_logits"], prompt.shape[1], FIXTURES[name][0].for_mode(_mode(name)))
+    check_generation(loaded(name), reference(name), FIXTURES[name][0].for_mode(_mode(name)))
 
 
 def test_backends_and_schemes() -> None:

@@ -33,7 +33,7 @@ from quantresolve.cli.main import main
 from quantresolve.dispatch.codecs import codec_for
 
 from ..conftest import checkpoint_dir
-from ..references import Tolerance, check_greedy, check_logits, reference_mode
+from ..references import Tolerance, check_generation, check_logits, reference_mode
 from .loaded import loaded, logits, reference
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -150,13 +150,7 @@ def test_logits_match_the_reference(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(FIXTURES))
 def test_greedy_generation(name: str) -> None:
-    model, ref = loaded(name), reference(name)
-    prompt, expected = ref["input_ids"], ref["greedy_ids"]
-    with torch.no_grad():
-        generated = model.generate(prompt, max_new_tokens=expected.shape[1] - prompt.shape[1], do_sample=False,
-                                   pad_token_id=model.config.eos_token_id)
-    tie = FIXTURES[name][0].for_mode(reference_mode(checkpoint_dir(name)))
-    check_greedy(generated, expected, ref["greedy_logits"], prompt.shape[1], tie)
+    check_generation(loaded(name), reference(name), FIXTURES[name][0].for_mode(reference_mode(checkpoint_dir(name))))
 
 
 @pytest.mark.parametrize(("name", "algo"), [("fp8-block", "fp8 FP8_BLOCK"), ("fp8-autofp8-static", "fp8 FP8"),
