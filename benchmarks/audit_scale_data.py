@@ -40,6 +40,7 @@ from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 CORPUS_QUANT_CONFIG = CORPUS / "nvidia__DeepSeek-V3.1-NVFP4" / "hf_quant_config.json"
+CORPUS_CONFIG = CORPUS / "nvidia__DeepSeek-V3.1-NVFP4" / "config.json"
 
 CONFIG = {
     "architectures": ["DeepseekV3ForCausalLM"],
@@ -88,6 +89,11 @@ def load_quant_config() -> dict:
     if CORPUS_QUANT_CONFIG.is_file():
         return json.loads(CORPUS_QUANT_CONFIG.read_text())
     return _builtin_quant_config()
+
+
+def load_config() -> dict:
+    """The corpus copy of the real ``config.json`` when present (its shapes are :data:`CONFIG`'s), else :data:`CONFIG`."""
+    return layout_config(json.loads(CORPUS_CONFIG.read_text()) if CORPUS_CONFIG.is_file() else {})
 
 
 def corpus_layout(folder: str | os.PathLike[str]) -> tuple[dict, dict] | None:
@@ -207,7 +213,8 @@ def _nbytes(dtype: str, shape: list[int]) -> int:
     return n
 
 
-def _write_shard(path: Path, entries: list[tuple[str, str, list[int]]]) -> int:
+def shard_header(entries: list[tuple[str, str, list[int]]]) -> tuple[bytes, int]:
+    """``(8-byte length + JSON header padded to 8, data size)`` of one shard holding ``entries``."""
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for name, dtype, shape in entries:
@@ -216,18 +223,55 @@ def _write_shard(path: Path, entries: list[tuple[str, str, list[int]]]) -> int:
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # safetensors pads headers to 8-byte alignment
+    return struct.pack("<Q", len(raw)) + raw, offset
+
+
+def _write_shard(path: Path, entries: list[tuple[str, str, list[int]]]) -> int:
+    head, offset = shard_header(entries)
     with open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(raw)))
-        handle.write(raw)
-        handle.truncate(8 + len(raw) + offset)  # sparse: the data region takes no disk
+        handle.write(head)
+        handle.truncate(len(head) + offset)  # sparse: the data region takes no disk
     return offset
+
+
+def layout_config(config: dict, experts: int | None = None) -> dict:
+    """``config`` over :data:`CONFIG` (keys a corpus config.json may lack: MTP layers, expert counts), with
+    ``experts`` routed experts per MoE layer instead of its ``n_routed_experts`` when given."""
+    out = {**CONFIG, **config}
+    if experts is not None:
+        out["n_routed_experts"] = experts
+    return out
+
+
+def synthetic_checkpoint(
+    config: dict, quant: dict, shards: int = 163
+) -> tuple[dict[str, list[tuple[str, str, list[int]]]], dict]:
+    """The export of ``config``'s layout (:func:`layout_config`) quantized as ``quant`` says, split into
+    ``shards`` shards by size: ``({shard name: entries}, index)``, nothing written."""
+    tensors = synthetic_tensors(config, quant)
+    total = sum(_nbytes(d, s) for _, d, s in tensors)
+    budget = total / shards
+    names = [f"model-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)]
+    out: dict[str, list[tuple[str, str, list[int]]]] = {}
+    chunk: list[tuple[str, str, list[int]]] = []
+    filled, index = 0, 1
+    for pos, entry in enumerate(tensors):
+        chunk.append(entry)
+        filled += _nbytes(entry[1], entry[2])
+        remaining_tensors = len(tensors) - pos - 1
+        remaining_shards = shards - index
+        if index < shards and (filled >= budget * index or remaining_tensors <= remaining_shards):
+            out[names[index - 1]], chunk, index = chunk, [], index + 1
+    out[names[index - 1]] = chunk
+    weight_map = {n: shard for shard, entries in out.items() for n, _, _ in entries}
+    return out, {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
 
 
 def write_synthetic_deepseek_checkpoint(
     directory: str | os.PathLike[str], shards: int = 163
 ) -> int:
     """Write the sparse checkpoint into ``directory``; return the number of tensors."""
-    return write_synthetic_checkpoint(directory, CONFIG, load_quant_config(), shards)
+    return write_synthetic_checkpoint(directory, load_config(), load_quant_config(), shards)
 
 
 def write_synthetic_checkpoint(
@@ -238,32 +282,14 @@ def write_synthetic_checkpoint(
     routed experts per MoE layer instead of the config's ``n_routed_experts``)."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    config = {**CONFIG, **config}  # keys a corpus config.json may lack (MTP layers, expert counts)
-    if experts is not None:
-        config["n_routed_experts"] = experts
-    tensors = synthetic_tensors(config, quant)
-    total = sum(_nbytes(d, s) for _, d, s in tensors)
-    budget = total / shards
-    weight_map: dict[str, str] = {}
-    chunk: list[tuple[str, str, list[int]]] = []
-    filled, index = 0, 1
-    names = [f"model-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)]
-    for pos, entry in enumerate(tensors):
-        chunk.append(entry)
-        filled += _nbytes(entry[1], entry[2])
-        remaining_tensors = len(tensors) - pos - 1
-        remaining_shards = shards - index
-        if index < shards and (filled >= budget * index or remaining_tensors <= remaining_shards):
-            _write_shard(root / names[index - 1], chunk)
-            weight_map.update((n, names[index - 1]) for n, _, _ in chunk)
-            chunk, index = [], index + 1
-    _write_shard(root / names[index - 1], chunk)
-    weight_map.update((n, names[index - 1]) for n, _, _ in chunk)
-    index_json = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    config = layout_config(config, experts)
+    by_shard, index_json = synthetic_checkpoint(config, quant, shards)
+    for name, entries in by_shard.items():
+        _write_shard(root / name, entries)
     (root / "model.safetensors.index.json").write_text(json.dumps(index_json, indent=2))
     (root / "config.json").write_text(json.dumps(config, indent=2))
     (root / "hf_quant_config.json").write_text(json.dumps(quant, indent=4))
-    return len(tensors)
+    return len(index_json["weight_map"])
 
 
 def time_read(directory: str | os.PathLike[str], repeats: int = 3) -> dict[str, float]:

@@ -58,12 +58,13 @@ from quantresolve.dispatch import Shapes, backend_verdicts, device_info, make_li
 from quantresolve.dispatch.presets import scheme_from_label
 
 #: Every float scheme (issue 15): 4-bit float weights (NVFP4 with and without FP4 activations, MXFP4), FP8
-#: weights per tensor / channel / 128×128 block, and the W4A8 schemes.
+#: weights per tensor / channel / 128×128 block (Hugging Face fine-grained FP8 too), gpt-oss MXFP4, W4A8.
 FLOAT_SCHEMES = [("modelopt", "NVFP4"), ("modelopt", "W4A16_NVFP4"), ("modelopt", "MXFP4"),
                  ("modelopt", "W4A8_NVFP4_FP8"), ("compressed-tensors", "NVFP4"), ("compressed-tensors", "NVFP4A16"),
                  ("compressed-tensors", "MXFP4A16"), ("modelopt", "FP8"), ("modelopt", "FP8_PER_CHANNEL_PER_TOKEN"),
                  ("modelopt", "FP8_PB_WO"), ("compressed-tensors", "FP8"), ("compressed-tensors", "FP8_DYNAMIC"),
-                 ("compressed-tensors", "FP8_BLOCK"), ("modelopt", "W4A8_AWQ"), ("compressed-tensors", "W4A8")]
+                 ("compressed-tensors", "FP8_BLOCK"), ("fp8", "FP8_BLOCK"), ("mxfp4", "MXFP4A16"),
+                 ("modelopt", "W4A8_AWQ"), ("compressed-tensors", "W4A8")]
 SCHEMES = [("compressed-tensors", "W4A16"), ("modelopt", "W4A16_AWQ"), ("compressed-tensors", "W8A16"),
            ("modelopt", "W8A16"), ("bitsandbytes", "BNB_INT8"), ("compressed-tensors", "W8A8"),
            ("bitsandbytes", "BNB_NF4"), *FLOAT_SCHEMES]

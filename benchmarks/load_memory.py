@@ -257,7 +257,8 @@ def report(name: str, path: Path, figures: dict[str, Any]) -> None:
 #: Float fixtures (issue 15) and the compressed-tensors presets of the synthetic float checkpoints.
 FLOAT_FIXTURES = ("ct-fp8", "ct-fp8-block", "ct-fp8-dynamic", "ct-from-modelopt-nvfp4", "ct-mxfp4a16", "ct-nvfp4",
                   "ct-nvfp4a16", "modelopt-fp8", "modelopt-fp8-pc-pt", "modelopt-mxfp4", "modelopt-nvfp4",
-                  "modelopt-w4a16-nvfp4", "modelopt-w4a8-awq")
+                  "modelopt-w4a16-nvfp4", "modelopt-w4a8-awq", "fp8-block", "fp8-block-ragged", "fp8-autofp8-static",
+                  "mxfp4-gpt-oss")
 FLOAT_PRESETS = "NVFP4A16,NVFP4,MXFP4A16,FP8,FP8_DYNAMIC,FP8_BLOCK"
 
 

@@ -59,6 +59,17 @@ class CheckpointError(QuantResolveError):
     """A checkpoint directory or safetensors file is unreadable or hostile."""
 
 
+class NoTensorFilesError(CheckpointError):
+    """A checkpoint directory holds no safetensors index and no ``*.safetensors`` file (e.g. only
+    ``config.json``): nothing to read tensors from; the audit then works from the config alone."""
+
+
+class SourceError(CheckpointError):
+    """A checkpoint argument names nothing that can be read: no such local path, not in the local
+    Hugging Face cache, or a hub repository that is missing, private, gated, at an unknown revision
+    or on a host that cannot be reached. ``file`` is the argument as given."""
+
+
 class ProfileError(QuantResolveError):
     """A naming profile is unknown or malformed."""
 

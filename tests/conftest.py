@@ -62,3 +62,35 @@ def write_json(path: Path, data: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A :class:`tests.hub_server.HubServer` on loopback that huggingface_hub talks to.
+
+    huggingface_hub reads ``HF_ENDPOINT``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE`` and the token path
+    once, at import, into ``huggingface_hub.constants``: those are patched for this process, and
+    the environment for subprocesses. The cache is an empty temporary one, no token is set.
+    """
+    from huggingface_hub import constants
+
+    from tests.hub_server import HubServer
+
+    server = HubServer().start()
+    cache = tmp_path / "hf-cache"
+    for name, value in (("ENDPOINT", server.url),
+                        ("HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"),
+                        ("HF_HUB_CACHE", str(cache)), ("HF_HUB_OFFLINE", False),
+                        ("HF_TOKEN_PATH", str(tmp_path / "no-token")),
+                        ("HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens")),
+                        ("AGENT_HARNESSES_PATH", str(tmp_path / "agent-harnesses.json"))):
+        monkeypatch.setattr(constants, name, value)
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    try:
+        yield server
+    finally:
+        server.stop()

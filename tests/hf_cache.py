@@ -56,12 +56,15 @@ def repo_folder_name(repo_id: str) -> str:
 
 
 def make_hf_cache(tmp_path: Path, fixture: str | Path, repo_id: str, *, cache: Path | None = None,
-                  branch: str = "main") -> HfCache:
-    """Lay out ``fixture`` as the cached repo ``repo_id`` under ``cache`` (default ``tmp_path/hub``)."""
+                  refs: tuple[str, ...] = ("main",), only: tuple[str, ...] | None = None) -> HfCache:
+    """Lay out ``fixture`` as the cached repo ``repo_id`` under ``cache`` (default ``tmp_path/hub``), its
+    commit named by every branch / tag in ``refs``; ``only`` keeps just those files (a partial snapshot,
+    e.g. the ``config.json`` alone that ``AutoConfig`` leaves)."""
     src = fixture_source(fixture)
     cache = cache or tmp_path / "hub"
     repo = cache / repo_folder_name(repo_id)
-    files = sorted(p for p in src.rglob("*") if p.is_file() and p.name not in NOT_DOWNLOADED)
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.name not in NOT_DOWNLOADED
+                   and (only is None or p.relative_to(src).as_posix() in only))
     commit = hashlib.sha1(b"".join(p.relative_to(src).as_posix().encode() + p.read_bytes()
                                    for p in files)).hexdigest()
     snapshot = repo / "snapshots" / commit
@@ -76,5 +79,6 @@ def make_hf_cache(tmp_path: Path, fixture: str | Path, repo_id: str, *, cache: P
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(os.path.relpath(blob, link.parent))
     (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / branch).write_text(commit)
+    for ref in refs:
+        (repo / "refs" / ref).write_text(commit)
     return HfCache(cache=cache, repo=repo, snapshot=snapshot, commit=commit)

@@ -138,3 +138,12 @@ def check_greedy(
         return step + 1
     assert len(ours) == len(ref), f"{len(ours)} new tokens instead of the reference's {len(ref)}"
     return len(ref)
+
+
+def check_generation(model: torch.nn.Module, ref: dict[str, torch.Tensor], tie: float) -> int:
+    """Generate greedily from the reference's prompt for as many tokens as it did, then :func:`check_greedy`."""
+    prompt, expected = ref["input_ids"], ref["greedy_ids"]
+    with torch.no_grad():
+        generated = model.generate(prompt, max_new_tokens=expected.shape[1] - prompt.shape[1], do_sample=False,
+                                   pad_token_id=model.config.eos_token_id)
+    return check_greedy(generated, expected, ref["greedy_logits"], prompt.shape[1], tie)

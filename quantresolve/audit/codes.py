@@ -72,6 +72,11 @@ _TABLE: tuple[tuple[str, Severity, str, str], ...] = (
      "the number of weight-scale groups along K contradicts the scheme's group size",
      "the linear method allocates K / group_size scale columns: the checkpoint's scales do not fit, or "
      "are applied to the wrong groups"),
+    ("scale-grid-mismatch", "error",
+     "an FP8 weight scale's shape contradicts the scheme's granularity (a ceil(N/bn) x ceil(K/bk) block grid, "
+     "one scalar per tensor)",
+     "the linear method allocates the scale in the scheme's shape: loading fails, or blocks get another block's "
+     "scale (transformers 5.23 infers the block from the grid and silently mis-scales 192- or 200-row weights)"),
     ("unknown-tensor-format", "warning",
      "no recogniser accepts the module's tensors: the format cannot be checked",
      "the audit cannot tell whether it loads right (an unexpected dtype or suffix); a person should look"),
@@ -119,6 +124,16 @@ _TABLE: tuple[tuple[str, Severity, str, str], ...] = (
      "a fact about the evidence, not about the checkpoint"),
     ("index-mismatch", "warning", "shard headers and the index disagree in a tolerated way",
      "the tensors load from the headers, but the index is stale; a person should look"),
+    ("config-only", "info",
+     "neither an index nor shard files: modules and shapes come from the model config.json describes "
+     "(transformers on the meta device); tensor formats are not checked, bytes are estimated",
+     "a fact about the evidence (the weights were not read), not about the checkpoint"),
+    ("unsized-modules", "info",
+     "without headers, checkpoint modules the model built from config.json lacks have no parameter count",
+     "a fact about the evidence: their sizes are unknown, their names and schemes are still checked"),
+    ("no-quantization-config", "info",
+     "the checkpoint carries no quantization config: a dense model, nothing is quantized",
+     "by design: a dense model loads every module unquantized, as its tensors are"),
     # --- config files (raised by the config loader, quantresolve.formats) --------------------------
     ("stale-sidecar-config", "warning",
      "config.json carries another producer's quantization_config next to a ModelOpt hf_quant_config.json "
@@ -154,11 +169,23 @@ _TABLE: tuple[tuple[str, Severity, str, str], ...] = (
     ("files-disagree-producer-version", "info",
      "the two ModelOpt files name different producer versions",
      "no effect on loading; every real difference between the files is reported on its own"),
+    ("engines-disagree", "warning",
+     "transformers and vLLM would load this module (or read this config field) differently; the finding says "
+     "which does what and which answer quantresolve gives",
+     "the weights load as the config says in at least one engine, but not in every one (e.g. vLLM matches HF FP8 "
+     "skip entries exactly and ignores gpt-oss' skip list; transformers also skips a module whose name ends with "
+     "an entry, and raises on an entry that is not a regular expression); a person should check the engine in use"),
     # --- the resolver's name mapping (quantresolve.resolve) -----------------------------------------
     ("entry-dropped-by-mapper", "warning", "the profile's mapper drops a config entry's name",
      "the entry cannot apply in the engine; if it named a real module, that module gets another scheme"),
     ("duplicate-after-mapping", "info", "two config keys map to one model name with the same scheme",
      "the same answer either way"),
+    ("exclude-substring-only", "warning",
+     "an AWQ modules_to_not_convert entry occurs in the module's name only across a path-component boundary "
+     "(gate in gate_proj): substring-matching engines (AutoAWQ, vLLM, transformers 4.x) leave the module "
+     "unquantized, quantresolve and transformers 5 quantize it",
+     "engines disagree on the module; the tensors tell which the producer meant (a dense module the config "
+     "quantizes is also reported as config-quantized-tensors-dense)"),
 )
 
 #: code → :class:`FindingCode`.
@@ -168,7 +195,7 @@ CODES: dict[str, FindingCode] = {c: FindingCode(c, s, m, r) for c, s, m, r in _T
 PASS_THROUGH = frozenset({
     "stale-sidecar-config", "stale-sidecar-scheme-mismatch", "base-format-fp8", "files-disagree-algo",
     "files-disagree-group-size", "files-disagree-layers", "files-disagree-kv", "files-disagree-exclude",
-    "files-disagree-producer-version", "entry-dropped-by-mapper", "duplicate-after-mapping",
+    "files-disagree-producer-version", "entry-dropped-by-mapper", "duplicate-after-mapping", "exclude-substring-only", "engines-disagree",
 })
 
 #: Resolver exception class name → finding code.

@@ -76,7 +76,7 @@ class LiveNames:
             rx = re.compile(fnmatch.translate(text))
             return any(rx.match(n) for n in self.checkpoint)
         if entry.kind == "regex":  # untrusted: time-bounded (a catastrophic pattern is an error naming it)
-            bounded = BoundedRegex(text[3:], file=entry.file, field=entry.field)
+            bounded = BoundedRegex(entry.regex_body(), file=entry.file, field=entry.field)
             return any(bounded.match(n) for n in self.checkpoint) or any(bounded.match(n) for n in self.model)
         return any(text in KIND_CLASSES.get(k, ()) for k in self.kinds)
 
@@ -96,4 +96,7 @@ def dead_entries(config: NormalizedConfig, live: LiveNames, mapper: WeightsMappe
         for target in group.targets:
             if not live.matches(target, mapper, components=False):
                 out.append(("dead-target", target))
+    for entry in config.include:  # inclusion lists (GPTQ): an entry naming no module is a dead target too
+        if not live.matches(entry, mapper, components=False):
+            out.append(("dead-target", entry))
     return sorted(out, key=lambda t: (t[0], t[1].original, t[1].field))

@@ -17,8 +17,12 @@ are ``"other"``: listed in the report, never resolved::
     'other'
     >>> unit_kind("visual.patch_embed.proj", [Evidence("dense", confidence="names-only")])
     'other'
+    >>> unit_kind("model.layers.0.input_layernorm", [Evidence("unknown", weight_shape=(128,), confidence="config-only")])
+    'other'
     >>> unit_kind("model.layers.0.mlp.down_proj", [Evidence("nvfp4", weight_shape=(128, 64))])
     'linear'
+    >>> unit_kind("model.layers.0.mlp.experts", [Evidence("mxfp4", fused_experts=True)])
+    'moe'
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ _NORM = re.compile(r"norm|(^|_)ln(_|\d|$)", re.IGNORECASE)
 Rule = Callable[[str, str, Sequence[Evidence]], "str | None"]
 
 
+def _fused_experts(name: str, last: str, ev: Sequence[Evidence]) -> str | None:
+    return "moe" if any(e.fused_experts for e in ev) else None
+
+
 def _attention(name: str, last: str, ev: Sequence[Evidence]) -> str | None:
     return "attention" if ev and all(e.kind == "no-weight" for e in ev) and any(
         e.has_kv_scales for e in ev) else None
@@ -68,7 +76,8 @@ def _other_by_tensors(name: str, last: str, ev: Sequence[Evidence]) -> str | Non
     for e in ev:
         if e.kind == "no-weight":
             return "other"
-        if e.kind == "dense" and e.weight_shape is not None and len(e.weight_shape) != 2:
+        if (e.kind == "dense" or e.confidence == "config-only") and e.weight_shape is not None \
+                and len(e.weight_shape) != 2:
             return "other"
     if any(e.confidence == "names-only" for e in ev) and (
             _NORM.search(last) or CONV_NAMES.search(last) or name.endswith("patch_embed.proj")):
@@ -78,6 +87,7 @@ def _other_by_tensors(name: str, last: str, ev: Sequence[Evidence]) -> str | Non
 
 #: Ordered rules (first answer wins); anything unanswered is ``"linear"``.
 KIND_RULES: tuple[tuple[str, Rule], ...] = (
+    ("fused experts tensors", _fused_experts),
     ("kv-cache owner", _attention),
     ("lm head name", _lm_head),
     ("embedding name", _embedding),
@@ -86,7 +96,8 @@ KIND_RULES: tuple[tuple[str, Rule], ...] = (
 
 
 def unit_kind(name: str, evidence: Sequence[Evidence]) -> str:
-    """``linear`` | ``attention`` | ``embedding`` | ``lm_head`` | ``other`` for a non-MoE unit."""
+    """``moe`` (an experts module with fused tensors) | ``linear`` | ``attention`` | ``embedding`` | ``lm_head`` |
+    ``other`` for a unit the profile does not group as experts."""
     last = name.rsplit(".", 1)[-1]
     for _label, rule in KIND_RULES:
         answer = rule(name, last, evidence)

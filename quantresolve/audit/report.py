@@ -2,9 +2,12 @@
 
 JSON layout (``schema_version`` 2; ``schemas/audit-report.schema.json``)::
 
-    {"schema_version": 2, "tool": "quantresolve 0.1.0", "checkpoint": "...", "producer": "modelopt",
+    {"schema_version": 2, "tool": "quantresolve 0.1.0", "checkpoint": "...",
+     "location": {"kind": "local" | "hf-cache" | "hub", "path", "repo_id", "revision", "commit", "endpoint"},
+     "producer": "modelopt" | null (no quantization config: nothing quantized),
      "producer_version": "0.47.0", "quant_algo": "MIXED_PRECISION", "kv_cache": null,
-     "profile": "llama", "evidence_level": "headers" | "names-only",
+     "profile": "llama", "evidence_level": "headers" | "names-only" | "config-only",
+     "shapes": {"source": "headers" | "config" | null, "detail": "what built the shapes, or why there are none"},
      "shards": 1, "tensors": 201, "config_sources": ["hf_quant_config.json", "config.json"],
      "modules": [{"name", "kind", "algo", "rule", "source", "evidence", "grouping", "parts",
                   "checkpoint_names", "missing_shards", "scheme", "params", "bytes"}, ...],
@@ -20,8 +23,15 @@ JSON layout (``schema_version`` 2; ``schemas/audit-report.schema.json``)::
 (or config entry) it names, ``pattern`` the same set written compactly, ``count`` how many raw
 findings were merged; ``summary`` counts these groups per severity.
 
+``location`` says where the checkpoint was read from (a local folder, a Hugging Face cache snapshot,
+the hub's headers); ``shapes`` where parameter counts and bytes came from (the shard headers, the
+model ``config.json`` describes built on the meta device, or nowhere, with the reason); each module's
+``evidence.shapes`` the same per module.
+
 Compatibility promise: within a schema version keys are only ever added and keep their meaning;
-version 2 (grouped findings: ``subject`` gave way to ``members`` / ``pattern``) is the one break so far.
+version 2 (grouped findings: ``subject`` gave way to ``members`` / ``pattern``; ``location``,
+``shapes``, evidence level ``config-only`` and a null ``producer`` for a dense model) is the one
+break so far.
 """
 
 from __future__ import annotations
@@ -74,7 +84,7 @@ class AuditReport:
     """Everything the audit found; :meth:`to_json` is the documented contract."""
 
     checkpoint: str
-    producer: str
+    producer: str | None
     producer_version: str | None
     quant_algo: str | None
     kv_cache: str | None
@@ -87,6 +97,10 @@ class AuditReport:
     coverage: dict[str, Any]
     layer_map: list[dict[str, Any]]
     findings: list[FindingGroup] = field(default_factory=list)
+    #: Where the checkpoint was read from (:meth:`quantresolve.checkpoint.Location.to_json`).
+    location: dict[str, Any] = field(default_factory=dict)
+    #: Where parameter counts and bytes came from: ``{"source": "headers" | "config" | None, "detail"}``.
+    shapes: dict[str, Any] = field(default_factory=lambda: {"source": "headers", "detail": None})
 
     def counts(self) -> dict[str, int]:
         """Grouped findings per severity."""
@@ -107,12 +121,14 @@ class AuditReport:
             "schema_version": SCHEMA_VERSION,
             "tool": f"quantresolve {__version__}",
             "checkpoint": self.checkpoint,
+            "location": self.location,
             "producer": self.producer,
             "producer_version": self.producer_version,
             "quant_algo": self.quant_algo,
             "kv_cache": self.kv_cache,
             "profile": self.profile,
             "evidence_level": self.evidence_level,
+            "shapes": self.shapes,
             "shards": self.shards,
             "tensors": self.tensors,
             "config_sources": list(self.config_sources),

@@ -53,7 +53,9 @@ def audit_report_schema() -> dict[str, Any]:
         "format": {"type": "string", "description": "evidence kind of the tensors (dense, fp8, nvfp4, mxfp4, "
                    "mxfp8, int4-packed, int8, int4-awq, bnb-4bit, bnb-int8, no-weight, unknown) or 'mixed'"},
         "by_format": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-        "confidence": {"enum": ["headers", "names-only"]},
+        "confidence": {"enum": ["headers", "names-only", "config-only"],
+                       "description": "what the evidence rests on: shard headers, index names, or config.json alone "
+                                      "(the dense model's names and shapes; no format claim)"},
         "weight_dtype": _STR_OR_NULL,
         "logical_shape": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "integer"},
                                                        "minItems": 2, "maxItems": 2}]},
@@ -61,6 +63,9 @@ def audit_report_schema() -> dict[str, Any]:
         "scale_params": {"type": "array", "items": {"type": "string"}},
         "input_scale": {"type": "boolean"},
         "kv_scales": {"type": "boolean"},
+        "shapes": {"enum": ["headers", "config", None],
+                   "description": "where params and bytes come from: the headers, config.json shapes (bytes "
+                                  "estimated from the scheme), or unknown (null)"},
     }, ["format", "by_format", "confidence"])
     module = _obj({
         "name": {"type": "string", "description": "model namespace (after the profile's mapper and grouping)"},
@@ -96,6 +101,16 @@ def audit_report_schema() -> dict[str, Any]:
         "kv_cache": _obj({"attention_modules": {"type": "integer"},
                           "by_algo": {"type": "object", "additionalProperties": {"type": "integer"}}}),
     }, ["by_algo", "quantized_linear_param_fraction"])
+    location = _obj({
+        "kind": {"enum": ["local", "hf-cache", "hub"],
+                 "description": "a local path; a snapshot of the local Hugging Face cache; a hub repository read "
+                                "remotely (metadata files and shard headers only)"},
+        "path": {**_STR_OR_NULL, "description": "the local path read (null for the hub)"},
+        "repo_id": _STR_OR_NULL,
+        "revision": {**_STR_OR_NULL, "description": "the revision asked for (null: main)"},
+        "commit": {**_STR_OR_NULL, "description": "the commit it resolved to"},
+        "endpoint": {**_STR_OR_NULL, "description": "the hub endpoint (HF_ENDPOINT) for kind hub"},
+    })
     stack = _obj({"stack": {"type": "string"}, "columns": {"type": "array", "items": {"type": "string"}},
                   "rows": {"type": "array", "items": _obj({
                       "index": {"type": "integer", "minimum": 0},
@@ -105,17 +120,23 @@ def audit_report_schema() -> dict[str, Any]:
         "$id": "https://quantresolve.invalid/schemas/audit-report.schema.json",
         "title": "quantresolve audit report",
         "description": "Output of `quantresolve audit PATH --format json`. Compatible changes only add keys; "
-                       "schema_version changes when a key changes meaning (2: findings are grouped).",
+                       "schema_version changes when a key changes meaning (2: findings are grouped; "
+                       "location, shapes, config-only evidence, null producer).",
         **_obj({
             "schema_version": {"const": SCHEMA_VERSION},
             "tool": {"type": "string"},
-            "checkpoint": {"type": "string"},
-            "producer": {"enum": list(get_args(Producer))},
+            "checkpoint": {"type": "string", "description": "the path, or org/name@revision"},
+            "location": location,
+            "producer": {"enum": [*get_args(Producer), None],
+                         "description": "null: the checkpoint has no quantization config (nothing quantized)"},
             "producer_version": _STR_OR_NULL,
             "quant_algo": _STR_OR_NULL,
             "kv_cache": _STR_OR_NULL,
             "profile": {"type": "string"},
-            "evidence_level": {"enum": ["headers", "names-only"]},
+            "evidence_level": {"enum": ["headers", "names-only", "config-only"],
+                               "description": "shard headers read; only the index's names; only config.json"},
+            "shapes": _obj({"source": {"enum": ["headers", "config", None]},
+                            "detail": {**_STR_OR_NULL, "description": "what built the shapes, or why there are none"}}),
             "shards": {"type": "integer", "minimum": 0},
             "tensors": {"type": "integer", "minimum": 0},
             "config_sources": {"type": "array", "items": {"type": "string"}},

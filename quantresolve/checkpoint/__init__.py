@@ -17,7 +17,8 @@ from .evidence import (
 )
 from .grouping import ExpertContainer, FusedGroup, group_experts, group_fused
 from .inventory import Inventory, Module, build_inventory
-from .reader import read_checkpoint
+from .locate import Location, locate, parse_repo_ref
+from .reader import LocalShards, ShardSource, read_checkpoint
 from .suffixes import SUFFIX_RULES, split_parameter
 
 __all__ = [
@@ -28,14 +29,19 @@ __all__ = [
     "ExpertContainer",
     "FusedGroup",
     "Inventory",
+    "LocalShards",
+    "Location",
     "Module",
+    "ShardSource",
     "TensorInfo",
     "build_inventory",
     "classify_inventory",
     "classify_module",
     "group_experts",
     "group_fused",
+    "locate",
     "packed_logical_shape",
+    "parse_repo_ref",
     "read_checkpoint",
     "split_parameter",
 ]

@@ -189,31 +189,64 @@ def _check_metadata(file: str, metadata: object) -> dict[str, str]:
     return metadata
 
 
+def header_length(prefix: bytes, file: str, size: int) -> int:
+    """The header length ``n`` announced by a shard's first 8 bytes, checked against the cap and ``size``.
+
+    ``size`` is the whole file's size in bytes (a local ``stat``, or a server's ``Content-Range``).
+
+        >>> header_length((16).to_bytes(8, "little"), "m.safetensors", 24)
+        16
+        >>> header_length((99).to_bytes(8, "little"), "m.safetensors", 24)
+        Traceback (most recent call last):
+        ...
+        quantresolve.errors.CheckpointError: m.safetensors: header length 99 is larger than the file (24 bytes): truncated or lying header
+    """
+    if len(prefix) < 8:
+        raise CheckpointError(
+            f"truncated file: {size} bytes, shorter than the 8-byte header length", file=file
+        )
+    length = int.from_bytes(prefix[:8], "little")
+    if length > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"header length {length} exceeds the {MAX_HEADER_BYTES}-byte safetensors limit",
+            file=file,
+        )
+    if 8 + length > size:
+        raise CheckpointError(
+            f"header length {length} is larger than the file ({size} bytes): truncated or lying header",
+            file=file,
+        )
+    return length
+
+
+def parse_shard_header(raw: bytes, file: str, size: int) -> ShardHeader:
+    """Validate the ``n`` header bytes that follow the length prefix of a ``size``-byte shard.
+
+    The one validator of every header, wherever its bytes come from: a local file
+    (:func:`read_shard_header`) or HTTP range reads of a remote repository
+    (:mod:`.remote`), so both get exactly the same checks.
+    """
+    header = strict_loads(raw, file=file, what="safetensors header", integers_only=True)
+    if not isinstance(header, dict):
+        raise CheckpointError(
+            f"safetensors header must be a JSON object, got {type(header).__name__}", file=file
+        )
+    metadata = _check_metadata(file, header.get("__metadata__"))
+    data_bytes = size - 8 - len(raw)
+    exact = b"true" in raw or b"false" in raw  # booleans pass as ints: check every field then
+    tensors, spans = _parse_entries(file, header, data_bytes, exact)
+    return ShardHeader(file, tensors, metadata, data_bytes, spans, 8 + len(raw))
+
+
 def read_shard_header(path: Path, file: str) -> ShardHeader:
     """Read and validate the header of the safetensors file at ``path`` (named ``file`` in errors).
 
-    ``path`` must already be contained (see :mod:`.paths`). Reads ``8 + n`` bytes, no more.
+    ``path`` must already be contained (:meth:`~quantresolve.util.containment.Confinement.locate`). Reads ``8 + n`` bytes, no more.
     """
     try:
         size = os.stat(path).st_size
         with open(path, "rb") as handle:
-            prefix = handle.read(8)
-            if len(prefix) < 8:
-                raise CheckpointError(
-                    f"truncated file: {size} bytes, shorter than the 8-byte header length",
-                    file=file,
-                )
-            length = int.from_bytes(prefix, "little")
-            if length > MAX_HEADER_BYTES:
-                raise CheckpointError(
-                    f"header length {length} exceeds the {MAX_HEADER_BYTES}-byte safetensors limit",
-                    file=file,
-                )
-            if 8 + length > size:
-                raise CheckpointError(
-                    f"header length {length} is larger than the file ({size} bytes): truncated or lying header",
-                    file=file,
-                )
+            length = header_length(handle.read(8), file, size)
             raw = handle.read(length)
     except OSError as err:
         raise CheckpointError(f"cannot read file: {err.strerror}", file=file) from None
@@ -221,13 +254,4 @@ def read_shard_header(path: Path, file: str) -> ShardHeader:
         raise CheckpointError(
             f"truncated file: header needs {length} bytes, got {len(raw)}", file=file
         )
-    header = strict_loads(raw, file=file, what="safetensors header", integers_only=True)
-    if not isinstance(header, dict):
-        raise CheckpointError(
-            f"safetensors header must be a JSON object, got {type(header).__name__}", file=file
-        )
-    metadata = _check_metadata(file, header.get("__metadata__"))
-    data_bytes = size - 8 - length
-    exact = b"true" in raw or b"false" in raw  # booleans pass as ints: check every field then
-    tensors, spans = _parse_entries(file, header, data_bytes, exact)
-    return ShardHeader(file, tensors, metadata, data_bytes, spans, 8 + length)
+    return parse_shard_header(raw, file, size)

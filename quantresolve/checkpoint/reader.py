@@ -9,14 +9,19 @@ Layouts, tried in this order:
    index assigns to it (extra header tensors are kept, with a warning).
 2. ``model.safetensors`` alone.
 3. Any ``*.safetensors`` files (sorted by name), no index.
+4. ``pytorch_model.bin.index.json`` alone: its names only (``has_headers=False``); the pickled
+   ``.bin`` shards are never opened.
 
 The directory and every file name are untrusted: names are checked for
 containment before anything is opened (:class:`~quantresolve.util.containment.Confinement`:
 Hugging Face cache snapshots included), headers are capped and
 validated (:mod:`.header`), and duplicate tensor names (across shards, or as
-duplicate JSON keys) are errors. Headers are read one shard at a time, and
-``on_shard(done, total, name)`` is called after each so a CLI can draw
-progress::
+duplicate JSON keys) are errors. Where the shard headers come from is a
+:class:`ShardSource`: the files next to the index (:class:`LocalShards`, the default,
+one shard at a time) or a remote repository read with HTTP range requests
+(:class:`~quantresolve.checkpoint.remote.RemoteShards`); the index and every header go
+through the same validation either way. ``on_shard(done, total, name)`` is called
+after each header so a CLI can draw progress::
 
     >>> import tempfile
     >>> from safetensors.numpy import save_file
@@ -31,27 +36,29 @@ progress::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from huggingface_hub.constants import SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, NoTensorFilesError
 from ..util.containment import Confinement, check_relative_name
 from ..util.gcpause import gc_paused
 from .catalog import CheckpointCatalog, TensorInfo
 from .header import MAX_HEADER_BYTES, ShardHeader, read_shard_header
 from .jsonutil import strict_loads
 
+#: The index of pickled PyTorch shards: read for its names only, its shards are never opened.
+PYTORCH_INDEX_FILE = "pytorch_model.bin.index.json"
+
 #: Progress hook: ``on_shard(done, total, shard_name)`` after each header is read.
 ShardCallback = Callable[[int, int, str], None]
 
 
-def _read_index(box: Confinement) -> tuple[dict[str, str], dict[str, Any]]:
+def _read_index(box: Confinement, file: str = SAFETENSORS_INDEX_FILE) -> tuple[dict[str, str], dict[str, Any]]:
     """Parse the index: (tensor → shard name, metadata). Every shard name is checked, nothing opened."""
-    file = SAFETENSORS_INDEX_FILE
     path = box.locate(file)
     assert path is not None
     if os.stat(path).st_size > MAX_HEADER_BYTES:
@@ -91,17 +98,44 @@ def _read_index(box: Confinement) -> tuple[dict[str, str], dict[str, Any]]:
     return weight_map, metadata
 
 
-def _read_headers(
-    box: Confinement, shards: list[str], on_shard: ShardCallback | None
-) -> list[ShardHeader]:
-    # Resolve every shard before reading any, so a hostile name fails fast and nothing is read.
-    paths = [box.locate(shard) for shard in shards]
-    headers = []
-    for done, (shard, path) in enumerate(zip(shards, paths, strict=True), start=1):
-        headers.append(read_shard_header(path, shard))  # type: ignore[arg-type]
-        if on_shard is not None:
-            on_shard(done, len(shards), shard)
-    return headers
+class ShardSource(Protocol):
+    """Where a checkpoint's shard headers are read from (the index and configs are local files)."""
+
+    def exists(self, name: str) -> bool:
+        """Whether shard ``name`` (relative to the checkpoint root) exists."""
+        ...
+
+    def listing(self) -> list[str]:
+        """Names of the ``*.safetensors`` files at the root, sorted."""
+        ...
+
+    def read_headers(self, shards: Sequence[str], on_shard: ShardCallback | None) -> list[ShardHeader]:
+        """The validated header of every shard in ``shards``, in that order."""
+        ...
+
+
+class LocalShards:
+    """Shard files inside a local checkpoint directory, every name contained
+    (:class:`~quantresolve.util.containment.Confinement`)."""
+
+    def __init__(self, box: Confinement) -> None:
+        self.box = box
+
+    def exists(self, name: str) -> bool:
+        return self.box.present(name)
+
+    def listing(self) -> list[str]:
+        return sorted(e.name for e in os.scandir(self.box.root) if e.name.endswith(".safetensors"))
+
+    def read_headers(self, shards: Sequence[str], on_shard: ShardCallback | None) -> list[ShardHeader]:
+        # Resolve every shard before reading any, so a hostile name fails fast and nothing is read.
+        paths = [self.box.locate(shard) for shard in shards]
+        headers = []
+        for done, (shard, path) in enumerate(zip(shards, paths, strict=True), start=1):
+            headers.append(read_shard_header(path, shard))  # type: ignore[arg-type]
+            if on_shard is not None:
+                on_shard(done, len(shards), shard)
+        return headers
 
 
 def _merge(headers: list[ShardHeader]) -> dict[str, TensorInfo]:
@@ -147,10 +181,17 @@ def _check_against_index(
     return warnings
 
 
-def _catalog_from_index(root: Path, box: Confinement, on_shard: ShardCallback | None) -> CheckpointCatalog:
-    weight_map, metadata = _read_index(box)
+def _catalog_from_index(
+    root: Path,
+    box: Confinement,
+    source: ShardSource,
+    on_shard: ShardCallback | None,
+    file: str = SAFETENSORS_INDEX_FILE,
+) -> CheckpointCatalog:
+    weight_map, metadata = _read_index(box, file)
     shards = sorted(set(weight_map.values()))
-    present = [s for s in shards if box.present(s)]
+    # Pickled shards are never opened: their index gives names only.
+    present = [s for s in shards if source.exists(s)] if file == SAFETENSORS_INDEX_FILE else []
     if not present:
         # Index-only directory: names and shard assignment, nothing else.
         tensors = {n: TensorInfo(n, None, None, weight_map[n], None) for n in sorted(weight_map)}
@@ -171,7 +212,7 @@ def _catalog_from_index(root: Path, box: Confinement, on_shard: ShardCallback | 
             file=SAFETENSORS_INDEX_FILE,
             field="weight_map",
         )
-    tensors = _merge(_read_headers(box, shards, on_shard))
+    tensors = _merge(source.read_headers(shards, on_shard))
     warnings = _check_against_index(weight_map, tensors)
     return _finish(root, tensors, shards, metadata, warnings)
 
@@ -197,18 +238,25 @@ def _finish(
 
 
 def read_checkpoint(
-    path: str | os.PathLike[str], on_shard: ShardCallback | None = None
+    path: str | os.PathLike[str],
+    on_shard: ShardCallback | None = None,
+    *,
+    shards: ShardSource | None = None,
 ) -> CheckpointCatalog:
     """Catalogue the checkpoint at ``path`` (a directory, or one ``.safetensors`` file).
 
-    Raises :class:`~quantresolve.errors.CheckpointError` naming the offending file
-    for anything unreadable or hostile; never reads outside the directory.
+    ``shards`` says where the shard headers come from (default: the files in ``path``);
+    the index is always read from ``path``. Raises
+    :class:`~quantresolve.errors.CheckpointError` naming the offending file for anything
+    unreadable or hostile; never reads outside the directory.
     """
     with gc_paused():
-        return _read_checkpoint(Path(path), on_shard)
+        return _read_checkpoint(Path(path), on_shard, shards)
 
 
-def _read_checkpoint(given: Path, on_shard: ShardCallback | None) -> CheckpointCatalog:
+def _read_checkpoint(
+    given: Path, on_shard: ShardCallback | None, source: ShardSource | None
+) -> CheckpointCatalog:
     if given.is_file() and given.suffix == ".safetensors":
         root, names = given.parent, [given.name]
     elif given.is_dir():
@@ -216,16 +264,19 @@ def _read_checkpoint(given: Path, on_shard: ShardCallback | None) -> CheckpointC
     else:
         raise CheckpointError("not a checkpoint directory or .safetensors file", file=str(given))
     box = Confinement.of(root)
+    source = source if source is not None else LocalShards(box)
     if not names:
         if box.present(SAFETENSORS_INDEX_FILE):
-            return _catalog_from_index(root, box, on_shard)
-        if box.present(SAFETENSORS_SINGLE_FILE):
+            return _catalog_from_index(root, box, source, on_shard)
+        if source.exists(SAFETENSORS_SINGLE_FILE):
             names = [SAFETENSORS_SINGLE_FILE]
         else:
-            names = sorted(e.name for e in os.scandir(root) if e.name.endswith(".safetensors"))
+            names = source.listing()
+        if not names and box.present(PYTORCH_INDEX_FILE):
+            return _catalog_from_index(root, box, source, on_shard, PYTORCH_INDEX_FILE)
         if not names:
-            raise CheckpointError(
+            raise NoTensorFilesError(
                 f"no {SAFETENSORS_INDEX_FILE} and no *.safetensors files", file=str(given)
             )
-    tensors = _merge(_read_headers(box, names, on_shard))
+    tensors = _merge(source.read_headers(names, on_shard))
     return _finish(root, tensors, names, {}, [])

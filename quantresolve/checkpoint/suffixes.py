@@ -13,13 +13,20 @@ KV cache, so the module is the attention itself::
     ('model.layers.0.self_attn', 'k_scale', True)
     >>> split_parameter("m.ff_out.weight.quant_state.bitsandbytes__nf4")
     ('m.ff_out', 'weight.quant_state.bitsandbytes__nf4', True)
+    >>> split_parameter("model.layers.0.mlp.down_proj.qzeros")
+    ('model.layers.0.mlp.down_proj', 'qzeros', True)
     >>> split_parameter("model.layers.0.mixer.A_log")
     ('model.layers.0.mixer', 'A_log', False)
+    >>> split_parameter("model.layers.0.mlp.experts.gate_up_proj_blocks")
+    ('model.layers.0.mlp.experts', 'gate_up_proj_blocks', True)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: The projections a fused experts module stores as ``<proj>`` / ``<proj>_blocks`` / ``_scales`` / ``_bias``.
+FUSED_EXPERT_PROJECTIONS = ("gate_up_proj", "down_proj", "gate_proj", "up_proj")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,23 +45,30 @@ class SuffixRule:
     param: str | None = None
 
 
-_ALL = ("modelopt", "compressed-tensors", "bitsandbytes", "dense")
+_ALL = ("modelopt", "compressed-tensors", "bitsandbytes", "gptq", "awq", "fp8", "mxfp4", "dense")
 _MO = ("modelopt",)
 _CT = ("compressed-tensors",)
 _BNB = ("bitsandbytes",)
+_INT_PACKED = ("gptq", "awq")
+_FP8 = ("fp8",)
+_MX = ("mxfp4",)
 
-#: Every parameter suffix field-notes §5 lists, plus bias and plain weights.
+#: Every parameter suffix field-notes §5 lists (and §7's GPTQ / AWQ ones), plus bias and plain weights.
 SUFFIX_RULES: tuple[SuffixRule, ...] = (
     SuffixRule("weight", "weight", _ALL),
     SuffixRule("bias", "bias", _ALL),
     SuffixRule("weight_packed", "weight", _CT),
-    SuffixRule("weight_scale", "weight_scale", ("modelopt", "compressed-tensors")),
+    SuffixRule("weight_scale", "weight_scale", ("modelopt", "compressed-tensors", "fp8")),
+    # HF fine-grained FP8: the block (or 0-d) weight scale — a multiplier despite its name — and the
+    # static activation scale of transformers' FP8Linear (AutoFP8 writes weight_scale / input_scale).
+    SuffixRule("weight_scale_inv", "weight_scale", _FP8),
+    SuffixRule("activation_scale", "input_scale", _FP8),
     SuffixRule("weight_scale_2", "weight_scale", _MO),
     SuffixRule("weight_global_scale", "weight_scale", _CT),
     SuffixRule("weight_zero_point", "zero_point", _CT),
     SuffixRule("weight_shape", "shape", _CT),
     SuffixRule("weight_g_idx", "g_idx", _CT),
-    SuffixRule("input_scale", "input_scale", ("modelopt", "compressed-tensors")),
+    SuffixRule("input_scale", "input_scale", ("modelopt", "compressed-tensors", "fp8")),
     SuffixRule("input_global_scale", "input_scale", _CT),
     SuffixRule("input_zero_point", "input_scale", _CT),
     SuffixRule("output_scale", "output_scale", ("modelopt", "compressed-tensors")),
@@ -70,6 +84,15 @@ SUFFIX_RULES: tuple[SuffixRule, ...] = (
     SuffixRule("weight.nested_absmax", "bnb_state", _BNB),
     SuffixRule("weight.nested_quant_map", "bnb_state", _BNB),
     SuffixRule("weight.quant_state.bitsandbytes__*", "bnb_state", _BNB),
+    SuffixRule("qweight", "weight", _INT_PACKED),
+    SuffixRule("qzeros", "zero_point", _INT_PACKED),
+    SuffixRule("scales", "weight_scale", _INT_PACKED),
+    SuffixRule("g_idx", "g_idx", ("gptq",)),
+    # gpt-oss: every expert of a layer in fused tensors on the experts module itself
+    # (``mlp.experts.gate_up_proj_blocks``); the unquantized twins ``gate_up_proj`` / ``down_proj`` are
+    # claimed by the inventory's fused-experts layout, since those names are module names elsewhere.
+    *(SuffixRule(f"{proj}_{part}", role, _MX) for proj in FUSED_EXPERT_PROJECTIONS
+      for part, role in (("blocks", "weight"), ("scales", "weight_scale"), ("bias", "bias"))),
 )
 
 #: Parameter name → role (wildcard rules contribute their prefix).

@@ -1,10 +1,15 @@
-"""``quantresolve audit PATH``: which modules are quantized with what, how much that covers, and
-where the config, the model's naming and the tensors disagree — from headers only.
+"""``quantresolve audit PATH|ORG/NAME[@REV]``: which modules are quantized with what, how much that
+covers, and where the config, the model's naming and the tensors disagree — from headers only.
+
+The argument is a local checkpoint, or a repository id found in the local Hugging Face cache or
+else read from the hub without downloading weights (shard headers by HTTP range requests;
+``HF_HUB_OFFLINE=1`` forbids that): :mod:`quantresolve.checkpoint.locate`.
 
 Exit codes (for CI gates): 0 clean; 1 findings of error severity (``--strict``:
 warnings too); 2 bad input or usage (one line on stderr).
 
     quantresolve audit fixtures/checkpoints/modelopt-mixed
+    quantresolve audit nvidia/DeepSeek-V3.1-NVFP4            # cached snapshot, else the hub
     quantresolve audit CKPT --format json --output report.json
     quantresolve audit CKPT --format html --output report.html
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,10 @@ FORMATS = ("text", "json", "markdown", "html")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="audit a quantized checkpoint: coverage, per-layer map, findings",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("path", help="checkpoint directory (or a single .safetensors file next to its config)")
+    p.add_argument("path", metavar="CHECKPOINT",
+                   help="checkpoint directory, a single .safetensors file next to its config, a Hugging Face "
+                        "cache snapshot, or a repository id ORG/NAME[@REV] / hf://ORG/NAME[@REV] (local cache "
+                        "first, else the hub, headers only; an existing local path of the same spelling wins)")
     p.add_argument("--profile", metavar="NAME|FILE",
                    help="naming profile (built-in name or JSON/YAML file); default: from config.json "
                         "architectures, else unfused transformers naming")
@@ -61,13 +70,38 @@ def _progress(enabled: bool) -> tuple[Callable[[int, int, str], None] | None, Ca
     return on_shard, stop
 
 
+def transformers_shapes(root: Path) -> Any:
+    """The shape provider the CLI gives the audit where no shard header sizes the modules: the model
+    ``config.json`` describes, built by transformers on the meta device (needs the ``run`` extra)."""
+    from quantresolve.checkpoint.shapes import ShapesUnavailable
+    from quantresolve.cli.extras import missing_extra_message
+
+    try:
+        import transformers
+
+        from quantresolve.integrations.transformers.shapes import model_shapes
+    except ImportError as err:
+        raise ShapesUnavailable(f"shapes {missing_extra_message((err.name or '?').split('.')[0])}") from None
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # its deprecation chatter is not the report
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return model_shapes(root)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
 def run(args: argparse.Namespace) -> int:
     from quantresolve.audit import audit_checkpoint
     from quantresolve.audit.render import RENDERERS
+    from quantresolve.checkpoint.locate import locate
+    from quantresolve.formats.loader import metadata_files
 
     on_shard, stop = _progress(sys.stderr.isatty())
     try:
-        report = audit_checkpoint(args.path, args.profile, on_shard=on_shard)
+        with locate(args.path, files=metadata_files()) as where:
+            report = audit_checkpoint(where, args.profile, on_shard=on_shard, shapes=transformers_shapes)
     finally:
         stop()
     to_terminal = args.output is None and sys.stdout.isatty()

@@ -11,15 +11,19 @@ from quantresolve.formats.normalized import NormalizedConfig
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="show the normalized quantization config of a checkpoint or JSON file")
-    p.add_argument("path", help="checkpoint directory or JSON file")
+    p.add_argument("path", metavar="CHECKPOINT",
+                   help="checkpoint directory, JSON file, or repository id ORG/NAME[@REV] / hf://ORG/NAME[@REV] "
+                        "(local Hugging Face cache first, else the hub's config files)")
     p.add_argument("--json", action="store_true", help="print the normalized view as JSON")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantresolve.formats.loader import load_config
+    from quantresolve.checkpoint.locate import locate
+    from quantresolve.formats.loader import load_config, metadata_files
 
-    cfg = load_config(args.path)
+    with locate(args.path, files=metadata_files(), index=False) as where:
+        cfg = load_config(where.path)
     if args.json:
         print(json.dumps(cfg.model_dump(mode="json"), indent=2))
     else:

@@ -18,7 +18,9 @@ from quantresolve.resolve.resolution import KINDS
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("resolve", help="resolve layer prefixes (model namespace) against a checkpoint's config")
-    p.add_argument("path", help="checkpoint directory or JSON config file")
+    p.add_argument("path", metavar="CHECKPOINT",
+                   help="checkpoint directory, JSON config file, or repository id ORG/NAME[@REV] / "
+                        "hf://ORG/NAME[@REV] (local Hugging Face cache first, else the hub's config files and index)")
     p.add_argument("prefixes", nargs="+", metavar="PREFIX", help="layer prefixes in the model's namespace")
     p.add_argument("--kind", choices=KINDS, default="linear", help="module kind (default: linear)")
     p.add_argument("--profile", help="built-in profile name or profile file (default: from config.json architectures)")
@@ -28,11 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from quantresolve.checkpoint.locate import locate
+    from quantresolve.formats.loader import metadata_files
     from quantresolve.naming.profiles import load_profile
     from quantresolve.resolve.resolver import Resolver
 
     profile = load_profile(args.profile) if args.profile else None
-    resolver = Resolver.from_checkpoint(args.path, profile)
+    with locate(args.path, files=metadata_files()) as where:
+        resolver = Resolver.from_checkpoint(where.path, profile)
     results: list[dict[str, Any]] = []
     failed = False
     for prefix in args.prefixes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from quantresolve.errors import ConfigError
@@ -54,7 +55,8 @@ def _positive(text: str) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="load a quantized checkpoint into transformers as resolved and generate",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("checkpoint", help="checkpoint directory, or a repository id ORG/NAME[@REV] / hf://ORG/NAME[@REV] "
+                                      "already in the local Hugging Face cache (never downloaded)")
     p.add_argument("--prompt-ids", required=True, metavar="IDS", help="prompt token ids, comma-separated")
     p.add_argument("--max-new-tokens", type=_positive, default=8, metavar="N", help="tokens to generate (default 8)")
     p.add_argument("--profile", metavar="NAME|FILE",
@@ -70,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _generate(args: argparse.Namespace, ids: list[int]) -> tuple[Any, list[int]]:
+def _generate(args: argparse.Namespace, ids: list[int], path: Path) -> tuple[Any, list[int]]:
     import warnings
 
     from quantresolve.integrations.preflight import preflight_run
@@ -88,7 +90,7 @@ def _generate(args: argparse.Namespace, ids: list[int]) -> tuple[Any, list[int]]
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # transformers' deprecation chatter is not this command's output
-        model = load_quantized(args.checkpoint, profile=args.profile, backend=args.backend,
+        model = load_quantized(path, profile=args.profile, backend=args.backend,
                                deny=_names(args.deny), device=args.device, dtype=args.dtype)
         vocab = model.get_input_embeddings().num_embeddings
         bad = [i for i in ids if i >= vocab]
@@ -103,8 +105,11 @@ def _generate(args: argparse.Namespace, ids: list[int]) -> tuple[Any, list[int]]
 
 
 def run(args: argparse.Namespace) -> int:
+    from quantresolve.checkpoint.locate import locate
+
     ids = prompt_ids(args.prompt_ids)
-    report, sequence = _generate(args, ids)
+    with locate(args.checkpoint, remote=False) as where:  # before torch: a bad argument fails at once
+        report, sequence = _generate(args, ids, where.path)
     new = sequence[len(ids):]
     if args.json:
         print(json.dumps({"prompt_ids": ids, "generated_ids": new, "sequence": sequence, **report.to_json()},

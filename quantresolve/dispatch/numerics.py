@@ -12,6 +12,8 @@ bottom of the dispatcher, with :mod:`.specs` — it imports torch only.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 #: Magnitudes of the E2M1 (FP4) codes 0..7; bit 3 is the sign.
@@ -48,23 +50,35 @@ def e8m0_to_float(exponents: torch.Tensor) -> torch.Tensor:
 
 
 def unpack_int32_dense(packed: torch.Tensor, num_bits: int, count: int) -> torch.Tensor:
-    """compressed-tensors ≥ 0.17 packing: one LSB-first bitstream of ``num_bits`` per row.
+    """One LSB-first bitstream of ``num_bits`` per row (compressed-tensors ≥ 0.17; GPTQ along a column).
 
     Element ``i`` of a row starts at bit ``i * num_bits`` of the row's little-endian
-    int32 words, values may straddle word boundaries. Returns unsigned codes
-    ``[rows, count]`` as int32.
+    int32 words, values may straddle word boundaries (GPTQ's 3-bit: 32 values in
+    three words, values 10 and 21 straddling). Returns unsigned codes
+    ``[rows, count]`` as int32. Works one period of ``lcm(32, num_bits)`` bits at a
+    time, so the intermediates are a few int64 per value (not per bit).
+
+        >>> words = torch.tensor([[0b011_010_001_000 | (3 << 30), 0b1, 0]], dtype=torch.int64).to(torch.int32)
+        >>> unpack_int32_dense(words, 3, 11).tolist()   # value 10: bits 30-31 of word 0, bit 0 of word 1
+        [[0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 7]]
     """
-    rows = packed.shape[0]
+    period = math.lcm(32, num_bits)
+    per_words, per_values = period // 32, period // num_bits
     words = packed.to(torch.int64) & 0xFFFFFFFF
-    # Little-endian bit matrix: [rows, words * 32].
-    shifts = torch.arange(32, device=packed.device, dtype=torch.int64)
-    bits = ((words.unsqueeze(-1) >> shifts) & 1).reshape(rows, -1)
-    need = count * num_bits
-    if bits.shape[1] < need:
-        bits = torch.nn.functional.pad(bits, (0, need - bits.shape[1]))
-    bits = bits[:, :need].reshape(rows, count, num_bits)
-    weights = (1 << torch.arange(num_bits, device=packed.device, dtype=torch.int64))
-    return (bits * weights).sum(-1).to(torch.int32)
+    periods = -(-words.shape[1] // per_words)
+    if words.shape[1] < periods * per_words + 1:  # whole periods, plus one spare word for the straddle gather
+        words = torch.nn.functional.pad(words, (0, periods * per_words + 1 - words.shape[1]))
+    start = torch.arange(per_values, device=packed.device, dtype=torch.int64) * num_bits
+    word, shift = start // 32, start % 32
+    index = (torch.arange(periods, device=packed.device, dtype=torch.int64).unsqueeze(1) * per_words
+             + word).reshape(-1)
+    shifts = shift.repeat(periods)
+    low = words[:, index] >> shifts
+    high = torch.where(shifts + num_bits > 32, words[:, index + 1] << (32 - shifts), 0)
+    codes = (low | high) & ((1 << num_bits) - 1)
+    if codes.shape[1] < count:
+        codes = torch.nn.functional.pad(codes, (0, count - codes.shape[1]))
+    return codes[:, :count].to(torch.int32)
 
 
 def unpack_int32_legacy(packed: torch.Tensor, num_bits: int, count: int) -> torch.Tensor:
@@ -114,19 +128,37 @@ def expand_blocks(scale: torch.Tensor, block: tuple[int, int], n: int, k: int) -
 E2M1_BOUNDS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)
 
 
+#: float dtype → (same-width integer dtype, exponent-field mask, the exponent's unit): reading a
+#: value's binade off its bit pattern.
+_EXPONENT_BITS = {
+    torch.float64: (torch.int64, 0x7FF0000000000000, 1 << 52),
+    torch.float32: (torch.int32, 0x7F800000, 1 << 23),
+    torch.bfloat16: (torch.int16, 0x7F80, 1 << 7),
+    torch.float16: (torch.int16, 0x7C00, 1 << 10),
+}
+
+
 def round_e2m1_half_even(x: torch.Tensor) -> torch.Tensor:
     """Nearest E2M1 value, a tie going to the even code (0.75 → 1, 1.25 → 1, 2.5 → 2, 5 → 4), saturating
     at ±6: NVIDIA's NVFP4 cast (ModelOpt ``NVFP4QTensor``) and compressed-tensors' ``cast_to_fp4``.
 
-        >>> round_e2m1_half_even(torch.tensor([0.25, 0.75, 1.25, 2.5, 5.0, -7.0])).tolist()
-        [0.0, 1.0, 1.0, 2.0, 4.0, -6.0]
+    Whole-tensor arithmetic, no table look-up: E2M1 has one mantissa bit, so its grid step is 0.5
+    below 2 (the subnormals and the binade [1, 2)) and half the binade's power of two above (1 in
+    [2, 4), 2 in [4, 6]); the step is read off the exponent bits of ``max(|x|, 1)``, and ``x / step``
+    rounded half to even (an exact power-of-two division) lands on the even code at every tie. A
+    result of zero keeps ``x``'s sign except for ``x = −0``, which gives +0 (as the sign test
+    ``x < 0`` of the code table does); ``±inf`` saturates and NaN gives +6, as the table did. In
+    ``x``'s dtype, ``x`` left alone.
+
+        >>> round_e2m1_half_even(torch.tensor([0.25, 0.75, 1.25, 2.5, 5.0, -7.0, -0.1, -0.0])).tolist()
+        [0.0, 1.0, 1.0, 2.0, 4.0, -6.0, -0.0, 0.0]
     """
-    mags = torch.tensor(E2M1_MAGNITUDES, dtype=x.dtype, device=x.device)
-    bounds = torch.tensor(E2M1_BOUNDS, dtype=x.dtype, device=x.device)
-    a = x.abs()
-    idx = torch.bucketize(a, bounds)  # ties go down here ...
-    odd_tie = (a.unsqueeze(-1) == bounds[1::2]).any(-1)  # ... except at 0.75, 1.75, 3.5, whose even side is up
-    return torch.where(x < 0, -mags[idx + odd_tie.long()], mags[idx + odd_tie.long()])
+    int_dtype, mask, unit = _EXPONENT_BITS[x.dtype]
+    t = torch.nan_to_num(x, nan=E2M1_MAX)  # a fresh tensor to round in place; NaN as the table had it
+    t.clamp_(-E2M1_MAX, E2M1_MAX).add_(0.0)  # −0 + 0 is +0
+    # 2^(floor(log2(max(|t|, 1))) − 1): the exponent field of max(|t|, 1), less one
+    step = t.abs().clamp_(min=1.0).view(int_dtype).bitwise_and_(mask).sub_(unit).view(x.dtype)
+    return t.div_(step).round_().mul_(step)
 
 
 def round_e2m1_ties_down(x: torch.Tensor) -> torch.Tensor:

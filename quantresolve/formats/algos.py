@@ -27,7 +27,10 @@ from typing import Literal
 
 from quantresolve.errors import UnknownAlgorithmError
 
-Producer = Literal["modelopt", "compressed-tensors", "bitsandbytes"]
+#: Canonical producer names: the ``quant_method`` of each config layout quantresolve reads (``fp8``: Hugging
+#: Face fine-grained FP8 — transformers' ``FineGrainedFP8Config``, DeepSeek, AutoFP8; ``mxfp4``: gpt-oss MXFP4; ``gptq`` / ``awq``:
+#: AutoGPTQ / optimum / GPTQModel and AutoAWQ).
+Producer = Literal["modelopt", "compressed-tensors", "bitsandbytes", "gptq", "awq", "fp8", "mxfp4"]
 
 #: Spellings that mean "no value" in ModelOpt configs.
 NO_VALUE_SPELLINGS = frozenset({"", "none", "null"})

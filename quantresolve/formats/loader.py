@@ -17,7 +17,7 @@ nothing then tells whose tensors these are.
 
 Which producer wrote a ``quantization_config`` dict, and how it is normalized, is the producer
 registry's answer (:mod:`quantresolve.formats.registry`); this module names no producer. Formats
-outside scope (HF ``fp8``, ``mxfp4`` of gpt-oss, GPTQ, AWQ, ...) are refused with
+outside scope (GPTQ, AWQ, HQQ, ...) are refused with
 :class:`~quantresolve.errors.UnsupportedFormatError`.
 
     >>> cfg = load_config({"quant_method": "bitsandbytes", "load_in_4bit": True,
@@ -157,6 +157,17 @@ def _from_directory(root: Path) -> NormalizedConfig:
     return sidecar.with_section(parsed, data, CONFIG_FILE, field)
 
 
+def metadata_files() -> tuple[str, ...]:
+    """The files that describe a checkpoint's quantization: ``config.json`` and every registered
+    producer's own file (what a remote reader fetches besides the index).
+
+        >>> metadata_files()
+        ('config.json', 'hf_quant_config.json')
+    """
+    sidecars = sorted({f.sidecar.file for f in registered_formats() if f.sidecar is not None})
+    return (CONFIG_FILE, *sidecars)
+
+
 def load_config(source: str | Path | dict[str, Any]) -> NormalizedConfig:
     """Load and normalize the quantization config of a checkpoint directory, a JSON file, or a dict.
 
@@ -179,4 +190,4 @@ def load_config(source: str | Path | dict[str, Any]) -> NormalizedConfig:
         return _from_document(data, file=path.name)
 
 
-__all__ = ["CONFIG_FILE", "find_quant_section", "load_config"]
+__all__ = ["CONFIG_FILE", "find_quant_section", "load_config", "metadata_files"]

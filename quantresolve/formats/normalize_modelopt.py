@@ -332,7 +332,7 @@ def _is_hf_quant_file(document: Mapping[str, Any]) -> bool:
 
 FORMAT = register_format(ProducerFormat(
     name="modelopt", precedence=20, detect=detect, normalize=normalize_section,
-    quant_methods=("modelopt",), section_keys=("quant_algo",), producer_names=("modelopt",),
+    quant_methods=("modelopt",), section_keys=("quant_algo",), producer_names=("modelopt",), base_methods=("fp8",),
     sidecar=Sidecar(
         file=HF_QUANT_FILE, recognise=_is_hf_quant_file,
         parse=lambda document, file: validate_model(HfQuantConfigFile, document, file=file),

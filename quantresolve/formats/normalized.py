@@ -54,6 +54,17 @@ class NameEntry(BaseModel):
     kind: EntryKind
     file: str
     field: str
+    #: The regular expression a ``regex`` entry matches with, when it is not ``original`` without its
+    #: ``re:`` prefix (GPTQModel ``dynamic`` keys carry ``-:`` / ``+:`` or nothing; see :meth:`regex_body`).
+    pattern: str | None = None
+
+    def regex_body(self) -> str:
+        """The regular expression of a ``regex`` entry (``re:.*gate`` → ``.*gate``).
+
+            >>> NameEntry(original="-:.*gate", kind="regex", file="c", field="f", pattern=".*gate").regex_body()
+            '.*gate'
+        """
+        return self.pattern if self.pattern is not None else self.original[3:]
 
     @classmethod
     def classify(cls, spelling: str, *, file: str, field: str, class_names: bool = False) -> NameEntry:
@@ -130,6 +141,10 @@ class NormalizedConfig(BaseModel):
     - ``groups``: compressed-tensors config groups, sorted by name.
     - ``exclude``: exclude / ignore / skip entries, original spelling kept.
     - ``layers``: per-layer entries, sorted by name.
+    - ``include``: inclusion lists (optimum's GPTQ ``block_name_to_quantize`` /
+      ``modules_in_block_to_quantize``): when given, a module no entry of a list matches is
+      unquantized. Entries of one list (one ``field``, its index aside) are alternatives; every
+      list present must match.
     - ``kv_cache``: the KV-cache scheme, if any.
     - ``findings``: disagreements and oddities found while loading.
     - ``sources``: the files read, relative to the checkpoint directory.
@@ -145,6 +160,7 @@ class NormalizedConfig(BaseModel):
     groups: tuple[SchemeGroup, ...] = ()
     exclude: tuple[NameEntry, ...] = ()
     layers: tuple[LayerEntry, ...] = ()
+    include: tuple[NameEntry, ...] = ()
     kv_cache: QuantScheme | None = None
     findings: tuple[Finding, ...] = ()
     sources: tuple[str, ...] = ()

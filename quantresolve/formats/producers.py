@@ -6,7 +6,11 @@ follow :data:`~quantresolve.formats.algos.Producer`). A new producer adds its li
 """
 
 from quantresolve.formats import (
+    normalize_awq,  # noqa: F401
     normalize_bitsandbytes,  # noqa: F401
     normalize_compressed_tensors,  # noqa: F401
+    normalize_fp8,  # noqa: F401
+    normalize_gptq,  # noqa: F401
     normalize_modelopt,  # noqa: F401
+    normalize_mxfp4,  # noqa: F401
 )

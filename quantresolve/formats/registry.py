@@ -7,7 +7,7 @@ asks the registry — it never names a producer::
 
     >>> import quantresolve.formats.producers  # registers the built-in producers
     >>> [f.name for f in registered_formats()]
-    ['modelopt', 'compressed-tensors', 'bitsandbytes']
+    ['modelopt', 'compressed-tensors', 'bitsandbytes', 'gptq', 'awq', 'fp8', 'mxfp4']
     >>> detect_producer({"quant_method": "bitsandbytes", "load_in_4bit": True}, file="config.json",
     ...                 field="quantization_config")
     'bitsandbytes'
@@ -38,9 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: ``quant_method`` values of formats that are recognised but outside quantresolve's scope. A format
 #: that becomes supported registers a :class:`ProducerFormat` and leaves this table.
 OUT_OF_SCOPE_METHODS = {
-    "fp8": "HF fine-grained FP8 (transformers' FineGrainedFP8Config)",
-    "mxfp4": "gpt-oss MXFP4 (transformers' Mxfp4Config)",
-    "gptq": "GPTQ", "awq": "AutoAWQ", "aqlm": "AQLM", "hqq": "HQQ", "eetq": "EETQ", "quanto": "Quanto",
+    "aqlm": "AQLM", "hqq": "HQQ", "eetq": "EETQ", "quanto": "Quanto",
     "torchao": "torchao", "fbgemm_fp8": "FBGEMM FP8", "bitnet": "BitNet", "higgs": "HIGGS", "vptq": "VPTQ",
     "spqr": "SpQR", "gguf": "GGUF", "auto-round": "AutoRound", "fp_quant": "FP-Quant", "quark": "Quark",
 }
@@ -94,6 +92,9 @@ class ProducerFormat:
     - ``quant_methods``: ``quant_method`` values that name this producer outright;
     - ``section_keys``: keys that mark a bare JSON document as this producer's section;
     - ``producer_names``: ``producer.name`` values that claim this producer (ModelOpt writes one);
+    - ``base_methods``: another producer's ``quant_method`` values this one accepts next to its own keys
+      (ModelOpt's DeepSeek-V4 exports say ``quant_method: fp8`` with ``producer.name: modelopt``), so the
+      two claims are not a conflict;
     - ``sidecar``: its own file next to ``config.json``, if any;
     - ``schemas``: the JSON Schemas of its file layouts.
     """
@@ -105,6 +106,7 @@ class ProducerFormat:
     quant_methods: tuple[str, ...] = ()
     section_keys: tuple[str, ...] = ()
     producer_names: tuple[str, ...] = ()
+    base_methods: tuple[str, ...] = ()
     sidecar: Sidecar | None = None
     schemas: tuple[LayoutSchema, ...] = ()
 
@@ -125,6 +127,21 @@ def register_format(fmt: ProducerFormat) -> ProducerFormat:
     return fmt
 
 
+def register_method_format(name: str, *, precedence: int, model: Callable[[], type[BaseModel]],
+                           normalize: Callable[..., NormalizedConfig], schema: tuple[str, str]) -> ProducerFormat:
+    """Register a producer recognised by ``quant_method == name`` alone (GPTQ, AWQ): its section is validated
+    with ``model()`` (located errors), then ``normalize(parsed, file=, field=)``; ``schema`` is its layout
+    schema's ``(file, title)``."""
+    from quantresolve.formats.validation import validate_model
+
+    def normalize_section(section: dict[str, Any], *, file: str, field: str) -> NormalizedConfig:
+        return normalize(validate_model(model(), section, file=file, prefix=field), file=file, field=field)
+
+    return register_format(ProducerFormat(
+        name=name, precedence=precedence, detect=lambda section: section.get("quant_method") == name,
+        normalize=normalize_section, quant_methods=(name,), schemas=(LayoutSchema(*schema, model),)))
+
+
 def registered_formats() -> list[ProducerFormat]:
     """Every registered producer, in the order of :data:`~quantresolve.formats.algos.Producer`."""
     order = get_args(Producer)
@@ -137,7 +154,7 @@ def producer_format(name: str) -> ProducerFormat:
 
 
 def supported_names() -> str:
-    """``"modelopt, compressed-tensors, bitsandbytes"``: the registered producers, for messages."""
+    """``"modelopt, compressed-tensors, bitsandbytes, ..."``: the registered producers, for messages."""
     return ", ".join(f.name for f in registered_formats())
 
 
@@ -157,7 +174,8 @@ def _check_one_claim(data: Mapping[str, Any], *, file: str, field: str) -> None:
     producer = data.get("producer")
     named = str(producer.get("name", "")).lower() if isinstance(producer, dict) else ""
     by_name = next((f.name for f in _FORMATS.values() if named in f.producer_names), None)
-    if by_method is not None and by_name is not None and by_method != by_name:
+    if by_method is not None and by_name is not None and by_method != by_name \
+            and data["quant_method"] not in _FORMATS[by_name].base_methods:
         where = f"{field}.producer.name" if field else "producer.name"
         raise ProducerConflictError(f"quant_method is {data['quant_method']!r} but producer.name is {named!r}: "
                                     "one section claims two producers", file=file, field=where)
@@ -187,5 +205,6 @@ def normalize_section(data: Any, *, file: str, field: str) -> NormalizedConfig:
 
 
 __all__ = ["OUT_OF_SCOPE_METHODS", "LayoutSchema", "ProducerFormat", "Sidecar", "detect_producer",
-           "looks_like_section", "normalize_section", "producer_format", "register_format", "registered_formats",
+           "looks_like_section", "normalize_section", "producer_format", "register_format", "register_method_format",
+           "registered_formats",
            "supported_names"]

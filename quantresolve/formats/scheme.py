@@ -90,11 +90,13 @@ class QuantScheme(BaseModel):
         return self.input_activations is None
 
     def summary(self) -> str:
-        """Short human text, e.g. ``NVFP4 (modelopt, w4 tensor_group/16, a4 dynamic)``."""
+        """Short human text, e.g. ``NVFP4 (modelopt, w4 tensor_group/16, a4 dynamic)``; block scales show
+        their block (``w8 block/128x128``)."""
         parts = [self.producer if self.format in (self.producer, "modelopt") else f"{self.producer}:{self.format}"]
         if self.weights is not None:
             w = self.weights
-            g = f"/{w.group_size}" if w.group_size else ""
+            blocks = f"/{w.block_structure[0]}x{w.block_structure[1]}" if w.block_structure else ""
+            g = f"/{w.group_size}" if w.group_size else blocks
             parts.append(f"w{w.num_bits} {w.strategy}{g}")
         if self.input_activations is not None:
             a = self.input_activations

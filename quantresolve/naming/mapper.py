@@ -35,13 +35,13 @@ rewriting the pattern::
 from __future__ import annotations
 
 import operator
-import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from quantresolve.errors import ProfileError
+from quantresolve.util.patterns import BoundedRegex
 
 RuleTable = Mapping[str, "str | None"]
 
@@ -113,15 +113,15 @@ class WeightsMapper:
     orig_to_new_substr: Mapping[str, str | None] = field(default_factory=dict)
     orig_to_new_prefix: Mapping[str, str | None] = field(default_factory=dict)
     orig_to_new_suffix: Mapping[str, str | None] = field(default_factory=dict)
+    #: The profile file the rules came from (named by errors; not part of equality).
+    source_file: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        compiled = []
-        for pattern, target in self.orig_to_new_regex.items():
-            try:
-                compiled.append((re.compile(pattern), target))
-            except re.error as err:
-                raise ProfileError(f"invalid regex {pattern!r}: {err}", field="mapper.orig_to_new_regex") from None
-        object.__setattr__(self, "_regex", tuple(compiled))
+        # Regex rules may come from a user's profile file: every match and substitution is time-bounded.
+        compiled = tuple((BoundedRegex(pattern, file=self.source_file, field=f"mapper.orig_to_new_regex[{pattern!r}]",
+                                       error=ProfileError), target)
+                         for pattern, target in self.orig_to_new_regex.items())
+        object.__setattr__(self, "_regex", compiled)
         # (family, key, target, target extends key) of every plain-text rule, in application order
         object.__setattr__(self, "_text_rules", tuple(
             (fam, key, target, target is not None and fam.extends(key, target))
@@ -152,7 +152,7 @@ class WeightsMapper:
                     isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in table.items()):
                 raise ProfileError("expected an object of string → string or null", file=file, field=f"mapper.{fam}")
             tables[fam] = dict(table)
-        return cls(**tables)
+        return cls(**tables, source_file=file)
 
     def to_dict(self) -> dict[str, dict[str, str | None]]:
         return {fam: dict(getattr(self, fam)) for fam in _FAMILIES if getattr(self, fam)}

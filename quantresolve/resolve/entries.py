@@ -101,7 +101,7 @@ class EntryIndex:
             elif e.kind == "glob":
                 self.globs.append((re.compile(fnmatch.translate(e.original)), ref_of(e, None)))
             elif e.kind == "regex":  # untrusted: time-bounded matching (util.patterns)
-                self.regexes.append((BoundedRegex(e.original[3:], file=e.file, field=e.field), ref_of(e, None)))
+                self.regexes.append((BoundedRegex(e.regex_body(), file=e.file, field=e.field), ref_of(e, None)))
             else:
                 self.classes.setdefault(e.original, ref_of(e, None))
         # One combined automaton per pattern family answers "does any match?" cheaply; the

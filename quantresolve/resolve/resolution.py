@@ -37,11 +37,14 @@ RULES: dict[str, str] = {
     "target:regex": "a compressed-tensors re: target matches the module name",
     "target:fused": "every shard of the fused module is targeted by name, by the same scheme",
     "target:class": "a compressed-tensors class-name target (e.g. Linear) matches the module's kind",
+    "dynamic": "a GPTQModel dynamic override key (a regex over the checkpoint's module name) matches the module",
+    "not-included": "the module is outside a GPTQ inclusion list (block_name_to_quantize / modules_in_block_to_quantize)",
     "default": "nothing specific: the config's global scheme applies (unquantized in MIXED_PRECISION)",
     "kv-cache": "the config's KV-cache scheme applies to this attention module",
+    "no-config": "the checkpoint has no quantization config at all: nothing is quantized (set by the audit)",
     "not-targeted": "no compressed-tensors group targets the module",
     "not-quantizable": "the producer never quantizes modules of this kind",
-    "producer-default-skip": "the producer skips this module by default (bitsandbytes keeps the LM head)",
+    "producer-default-skip": "the producer skips this module by default (bitsandbytes and AWQ keep the LM head)",
     "model-unquantized": "the profile says the model builds this module without quantization (e.g. a MoE router "
                          "built with quant_config=None), whatever the config says; the config's own answer is kept",
 }

@@ -161,4 +161,4 @@ class Confinement:
         return os.path.lexists(self.root / name)
 
 
-__all__ = ["HF_REPO_PREFIX", "Confinement", "check_relative_name"]
+__all__ = ["HF_REPO_PREFIX", "HF_SNAPSHOTS", "Confinement", "check_relative_name"]

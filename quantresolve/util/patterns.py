@@ -36,7 +36,8 @@ BUDGET_S = 5.0
 
 
 class BoundedRegex:
-    """One untrusted pattern, compiled once; :meth:`match` / :meth:`search` / :meth:`fullmatch` are time-bounded."""
+    """One untrusted pattern, compiled once; :meth:`match` / :meth:`search` / :meth:`fullmatch` / :meth:`sub`
+    are time-bounded."""
 
     __slots__ = ("_error", "_rx", "_spent", "field", "file", "pattern")
 
@@ -65,7 +66,11 @@ class BoundedRegex:
         """``re.fullmatch`` of ``name``, bounded in time."""
         return self._run(self._rx.fullmatch, name)
 
-    def _run(self, method, name: str) -> regex.Match[str] | None:  # type: ignore[no-untyped-def]
+    def sub(self, repl: str, name: str) -> str:
+        """``re.sub`` of ``repl`` for every match in ``name``, bounded in time."""
+        return self._run(lambda text, timeout: self._rx.sub(repl, text, timeout=timeout), name)
+
+    def _run(self, method, name: str):  # type: ignore[no-untyped-def]
         left = BUDGET_S - self._spent
         start = time.process_time()
         try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import runpy
 import shutil
 import struct
@@ -15,6 +18,7 @@ from quantresolve.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINTS = REPO / "fixtures" / "checkpoints"
+CORPUS = REPO.parent / "shared" / "corpus"
 BENCHMARK = REPO / "benchmarks" / "audit_scale_data.py"
 
 #: name → [dtype, shape, raw bytes]
@@ -67,9 +71,12 @@ def edit_tensors(ckpt: Path, edit: Callable[[Tensors], None], shard: str = "mode
 class CliResult:
     def __init__(self, rc: int, out: str, err: str) -> None:
         self.rc, self.out, self.err = rc, out, err
+        self._json: dict | None = None
 
     def json(self) -> dict:
-        return json.loads(self.out)
+        if self._json is None:  # a config-only corpus report is tens of MB: parse it once
+            self._json = json.loads(self.out)
+        return self._json
 
     def codes(self) -> set[str]:
         return {f["code"] for f in self.json()["findings"]}
@@ -83,6 +90,63 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         captured = capsys.readouterr()
         return CliResult(rc, captured.out, captured.err)
     return run
+
+
+def audit_json(path: Path) -> CliResult:
+    """``quantresolve audit PATH --format json`` in this process, its output captured (no fixture needed)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["audit", str(path), "--format", "json"])
+    return CliResult(rc, out.getvalue(), err.getvalue())
+
+
+class CorpusAudits:
+    """``quantresolve audit ../shared/corpus/FOLDER --format json``, run once per test run.
+
+    Config-only MoE giants take seconds each (the meta-device build, then resolving every expert
+    projection; DeepSeek-V4-Pro tens of seconds on a loaded 2-core machine), and several test files
+    read the same folders (:mod:`.test_every_model`, :mod:`.test_expected_findings`,
+    :mod:`.test_corpus`). Each folder is audited once per process and, under pytest-xdist, once per
+    run: the first worker to ask writes the result next to the workers' temporary directories, under a
+    file lock, and the others read it.
+    """
+
+    def __init__(self, shared: Path | None) -> None:
+        self.shared = shared
+        self.memo: dict[str, CliResult] = {}
+
+    def __call__(self, folder: str) -> CliResult:
+        hit = self.memo.get(folder)
+        if hit is None:
+            path = CORPUS / folder
+            if not path.is_dir():
+                pytest.skip(f"corpus folder {folder} not available")
+            hit = self.memo[folder] = audit_json(path) if self.shared is None else self._shared(folder, path)
+        return hit
+
+    def _shared(self, folder: str, path: Path) -> CliResult:
+        from filelock import FileLock  # huggingface_hub's own dependency
+
+        assert self.shared is not None
+        status, out = self.shared / f"{folder}.status.json", self.shared / f"{folder}.out"
+        with FileLock(str(self.shared / f"{folder}.lock")):
+            if status.is_file():  # the output as written (tens of MB: not re-encoded inside another JSON)
+                data = json.loads(status.read_text(encoding="utf-8"))
+                return CliResult(data["rc"], out.read_text(encoding="utf-8"), data["err"])
+            result = audit_json(path)
+            out.write_text(result.out, encoding="utf-8")
+            status.write_text(json.dumps({"rc": result.rc, "err": result.err}), encoding="utf-8")
+            return result
+
+
+@pytest.fixture(scope="session")
+def corpus_audit(tmp_path_factory: pytest.TempPathFactory) -> CorpusAudits:
+    """:class:`CorpusAudits` for this run (shared between xdist workers through their common temporary root)."""
+    shared = None
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "corpus-audits"
+        shared.mkdir(exist_ok=True)
+    return CorpusAudits(shared)
 
 
 @pytest.fixture(scope="session")

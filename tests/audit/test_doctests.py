@@ -6,8 +6,8 @@ import pytest
 
 from ..docstring_examples import check_examples
 
-MODULES = ["codes", "coverage", "dead", "expectations", "grouping", "layer_map", "layout", "pattern", "schema",
-           "render.common", "render.html_data"]
+MODULES = ["codes", "coverage", "dead", "estimate", "expectations", "grouping", "kinds", "layer_map", "layout",
+           "pattern", "schema", "sizing", "render.common", "render.html_data"]
 
 
 @pytest.mark.parametrize("name", MODULES)

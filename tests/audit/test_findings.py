@@ -263,8 +263,23 @@ def test_names_only(tmp_path, cli):
     result = cli("audit", ckpt, "--format", "json")
     report = result.json()
     assert "names-only" in result.codes() and report["evidence_level"] == "names-only"
-    assert report["coverage"]["quantized_linear_param_fraction"] is None
+    # Shapes from config.json (transformers on the meta device) size every module; bytes are estimates.
+    assert report["shapes"]["source"] == "config" and report["coverage"]["quantized_linear_param_fraction"] > 0
+    assert all(m["evidence"]["shapes"] == "config" for m in report["modules"] if m["kind"] != "attention")
     assert result.rc == 0
+
+
+def test_names_only_without_shapes_reports_no_sizes(tmp_path):
+    from quantresolve.audit import audit_checkpoint
+
+    ckpt = copy_fixture(tmp_path, "modelopt-fp8")
+    tensors = read_tensors(ckpt / "model.safetensors")
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {n: "model.safetensors" for n in tensors}}))
+    (ckpt / "model.safetensors").unlink()
+    report = audit_checkpoint(ckpt).to_json()  # no shape provider given
+    assert report["shapes"]["source"] is None and "no shape provider" in report["shapes"]["detail"]
+    assert report["coverage"]["quantized_linear_param_fraction"] is None
 
 
 def test_index_mismatch(tmp_path, cli):
@@ -311,13 +326,32 @@ def test_stale_sidecar_scheme_mismatch(tmp_path, cli):
     assert hit["severity"] == "error" and "modelopt FP8" in hit["message"] and result.rc == 1
 
 
+def test_scale_grid_mismatch(tmp_path, cli):
+    """An FP8 block scale whose grid is not ceil(N/128) x ceil(K/128) for its weight."""
+    ckpt = copy_fixture(tmp_path, "ct-fp8-block")
+    name = "model.layers.0.mlp.down_proj.weight_scale"
+
+    def one_column(tensors: dict) -> None:
+        dtype, shape, data = tensors[name]
+        tensors[name] = [dtype, [shape[0], 1], data[: len(data) // shape[1]]]
+
+    edit_tensors(ckpt, one_column)
+    result = cli("audit", ckpt, "--format", "json")
+    (hit,) = _findings(result, "scale-grid-mismatch")
+    assert hit["severity"] == "error" and hit["members"] == ["model.layers.0.mlp.down_proj"]
+    assert "a [128, 256] weight needs a 1x2 scale grid, the weight scale is [1, 1]" in hit["message"]
+    assert result.rc == 1
+
+
 TESTED = {
     "config-quantized-tensors-dense", "config-quantized-model-unquantized", "config-unquantized-tensors-quantized", "config-unquantized-scales-present",
     "format-mismatch", "group-size-mismatch", "unknown-tensor-format", "dead-exclude", "dead-layer",
     "dead-target", "fused-conflict", "expert-conflict", "empty-module-name", "invalid-prefix", "unresolvable",
     "absent-shard", "kv-scales-without-config", "kv-config-without-scales", "unmapped-modules", "names-only",
     "index-mismatch", "stale-sidecar-config", "stale-sidecar-scheme-mismatch", "files-disagree-exclude",
-    "files-disagree-algo",
+    "files-disagree-algo", "scale-grid-mismatch",
+    # tested in test_every_model.py
+    "config-only", "unsized-modules", "no-quantization-config",
 }
 
 
@@ -336,9 +370,11 @@ def test_codes_are_kebab_case_with_meaning_and_reason(code):
 def test_pass_through_severities_match_the_registry():
     """The config loader stamps its own findings; the audit's registry is the one written reason."""
     from quantresolve.audit.codes import PASS_THROUGH
-    from quantresolve.formats import normalize_modelopt, sidecar
+    from quantresolve.formats import hf_skip_lists, normalize_modelopt, sidecar
+    from quantresolve.resolve import rules_awq
 
-    stamped = {**normalize_modelopt.SEVERITIES, **sidecar.SEVERITIES,
-               "entry-dropped-by-mapper": "warning", "duplicate-after-mapping": "info"}
+    stamped = {**normalize_modelopt.SEVERITIES, **sidecar.SEVERITIES, **hf_skip_lists.SEVERITIES,
+               "entry-dropped-by-mapper": "warning", "duplicate-after-mapping": "info",
+               rules_awq.SUBSTRING_ONLY: rules_awq.SEVERITY}
     assert set(stamped) == PASS_THROUGH <= set(CODES)
     assert {c: CODES[c].severity for c in stamped} == stamped

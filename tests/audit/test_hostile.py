@@ -112,13 +112,17 @@ def test_duplicate_names_across_shards(tmp_path, cli):
     _refused(cli("audit", ckpt, "--format", "json"), "duplicate")
 
 
-def test_fused_expert_layout_refused(tmp_path, cli):
-    """GPT-OSS stores all experts in one 3-D tensor: no per-module audit is possible; refused clearly."""
+def test_malformed_fused_experts_are_a_finding(tmp_path, cli):
+    """gpt-oss-style fused expert tensors of the wrong rank: one MoE unit whose tensors no recogniser accepts."""
     ckpt = copy_fixture(tmp_path, "modelopt-fp8")
     tensors = read_tensors(ckpt / "model.safetensors")
     tensors["model.layers.0.mlp.experts.gate_up_proj_blocks"] = ["U8", [2, 4], b"\x00" * 8]
     write_tensors(ckpt / "model.safetensors", tensors)
-    _refused(cli("audit", ckpt), "unsupported layout", "gate_up_proj_blocks")
+    result = cli("audit", ckpt, "--format", "json")
+    assert result.rc == 0, result.err
+    unknown = [f for f in result.json()["findings"] if f["code"] == "unknown-tensor-format"]
+    assert [f["members"] for f in unknown] == [["model.layers.0.mlp.experts"]]
+    assert "gate_up_proj_blocks U8 [2, 4]: expected U8 [experts, rows, K/32, 16]" in unknown[0]["message"]
 
 
 def test_missing_path(tmp_path, cli):

@@ -44,12 +44,15 @@ def test_molmo_nf4_is_bnb_4bit_by_names() -> None:
     assert evidence["model.transformer.blocks.0.attn_norm"].kind == "dense"
 
 
-def test_gpt_oss_fused_experts_are_unsupported() -> None:
+def test_gpt_oss_fused_experts_are_one_module_each() -> None:
     root = _need("openai__gpt-oss-20b__EchoCog")
     inventory = build_inventory(read_checkpoint(root))
-    name = "model.layers.0.mlp.experts.gate_up_proj_blocks"
-    assert inventory.modules[name].layout == "unsupported"
-    assert len(inventory.unsupported) == 6 * 24
+    experts = inventory.modules["model.layers.0.mlp.experts"]
+    assert experts.layout == "fused-experts"
+    assert sorted(experts.params) == sorted(f"{p}_{s}" for p in ("gate_up_proj", "down_proj")
+                                            for s in ("blocks", "scales", "bias"))
+    assert sum(m.layout == "fused-experts" for m in inventory.modules.values()) == 24
     evidence = classify_inventory(inventory)
-    assert evidence[name].kind == "unknown"
+    assert (evidence["model.layers.0.mlp.experts"].kind, evidence["model.layers.0.mlp.experts"].fused_experts) == (
+        "mxfp4", True)
     assert evidence["model.layers.0.self_attn.q_proj"].kind == "dense"

@@ -14,7 +14,10 @@ MODULES = [
     "header",
     "inventory",
     "jsonutil",
+    "locate",
     "reader",
+    "remote",
+    "shapes",
     "suffixes",
 ]
 

@@ -97,7 +97,29 @@ CASES: dict[str, tuple[dict, dict]] = {
         {"weight": ("I8", (N, K)), "SCB": ("F32", (N,)), "weight_format": ("U8", ())},
         {"logical_shape": (N, K)},
     ),
+    "gptq-packed": (  # 3-bit, group 128, act-order: qweight [K·3/32, N], qzeros [G, N·3/32]
+        {
+            "qweight": ("I32", (K * 3 // 32, N)),
+            "qzeros": ("I32", (K // 128, N * 3 // 32)),
+            "scales": ("F16", (K // 128, N)),
+            "g_idx": ("I32", (K,)),
+        },
+        {"logical_shape": (N, K), "bits": 3, "group_size": 128, "groups_along_k": K // 128},
+    ),
+    "awq-packed": (  # GEMM: qweight [K, N/8] packed along N
+        {"qweight": ("I32", (K, N // 8)), "qzeros": ("I32", (K // 64, N // 8)), "scales": ("F16", (K // 64, N))},
+        {"logical_shape": (N, K), "bits": 4, "group_size": 64},
+    ),
 }
+
+
+def test_gptq_shapes_that_disagree_on_the_bit_width() -> None:
+    """qzeros say 8 bits, g_idx says 4: no bit width, and a note naming both tensors."""
+    spec = {"qweight": ("I32", (K // 8, N)), "qzeros": ("I32", (4, N // 4)), "scales": ("F16", (4, N)),
+            "g_idx": ("I32", (K,))}
+    evidence = classify_module(_module(spec))
+    assert evidence.kind == "gptq-packed" and evidence.bits is None and evidence.logical_shape is None
+    assert "qzeros" in evidence.notes[0] and "g_idx" in evidence.notes[0]
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))
@@ -164,19 +186,38 @@ def test_kv_scale_holder_and_unknown() -> None:
     )
 
 
-def test_unsupported_layout_module() -> None:
-    module = Module(
-        "model.layers.0.mlp.experts.gate_up_proj_blocks",
-        {
-            "": TensorInfo(
-                "model.layers.0.mlp.experts.gate_up_proj_blocks", "U8", (32, 5760, 90, 16), "a", 0
-            )
-        },
-        layout="unsupported",
-        reason="fused experts",
-    )
-    e = classify_module(module)
-    assert e.kind == "unknown" and e.notes[0].startswith("unsupported layout")
+def _experts(params: dict[str, tuple[str, tuple[int, ...]]]) -> Module:
+    return Module("model.layers.0.mlp.experts", _module(params).params, layout="fused-experts")
+
+
+def test_gpt_oss_fused_mxfp4_experts() -> None:
+    """``*_blocks`` U8 [E, N, K/32, 16] + ``*_scales`` U8 [E, N, K/32]: MXFP4 in groups of 32, every expert."""
+    e = classify_module(_experts({
+        "gate_up_proj_blocks": ("U8", (32, 5760, 90, 16)), "gate_up_proj_scales": ("U8", (32, 5760, 90)),
+        "gate_up_proj_bias": ("BF16", (32, 5760)), "down_proj_blocks": ("U8", (32, 2880, 90, 16)),
+        "down_proj_scales": ("U8", (32, 2880, 90)), "down_proj_bias": ("BF16", (32, 2880))}))
+    assert (e.kind, e.fused_experts, e.group_size, e.groups_along_k) == ("mxfp4", True, 32, 90)
+    assert e.param_count == 32 * (5760 + 2880) * 2880
+    assert set(e.scale_params) == {"gate_up_proj_scales", "down_proj_scales"}
+
+
+def test_fused_experts_scale_of_wrong_shape_is_unknown_naming_it() -> None:
+    e = classify_module(_experts({"down_proj_blocks": ("U8", (4, 64, 2, 16)), "down_proj_scales": ("U8", (4, 64, 3))}))
+    assert e.kind == "unknown" and e.fused_experts
+    assert e.notes == ("down_proj_scales U8 [4, 64, 3]: expected U8 (E8M0) [4, 64, 2], one scale per 32 values of "
+                       "down_proj_blocks",)
+
+
+def test_unquantized_fused_experts() -> None:
+    e = classify_module(_experts({"gate_up_proj": ("BF16", (4, 64, 96)), "down_proj": ("BF16", (4, 48, 64)),
+                                  "gate_up_proj_bias": ("BF16", (4, 96))}))
+    assert (e.kind, e.fused_experts, e.param_count) == ("dense", True, 4 * 64 * 96 + 4 * 48 * 64)
+
+
+def test_hf_fp8_block_scale_is_weight_scale_inv() -> None:
+    e = classify_module(_module({"weight": ("F8_E4M3", (200, 256)), "weight_scale_inv": ("F32", (2, 2))}))
+    assert (e.kind, e.scale_shape, e.scale_params) == ("fp8", (2, 2), ("weight_scale_inv",))
+    assert e.notes == ("weight scale granularity: block-128x128",)
 
 
 def test_packed_logical_shape() -> None:

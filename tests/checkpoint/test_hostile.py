@@ -11,7 +11,7 @@ import pytest
 
 from quantresolve.checkpoint import read_checkpoint
 from quantresolve.checkpoint.header import MAX_HEADER_BYTES
-from quantresolve.errors import CheckpointError
+from quantresolve.errors import CheckpointError, NoTensorFilesError
 from tests.checkpoint.ckpt_helpers import entries_header, write_index, write_raw, write_shard
 
 INDEX = "model.safetensors.index.json"
@@ -291,7 +291,8 @@ def test_invalid_index(ckpt: Path, text: str, says: str) -> None:
 
 
 def test_empty_directory(ckpt: Path) -> None:
-    _refused(ckpt, str(ckpt), "no model.safetensors.index.json")
+    with pytest.raises(NoTensorFilesError, match=r"no model\.safetensors\.index\.json"):
+        read_checkpoint(ckpt)
 
 
 def test_not_a_directory(tmp_path: Path) -> None:

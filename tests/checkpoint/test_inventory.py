@@ -126,7 +126,8 @@ def test_inventory_groups_modules() -> None:
     assert inventory.module_of(f"{ATTN}.v_proj.v_scale") == ATTN
 
 
-def test_gpt_oss_fused_experts_kept_whole() -> None:
+def test_gpt_oss_fused_experts_are_one_module() -> None:
+    """gpt-oss stores every expert of a layer in fused tensors on the experts module itself."""
     names = [
         "model.layers.0.mlp.experts.gate_up_proj_blocks",
         "model.layers.0.mlp.experts.gate_up_proj_scales",
@@ -135,19 +136,15 @@ def test_gpt_oss_fused_experts_kept_whole() -> None:
         "model.layers.0.mlp.router.weight",
     ]
     inventory = build_inventory(_catalog(names))
-    fused = [n for n in names if ".experts." in n]
-    assert inventory.unsupported == tuple(sorted(fused))
-    for name in fused:
-        module = inventory.modules[name]
-        assert module.layout == "unsupported"
-        assert list(module.params) == [""]
-        assert "GPT-OSS" in (module.reason or "")
-        assert inventory.module_of(name) == name
-    assert "model.layers.0.mlp.experts" not in inventory.modules
+    experts = inventory.modules["model.layers.0.mlp.experts"]
+    assert experts.layout == "fused-experts"
+    assert list(experts.params) == ["down_proj", "gate_up_proj_bias", "gate_up_proj_blocks", "gate_up_proj_scales"]
+    assert experts.unknown_params == ()
+    assert inventory.module_of("model.layers.0.mlp.experts.gate_up_proj_scales") == "model.layers.0.mlp.experts"
     assert inventory.modules["model.layers.0.mlp.router"].layout == "standard"
 
 
-def test_per_expert_linears_are_not_unsupported() -> None:
+def test_per_expert_linears_are_standard_modules() -> None:
     inventory = build_inventory(_catalog(["model.layers.3.mlp.experts.7.down_proj.weight"]))
-    assert inventory.unsupported == ()
+    assert inventory.modules["model.layers.3.mlp.experts.7.down_proj"].layout == "standard"
     assert "model.layers.3.mlp.experts.7.down_proj" in inventory.modules

@@ -32,7 +32,9 @@ MO, CT = "modelopt", "compressed-tensors"
 SCHEMES = [("NVFP4", MO), ("W4A16_NVFP4", MO), ("MXFP4", MO), ("W4A8_NVFP4_FP8", MO), ("FP8", MO),
            ("FP8_PER_CHANNEL_PER_TOKEN", MO), ("FP8_PB_WO", MO),
            ("NVFP4", CT), ("NVFP4A16", CT), ("MXFP4A16", CT), ("MXFP4", CT), ("FP8", CT), ("FP8_DYNAMIC", CT),
-           ("FP8_BLOCK", CT), ("W4A8_AWQ", MO)]
+           ("FP8_BLOCK", CT), ("W4A8_AWQ", MO),
+           # Hugging Face fine-grained FP8 (weight_scale_inv blocks; AutoFP8 per tensor) and gpt-oss MXFP4 experts
+           ("FP8_BLOCK", "fp8"), ("FP8", "fp8"), ("FP8_DYNAMIC", "fp8"), ("MXFP4A16", "mxfp4")]
 #: Packed bytes / checkpoint bytes where they differ from 1: ModelOpt W4A8_AWQ computes with FP8 weights derived
 #: from its int4 codes (codecs/modelopt.py), held as one E4M3 byte per weight.
 PACKED_RATIO = {"W4A8_AWQ": 2.0}

@@ -291,3 +291,12 @@ def test_scaled_mm_scaling_choice_runs_on_torchs_cpu_emulation(scheme, sizes, sc
     y = backend.apply(state, x, group).float()
     ref = layer.reference(x)
     assert float((y - ref).norm() / ref.norm()) < 1e-2
+
+
+def test_scaled_mm_reads_hf_fp8_through_the_codecs_fp8_view(fake_cuda: None) -> None:
+    """HF ``quant_method: fp8`` per-tensor weights (AutoFP8's ``weight_scale`` / transformers' scalar
+    ``weight_scale_inv``) reach scaled_mm through the codec's ``fp8_weights`` view; block scales do not."""
+    assert _verdict("scaled_mm_cuda", Side(scheme_from_label("FP8", "fp8"), Shapes(64, 64), H100)).ok
+    assert _verdict("scaled_mm_cuda", Side(scheme_from_label("FP8_DYNAMIC", "fp8"), Shapes(64, 64), H100)).ok
+    block = _verdict("scaled_mm_cuda", Side(scheme_from_label("FP8_BLOCK", "fp8"), Shapes(128, 128), H100))
+    assert not block.ok and "tensor or channel" in block.reason

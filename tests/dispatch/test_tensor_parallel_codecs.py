@@ -21,6 +21,8 @@ from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.dispatch.specs import ANY_DTYPE, ANY_FLOAT, TensorSpec
 from quantresolve.dispatch.tp import LAYOUTS, TPSpec, merge_column_parts
 from quantresolve.errors import DispatchError
+from quantresolve.formats.normalize_awq import awq_scheme
+from quantresolve.formats.normalize_gptq import gptq_scheme
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, bnb_scheme, modelopt_scheme
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -43,13 +45,18 @@ def _schemes() -> dict[str, QuantScheme]:
                               "W4A16_AWQ", "W4A8_AWQ", "W8A16", "W8A8_SQ_PER_CHANNEL", "MXFP4", "MXFP8"]}
     bnb = {"bnb-nf4": bnb_scheme("BNB_NF4"), "bnb-nf4-dq": bnb_scheme("BNB_NF4", double_quant=True),
            "bnb-fp4": bnb_scheme("BNB_FP4"), "bnb-int8": bnb_scheme("BNB_INT8")}
-    return ct | modelopt | bnb
+    gptq = {"gptq-w4-g32": gptq_scheme(4, 32, True, False, "gptq"), "gptq-w4-g32-act": gptq_scheme(4, 32, True, True, "gptq"),
+            "gptq-w3-g32-asym-v2": gptq_scheme(3, 32, False, False, "gptq_v2"), "gptq-w8-channel": gptq_scheme(8, -1, True, False, "gptq")}
+    hf = {f"fp8-{label}": scheme_from_label(label, "fp8") for label in ["FP8_BLOCK", "FP8", "FP8_DYNAMIC"]}
+    hf |= {"mxfp4-MXFP4A16": scheme_from_label("MXFP4A16", "mxfp4")}
+    return ct | modelopt | bnb | gptq | {"awq-w4-g32": awq_scheme(32)} | hf
 
 
 SCHEMES = _schemes()
 #: (scheme id, mode) that cannot split at these shapes, and the tensor the refusal names.
 REFUSED = {("bnb-nf4-dq", "row"): "weight.nested_absmax",
-           ("ct-int3-legacy", "row"): "weight_packed: .* int32 word of 10 int3 values"}
+           ("ct-int3-legacy", "row"): "weight_packed: .* int32 word of 10 int3 values",
+           ("gptq-w4-g32-act", "row"): "g_idx: .*act-order"}
 
 
 def _bnb_state(n: int, k: int, g: torch.Generator) -> torch.Tensor:
@@ -74,7 +81,28 @@ RANDOM: dict[str, Callable[[tuple[int, ...], torch.Generator], torch.Tensor]] = 
 #: Values a random draw would get wrong: E8M0 exponents near 1.0, positive FP8 block scales.
 _BY_SUFFIX: dict[str, Callable[[QuantScheme, tuple[int, ...], int, int, torch.Generator], torch.Tensor]] = {
     "weight_shape": lambda s, shape, n, k, g: torch.tensor([n, k]),
+    "g_idx": lambda s, shape, n, k, g: _g_idx(s, k, g),
+    "qzeros": lambda s, shape, n, k, g: _qzeros(s, shape, g),
 }
+
+
+def _qzeros(scheme: QuantScheme, shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    """GPTQ zero points: random when asymmetric; symmetric ones are all 2^(bits-1), stored minus one by v1."""
+    if not scheme.weights.symmetric:
+        return RANDOM["int32"](shape, g)
+    bits = scheme.weights.num_bits
+    stored = (1 << (bits - 1)) - (1 if scheme.format == "gptq" else 0)
+    word = sum(stored << (i * bits) for i in range(32 // bits))
+    return torch.full(shape, word - (1 << 32) if word >= 1 << 31 else word, dtype=torch.int32)
+
+
+def _g_idx(scheme: QuantScheme, k: int, g: torch.Generator) -> torch.Tensor:
+    """GPTQ's input-channel → group map: in order, or (act-order) a random permutation of the groups' channels."""
+    group = scheme.weights.group_size if scheme.weights and scheme.weights.group_size else k
+    g_idx = torch.arange(k) // group
+    if scheme.options.get("desc_act"):
+        g_idx = g_idx[torch.randperm(k, generator=g)]
+    return g_idx.to(torch.int32)
 
 
 def _tensor(scheme: QuantScheme, suffix: str, spec: TensorSpec, n: int, k: int, g: torch.Generator) -> torch.Tensor:
@@ -83,7 +111,7 @@ def _tensor(scheme: QuantScheme, suffix: str, spec: TensorSpec, n: int, k: int, 
     if suffix.startswith("weight.quant_state."):
         return _bnb_state(n, k, g)
     shape = tuple(spec.shape or ())
-    if suffix == "weight_scale" and spec.dtype == "uint8":  # E8M0: 2^-17 .. 2^12
+    if suffix in ("weight_scale", "scales") and spec.dtype == "uint8":  # E8M0: 2^-17 .. 2^12
         return torch.randint(110, 140, shape, dtype=torch.uint8, generator=g)
     if suffix == "weight_scale" and spec.dtype == "float8_e4m3fn":
         return (torch.rand(shape, generator=g) * 8 + 0.05).to(torch.float8_e4m3fn)

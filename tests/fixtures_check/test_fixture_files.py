@@ -58,7 +58,13 @@ CT_FORMATS = {
     "ct-from-modelopt-nvfp4": "nvfp4-pack-quantized",
 }
 BNB = ["bnb-nf4", "bnb-int8"]
-ALL = [*MODELOPT_ALGOS, *CT_FORMATS, *BNB]
+#: fixtures/gptq_awq.py: name → (quant_method, bits of every quantized linear, group size, act-order)
+GPTQ_AWQ = {
+    "gptq-w4-g128": ("gptq", 4, 128, False), "gptq-w4-g32-act": ("gptq", 4, 32, True),
+    "gptq-w3-g32-asym-v2": ("gptq", 3, 32, False), "gptq-w8-channel": ("gptq", 8, -1, False),
+    "awq-w4-g128": ("awq", 4, 128, False),
+}
+ALL = [*MODELOPT_ALGOS, *CT_FORMATS, *BNB, *GPTQ_AWQ, "gptq-dynamic", "awq-not-convert"]
 
 pytestmark = pytest.mark.skipif(
     not CHECKPOINTS.is_dir(), reason="fixtures/checkpoints not generated"
@@ -397,3 +403,31 @@ def test_bnb_int8_layout() -> None:
         assert layout("bnb-int8", f"{module}.weight") == ("I8", [n, k])
         assert layout("bnb-int8", f"{module}.SCB") == ("F32", [n])
         assert layout("bnb-int8", f"{module}.weight_format") == ("U8", [])
+
+
+# --------------------------------------------------------------------------- GPTQ / AWQ (fixtures/gptq_awq.py)
+
+
+@pytest.mark.parametrize("name", sorted(GPTQ_AWQ))
+def test_gptq_awq_layout(name: str) -> None:
+    method, bits, group, act = GPTQ_AWQ[name]
+    assert config(name)["quantization_config"]["quant_method"] == method
+    assert config(name)["quantization_config"].get("desc_act", False) is act
+    for module, (n, k) in modules():
+        groups = 1 if group == -1 else k // group
+        assert layout(name, f"{module}.scales") == ("F16", [groups, n])
+        if method == "gptq":
+            assert layout(name, f"{module}.qweight") == ("I32", [k * bits // 32, n])
+            assert layout(name, f"{module}.qzeros") == ("I32", [groups, n * bits // 32])
+            assert layout(name, f"{module}.g_idx") == ("I32", [k])
+        else:
+            assert layout(name, f"{module}.qweight") == ("I32", [k, n // 8])
+            assert layout(name, f"{module}.qzeros") == ("I32", [groups, n // 8])
+        assert f"{module}.weight" not in header(name)
+
+
+def test_gptq_dynamic_and_awq_exclusions_stay_dense() -> None:
+    assert layout("gptq-dynamic", "model.layers.1.mlp.down_proj.weight") == ("BF16", [HIDDEN, INTERMEDIATE])
+    assert layout("gptq-dynamic", "model.layers.0.self_attn.q_proj.qweight") == ("I32", [HIDDEN // 4, 128])
+    assert layout("gptq-dynamic", "model.layers.0.self_attn.q_proj.scales") == ("F16", [2, 128])
+    assert layout("awq-not-convert", "model.layers.0.mlp.down_proj.weight") == ("BF16", [HIDDEN, INTERMEDIATE])

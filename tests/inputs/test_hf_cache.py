@@ -96,7 +96,10 @@ def test_same_answers_as_the_plain_directory(ct_cache: HfCache, capsys: pytest.C
         assert rc == 0
         reports.append(json.loads(out))
         reports[-1].pop("checkpoint")
+    locations = [r.pop("location") for r in reports]
     assert reports[0] == reports[1]
+    assert [loc["kind"] for loc in locations] == ["local", "hf-cache"]
+    assert (locations[1]["repo_id"], locations[1]["commit"]) == ("org/tiny-ct", ct_cache.commit)
 
 
 def test_run_on_a_snapshot(ct_cache: HfCache, capsys: pytest.CaptureFixture[str]) -> None:

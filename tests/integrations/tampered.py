@@ -31,3 +31,12 @@ def tampered(name: str, tmp: Path, *, tensors: Callable[[Tensors], Tensors] | No
             edit(data)
             (dst / file).write_text(json.dumps(data, indent=1))
     return dst
+
+
+def without(*names: str) -> Callable[[Tensors], Tensors]:
+    """A ``tensors`` edit for :func:`tampered` that deletes ``names``."""
+    def edit(t: Tensors) -> Tensors:
+        for n in names:
+            del t[n]
+        return t
+    return edit

@@ -94,7 +94,7 @@ def test_bad_input_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: 
 
 def test_missing_checkpoint_and_bad_count(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
     rc, _, err = _run(capsys, tmp_path / "nope", "--prompt-ids", "1")
-    assert rc == 2 and "not a checkpoint directory" in err and err.count("\n") == 1
+    assert rc == 2 and "no such file or directory" in err and err.count("\n") == 1
     with pytest.raises(SystemExit) as exc:
         main(["run", str(checkpoint_dir("ct-w4a16")), "--prompt-ids", "1", "--max-new-tokens", "0"])
     assert exc.value.code == 2

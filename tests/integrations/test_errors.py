@@ -13,20 +13,13 @@ from quantresolve.integrations.transformers import load_quantized
 
 from ..conftest import checkpoint_dir, write_json
 from .tampered import Tensors, tampered
+from .tampered import without as _without
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 def _with(extra: dict[str, torch.Tensor]) -> Any:
     return lambda t: {**t, **extra}
-
-
-def _without(*names: str) -> Any:
-    def edit(t: Tensors) -> Tensors:
-        for n in names:
-            del t[n]
-        return t
-    return edit
 
 
 def test_extra_tensor_on_a_quantized_layer_is_named(tmp_path: Path) -> None:

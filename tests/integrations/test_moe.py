@@ -57,6 +57,7 @@ EXPERTS_CLASSES = {
     "DeepseekV3Experts": ("deepseek_v3", "deepseek_v3"),
     "Glm4MoeExperts": ("glm4_moe", "glm4_moe"),
     "GlmMoeDsaExperts": ("glm_moe_dsa", "glm_moe_dsa"),
+    "GptOssExperts": ("gpt_oss", "gpt_oss"),
     "MiniMaxM2Experts": ("minimax_m2", "minimax_m2"),
     "MixtralExperts": ("mixtral", "mixtral"),
     "OlmoeExperts": ("olmoe", "olmoe"),
@@ -78,7 +79,8 @@ def _tiny_experts(cls: type[nn.Module], implementation: str, experts: int = 4, h
     """``cls`` on a config carrying every attribute name the registry's classes read, random bf16 weights."""
     cfg = PretrainedConfig(num_experts=experts, n_routed_experts=experts, num_local_experts=experts,
                            hidden_size=hidden, moe_intermediate_size=inter, intermediate_size=inter,
-                           hidden_act="silu", experts_implementation=implementation)
+                           hidden_act="silu", swiglu_alpha=1.702, swiglu_limit=7.0,
+                           experts_implementation=implementation)
     torch.manual_seed(0)
     module = cls(cfg).to(torch.bfloat16)
     with torch.no_grad():
@@ -99,6 +101,19 @@ def _routing(tokens: int, experts: int, top_k: int, seed: int = 1,
 # --------------------------------------------------------------------------- the module against transformers
 
 
+def _expert_weights(name: str, original: nn.Module):
+    """expert → {checkpoint role: (weight [out, in], bias or None)} of ``original``'s dense 3-D parameters."""
+    layout = KNOWN_EXPERTS[name]
+    gate_up, down = original.gate_up_proj.detach().clone(), original.down_proj.detach().clone()
+    if layout.stacked:  # gpt-oss: [E, in, out], interleaved gate/up kept as one projection, with biases
+        biases = original.gate_up_proj_bias.detach().clone(), original.down_proj_bias.detach().clone()
+        return lambda e: {layout.checkpoint[0]: (gate_up[e].t(), biases[0][e]),
+                          layout.checkpoint[1]: (down[e].t(), biases[1][e])}
+    inter = down.shape[-1]
+    gate, up, down_name = layout.checkpoint
+    return lambda e: {gate: (gate_up[e, :inter], None), up: (gate_up[e, inter:], None), down_name: (down[e], None)}
+
+
 def test_every_registry_class_is_checked() -> None:
     assert set(EXPERTS_CLASSES) == set(KNOWN_EXPERTS)
 
@@ -116,17 +131,19 @@ def test_quant_experts_compute_what_transformers_computes(name: str, implementat
     """Same dense weights in the transformers module and in per-expert linears: bit-identical (top-2, 11 tokens,
     one token routed to two experts that other tokens skip)."""
     original = _tiny_experts(_experts_class(name), implementation)
-    gate_up, down = original.gate_up_proj.detach().clone(), original.down_proj.detach().clone()
+    weights_of = _expert_weights(name, original)
     holder = nn.Module()
     holder.experts = original
     quant = unfuse_experts(holder)["experts"]
     assert holder.experts is quant and quant.replaces == name
-    inter = down.shape[-1]
-    gate, up, down_name = KNOWN_EXPERTS[name].checkpoint
     for e in range(quant.num_experts):
-        for role, weight in ((gate, gate_up[e, :inter]), (up, gate_up[e, inter:]), (down_name, down[e])):
-            dense = nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=torch.bfloat16)
+        for role, (weight, bias) in weights_of(e).items():
+            assert isinstance(quant[e].get_submodule(role), nn.Linear)
+            dense = type(quant[e].get_submodule(role))(weight.shape[1], weight.shape[0], bias=bias is not None,
+                                                         dtype=torch.bfloat16)
             dense.weight.data.copy_(weight)
+            if bias is not None:
+                dense.bias.data.copy_(bias)
             setattr(quant[e], role, dense)
     x, index, weights = _routing(11, 4, 2, weights_dtype=weights_dtype)
     with torch.no_grad():
@@ -142,6 +159,8 @@ def test_registry_names_match_transformers_conversion_mapping() -> None:
 
     for name, (_, model_type) in EXPERTS_CLASSES.items():
         layout = KNOWN_EXPERTS[name]
+        if layout.stacked:  # checkpoints keep every expert in one tensor per projection: nothing to merge
+            continue
         converters = {tuple(c.target_patterns): c.source_patterns
                       for c in get_checkpoint_conversion_mapping(model_type) or [] if isinstance(c, WeightConverter)}
         merged = {t[0].rsplit(".", 1)[-1]: [re.sub(r"^.*\.\*\.|\.weight$", "", s) for s in src]
@@ -174,16 +193,32 @@ def test_sentinel_expert_slots_contribute_nothing() -> None:
 
 
 def test_unsupported_experts_class_is_refused_by_name() -> None:
+    from transformers import GraniteMoeConfig, GraniteMoeForCausalLM
+
+    cfg = GraniteMoeConfig(hidden_size=32, intermediate_size=16, num_hidden_layers=1, num_local_experts=2,
+                           num_experts_per_tok=1, num_attention_heads=2, num_key_value_heads=1, vocab_size=64)
+    with init_empty_weights():
+        model = GraniteMoeForCausalLM(cfg)
+    (path,) = find_expert_containers(model)
+    with pytest.raises(LoadError, match=rf"{re.escape(path)}: GraniteMoeExperts stores its experts"):
+        unfuse_experts(model)
+
+
+def test_gpt_oss_experts_become_fused_gate_up_linears_with_biases() -> None:
     from transformers import GptOssConfig, GptOssForCausalLM
+
+    from quantresolve.integrations.transformers.gpt_oss_experts import FusedGateUpExperts
 
     cfg = GptOssConfig(hidden_size=32, intermediate_size=16, num_hidden_layers=1, num_local_experts=2,
                        num_attention_heads=2, num_key_value_heads=1, head_dim=16, vocab_size=64,
                        layer_types=["full_attention"])
     with init_empty_weights():
         model = GptOssForCausalLM(cfg)
-    assert list(find_expert_containers(model)) == ["model.layers.0.mlp.experts"]
-    with pytest.raises(LoadError, match=r"model\.layers\.0\.mlp\.experts: GptOssExperts stores its experts"):
-        unfuse_experts(model)
+    quant = unfuse_experts(model)["model.layers.0.mlp.experts"]
+    assert isinstance(quant, FusedGateUpExperts) and quant.roles == ("gate_up_proj", "down_proj")
+    gate_up = model.get_submodule("model.layers.0.mlp.experts.1.gate_up_proj")
+    assert (gate_up.in_features, gate_up.out_features, gate_up.bias is not None) == (32, 32, True)
+    assert (quant.act_fn.alpha, quant.act_fn.limit) == (cfg.swiglu_alpha, cfg.swiglu_limit)
 
 
 def test_registry_class_built_with_another_layout_is_refused() -> None:

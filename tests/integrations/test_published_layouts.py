@@ -305,7 +305,7 @@ CORPUS_LAYOUTS: dict[str, int | str] = {
     "meta-llama__Llama-3.2-3B-Instruct": 0,
     "microsoft__WizardLM-2-8x22B": 56,  # Mixtral: model.layers.N.block_sparse_moe. → model.layers.N.mlp., per layer
     "nvidia__Cosmos-Reason2__sarcascoder": 0,  # Qwen3-VL
-    "openai__gpt-oss-20b__EchoCog": "GptOssExperts",
+    "openai__gpt-oss-20b__EchoCog": 0,  # fused experts load into FusedGateUpExperts, stacked per projection
     "remodlai__qwen-2.5-vl-7b-instruct-lexiq": 4,
 }
 

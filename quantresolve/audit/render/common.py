@@ -2,7 +2,8 @@
 
 The renderers (:mod:`.terminal`, :mod:`.markdown`, :mod:`.html`) differ only in markup; the text of
 each cell comes from here (:func:`coverage_rows`, :func:`layer_tables`, :func:`outside_layers`,
-:func:`finding_where`).
+:func:`finding_where`, and the header's :func:`producer_text`, :func:`evidence_text`,
+:func:`location_text`).
 
     >>> human_bytes(390480), human_count(361088)
     ('381.3 KiB', '361.1k')
@@ -167,6 +168,73 @@ def layer_tables(report: AuditReport, *, fold: bool = True) -> list[tuple[str, l
                 else [(str(row["index"]), row["cells"]) for row in stack["rows"]])
         out.append((stack["stack"], column_order(stack["columns"]), rows))
     return out
+
+
+#: What each evidence level rests on (the legend and the headers spell it out).
+EVIDENCE_MEANING: dict[str, str] = {
+    "headers": "shard headers read: dtypes, shapes and tensor formats are checked",
+    "names-only": "only the index's tensor names: formats inferred from names; dtypes and shapes not checked",
+    "config-only": "only config.json: the modules of the model it describes (transformers on the meta device); "
+                   "tensor formats not checked",
+}
+#: Where parameter counts and bytes came from (``report.shapes["source"]``).
+SIZES_MEANING: dict[str | None, str] = {
+    "headers": "sizes from the headers",
+    "config": "params from config.json shapes, bytes estimated per scheme",
+    None: "sizes unknown",
+}
+#: A report without quantization config (``producer`` null).
+NO_PRODUCER = "none (no quantization config: nothing quantized)"
+
+
+def producer_text(report: AuditReport) -> str:
+    """The producer and its version, or what a missing quantization config means.
+
+        >>> from types import SimpleNamespace
+        >>> producer_text(SimpleNamespace(producer=None, producer_version=None))
+        'none (no quantization config: nothing quantized)'
+    """
+    if report.producer is None:
+        return NO_PRODUCER
+    return f"{report.producer} {report.producer_version or ''}".rstrip()
+
+
+def evidence_text(report: AuditReport) -> str:
+    """The evidence level, and below headers where the sizes came from.
+
+        >>> from types import SimpleNamespace
+        >>> evidence_text(SimpleNamespace(evidence_level="config-only", shapes={"source": "config"}))
+        'config-only (params from config.json shapes, bytes estimated per scheme)'
+    """
+    if report.evidence_level == "headers":
+        return "headers"
+    return f"{report.evidence_level} ({SIZES_MEANING.get(report.shapes.get('source'), SIZES_MEANING[None])})"
+
+
+def location_text(report: AuditReport) -> str | None:
+    """Where the checkpoint was read from, when not a plain local path (``None`` then).
+
+        >>> from types import SimpleNamespace
+        >>> location_text(SimpleNamespace(location={"kind": "hub", "repo_id": "org/name", "revision": None,
+        ...     "commit": "0123456789abcdef0123", "endpoint": "https://huggingface.co", "path": None}))
+        'hub https://huggingface.co, org/name@main, commit 0123456789ab (metadata files and shard headers only)'
+    """
+    loc = report.location or {}
+    kind = loc.get("kind")
+    commit = f", commit {loc['commit'][:12]}" if loc.get("commit") else ""
+    if kind == "hf-cache":
+        return f"Hugging Face cache, {loc.get('repo_id')}{commit} ({loc.get('path')})"
+    if kind == "hub":
+        return (f"hub {loc.get('endpoint')}, {loc.get('repo_id')}@{loc.get('revision') or 'main'}{commit} "
+                "(metadata files and shard headers only)")
+    return None
+
+
+def tensor_format(module: Any) -> str:
+    """A module's tensor format for display: ``not read`` when only config.json was (config-only)."""
+    if module.evidence.get("confidence") == "config-only":
+        return "not read"
+    return str(module.evidence.get("format", ""))
 
 
 def finding_where(finding: FindingGroup) -> str:

@@ -23,6 +23,7 @@ from importlib.resources import files
 
 from quantresolve.audit.codes import CODES
 from quantresolve.audit.render import common
+from quantresolve.audit.render.common import evidence_text, location_text, producer_text
 from quantresolve.audit.render.html_data import ordered_modules, page_data, script_json
 from quantresolve.audit.report import AuditReport
 
@@ -68,11 +69,15 @@ def _th(label: str, *, sortable: bool = True, kind: str = "text", col: str | Non
 
 def _header(report: AuditReport) -> str:
     counts = report.counts()
-    meta = (f"<b>producer</b> {escape(report.producer)} {escape(report.producer_version or '')} · "
+    where = location_text(report)
+    evidence = (f'<a href="#legend" class="ev-{escape(report.evidence_level)}">{escape(evidence_text(report))}</a>'
+                if report.evidence_level != "headers" else "headers")
+    meta = (f"<b>producer</b> {escape(producer_text(report))} · "
             f"<b>algo</b> {escape(report.quant_algo or '-')} · <b>KV cache</b> {escape(report.kv_cache or '-')} · "
-            f"<b>profile</b> {escape(report.profile)} · <b>evidence</b> {escape(report.evidence_level)} · "
+            f"<b>profile</b> {escape(report.profile)} · <b>evidence</b> {evidence} · "
             f"<b>shards</b> {report.shards} · <b>tensors</b> {report.tensors} · "
-            f"<b>modules</b> {len(report.modules)} · <b>config</b> {escape(', '.join(report.config_sources))}")
+            f"<b>modules</b> {len(report.modules)} · <b>config</b> {escape(', '.join(report.config_sources))}"
+            + (f" · <b>read from</b> {escape(where)}" if where is not None else ""))
     verdict = " · ".join(f"{_sev(s)}: {counts[s]}" for s in ("error", "warning", "info"))
     return (f"<h1>quantresolve audit: <code>{escape(report.checkpoint)}</code></h1>\n"
             f'<p class="meta">{meta}</p>\n<p>findings (grouped): {verdict} · exit code {report.exit_code()} '
@@ -173,7 +178,7 @@ def _labels(report: AuditReport) -> list[str]:
     return sorted(set(report.coverage["by_algo"]) | in_map | {m.label for m in report.modules})
 
 
-def _legend(labels: list[str], short: dict[str, str], folded: bool) -> str:
+def _legend(labels: list[str], short: dict[str, str], folded: bool, evidence_level: str) -> str:
     items = []
     for label in labels:
         colour = common.algo_colour(label)
@@ -185,6 +190,10 @@ def _legend(labels: list[str], short: dict[str, str], folded: bool) -> str:
         items.append(f'<li><span class="cellkey" style="background:{MIXED_COLOUR};color:#000;border:1px solid #999">'
                      f"{escape(short[MIXED])}</span>mixed: the folded modules differ</li>")
     items += [f"<li>{_sev(s)}: {escape(SEVERITY_MEANING[s])}</li>" for s in ("error", "warning", "info")]
+    for level, meaning in common.EVIDENCE_MEANING.items():
+        this = level == evidence_level
+        cls, note = ("ev current", " (this report)") if this else ("ev", "")
+        items.append(f'<li class="{cls}"><b>evidence {escape(level)}</b>{note}: {escape(meaning)}</li>')
     return f'<h2 id="legend">Legend</h2><ul class="legend" aria-label="legend">{"".join(items)}</ul>'
 
 
@@ -230,7 +239,7 @@ def render_html(report: AuditReport) -> str:
 <main>
 {_findings(report)}
 {_coverage(report)}
-{_legend(labels, short, folded)}
+{_legend(labels, short, folded, report.evidence_level)}
 {_layer_maps(report, short)}
 {_module_table(report)}
 </main>

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from quantresolve.audit.pattern import natural_key
+from quantresolve.audit.render.common import tensor_format
 from quantresolve.audit.report import AuditReport, ModuleReport
 
 
@@ -72,7 +73,7 @@ def page_data(report: AuditReport, modules: Sequence[ModuleReport]) -> dict[str,
         columns["a"].append(tables["label"](m.label))
         columns["r"].append(tables["rule"](m.rule or ""))
         columns["c"].append(tables["source"]((m.source or {}).get("original") or ""))
-        columns["f"].append(tables["format"](str(m.evidence.get("format", ""))))
+        columns["f"].append(tables["format"](tensor_format(m)))
         columns["n"].append(m.params if params_known else None)
         columns["b"].append(m.bytes if params_known else None)
         columns["x"].append(tables["scheme"](m.scheme or ""))

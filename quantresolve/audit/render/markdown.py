@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from quantresolve.audit.render.common import (
     coverage_rows,
+    evidence_text,
     finding_where,
     layer_tables,
+    location_text,
     outside_layers,
     percent,
+    producer_text,
+    tensor_format,
 )
 from quantresolve.audit.report import AuditReport
 
@@ -31,11 +35,13 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render_markdown(report: AuditReport) -> str:
     cov = report.coverage
     lines = [f"# quantresolve audit: {_esc(report.checkpoint)}", ""]
-    lines += [f"- **producer**: {_esc(report.producer)} {_esc(report.producer_version or '')}",
+    where = location_text(report)
+    lines += [f"- **producer**: {_esc(producer_text(report))}",
               f"- **algo**: {_esc(report.quant_algo or '-')}; **KV cache**: {_esc(report.kv_cache or '-')}",
-              f"- **profile**: {_esc(report.profile)}; **evidence**: {_esc(report.evidence_level)}; "
+              f"- **profile**: {_esc(report.profile)}; **evidence**: {_esc(evidence_text(report))}; "
               f"**shards**: {report.shards}; **tensors**: {report.tensors}",
-              f"- **config files**: {_esc(', '.join(report.config_sources))}", ""]
+              f"- **config files**: {_esc(', '.join(report.config_sources))}",
+              *([f"- **read from**: {_esc(where)}"] if where is not None else []), ""]
     lines += ["## Coverage", ""]
     lines += _table(["algo", "modules", "params", "bytes", "kinds"], [list(row) for row in coverage_rows(report)])
     lines += ["", f"Quantized linear parameters: **{percent(cov['quantized_linear_param_fraction'])}**; "
@@ -48,7 +54,7 @@ def render_markdown(report: AuditReport) -> str:
     if outside:
         lines += ["## Outside the layer stacks", ""]
         lines += _table(["module", "kind", "algo", "rule", "tensors"],
-                        [[m.name, m.kind, m.label, m.rule or "", m.evidence["format"]] for m in outside])
+                        [[m.name, m.kind, m.label, m.rule or "", tensor_format(m)] for m in outside])
         lines.append("")
     counts = report.counts()
     lines += ["## Findings", "",

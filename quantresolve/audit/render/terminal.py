@@ -18,10 +18,14 @@ from quantresolve.audit.render.common import (
     SEVERITY_COLOURS,
     algo_colour,
     coverage_rows,
+    evidence_text,
     finding_where,
     layer_tables,
+    location_text,
     outside_layers,
     percent,
+    producer_text,
+    tensor_format,
 )
 from quantresolve.audit.report import AuditReport
 
@@ -36,16 +40,19 @@ def _cell(label: str | None) -> Text:
 
 def _header(report: AuditReport) -> Panel:
     lines = Text()
-    lines.append("producer ", style="bold").append(f"{report.producer} {report.producer_version or ''}  ")
+    lines.append("producer ", style="bold").append(f"{producer_text(report)}  ")
     lines.append("algo ", style="bold").append(f"{report.quant_algo or '-'}  ")
     lines.append("KV cache ", style="bold").append(f"{report.kv_cache or '-'}\n")
     lines.append("profile ", style="bold").append(f"{report.profile}  ")
     lines.append("evidence ", style="bold").append(
-        report.evidence_level, style="yellow" if report.evidence_level != "headers" else "")
+        evidence_text(report), style="yellow" if report.evidence_level != "headers" else "")
     lines.append("  ")
     lines.append("shards ", style="bold").append(f"{report.shards}  ")
     lines.append("tensors ", style="bold").append(f"{report.tensors}  ")
     lines.append("config ", style="bold").append(", ".join(report.config_sources))
+    where = location_text(report)
+    if where is not None:
+        lines.append("\nread from ", style="bold").append(where)
     return Panel(lines, title=Text(f"quantresolve audit · {report.checkpoint}"), title_align="left")
 
 
@@ -98,7 +105,7 @@ def _outside(report: AuditReport) -> Table | None:
     for col in ("module", "kind", "algo", "rule", "tensors"):
         table.add_column(col)
     for m in units:
-        table.add_row(Text(m.name), m.kind, _cell(m.label), Text(m.rule or ""), m.evidence["format"])
+        table.add_row(Text(m.name), m.kind, _cell(m.label), Text(m.rule or ""), tensor_format(m))
     return table
 
 

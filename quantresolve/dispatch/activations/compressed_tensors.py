@@ -10,7 +10,7 @@ dtype. Facts read from compressed-tensors 0.20 and checked bit for bit against i
   to the dtype before the grid, and ``q · scale`` after it.
 - NVFP4: ``amax / 6`` in the activation dtype, times ``input_global_scale`` in
   float32, E4M3-cast (a zero becomes 0.125), divided by the global scale again;
-  E2M1 ties to even.
+  E2M1 ties to even (whole-tensor ops over blocks of 16, as ModelOpt's).
 - MXFP4 / MXFP8: the block max rounded to a power of two on its bit pattern
   (:func:`~quantresolve.dispatch.numerics.round_pow2_by_bits`), exponent ``floor(log2) − 2`` (E2M1) or
   ``− 8`` (E4M3), all in the activation dtype.
@@ -95,8 +95,8 @@ def _ct_nvfp4(act: ActQuant, x: Tensor) -> Tensor:
     local = blocks.abs().amax(dim=-1, keepdim=True) / torch.tensor(E2M1_MAX, dtype=x.dtype, device=x.device)
     scale = (g * local).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float()
     scale = torch.where(scale == 0, torch.full_like(scale, 0.125), scale) / g
-    fp4 = round_e2m1_half_even((blocks / scale).clamp(-E2M1_MAX, E2M1_MAX))
-    return join_blocks(fp4 * scale, k).to(x.dtype)
+    fp4 = round_e2m1_half_even(blocks / scale)  # saturates at ±6: compressed-tensors' clamp before its cast
+    return join_blocks(fp4.mul_(scale), k).to(x.dtype)
 
 
 def _ct_mx(act: ActQuant, x: Tensor) -> Tensor:

@@ -20,7 +20,9 @@ Facts read from nvidia-modelopt 0.47 and checked bit for bit against its own fun
 - INT8 (SmoothQuant): ``m = 127 / amax``, ``round(x · m)`` clamped to −128..127 (its
   ``narrow_range`` is off by default), dequantized by ``/ m``.
 - NVFP4: block scale ``amax / (6 · s₂)`` (``6 · s₂`` rounded first), a zero
-  block scale is 1, clamped to [2⁻⁹, 448] before the E4M3 cast; E2M1 ties to even.
+  block scale is 1, clamped to [2⁻⁹, 448] before the E4M3 cast; E2M1 ties to even. Whole-tensor
+  ops over ``[..., K/16, 16]`` blocks, the E2M1 rounding by arithmetic on the exponent bits
+  (:func:`~quantresolve.dispatch.numerics.round_e2m1_half_even`), no per-element table look-up.
 - MXFP4: exponent ``ceil(log2(amax / 6))`` (at least −127); E2M1 ties go *down*.
   MXFP8: ``ceil(log2(amax / 448))`` clamped to ±127.
 
@@ -146,7 +148,7 @@ def _modelopt_nvfp4(act: ActQuant, x: Tensor) -> Tensor:
     per_block = blocks.abs().amax(dim=-1, keepdim=True) / (E2M1_MAX * s2)
     per_block = torch.where(per_block == 0, torch.ones_like(per_block), per_block)
     eff = per_block.clamp(min=2.0 ** -9, max=E4M3_MAX).to(torch.float8_e4m3fn).float() * s2
-    return join_blocks(round_e2m1_half_even(blocks / eff) * eff, k).to(x.dtype)
+    return join_blocks(round_e2m1_half_even(blocks / eff).mul_(eff), k).to(x.dtype)
 
 
 def _modelopt_mxfp4(act: ActQuant, x: Tensor) -> Tensor:

@@ -87,19 +87,25 @@ class ActQuant:
 
 @dataclass(frozen=True)
 class InputTransform:
-    """What happens to ``x`` before the GEMM: AWQ/SmoothQuant ``pre_quant_scale``, then ``act``."""
+    """What happens to ``x`` before the GEMM: AWQ/SmoothQuant ``pre_quant_scale``, then ``act``.
+
+    ``k_order`` (GPTQ act-order) is the input-channel order a layer's *integer* kernels take ``x``
+    in: their codes are stored sorted by group (``IntWeights.k_order``), so they multiply
+    ``x[:, k_order]`` — exact, a gather per call. :meth:`apply` (the dense path, whose weight is in
+    the natural order) ignores it; fused shards share a group only when their orders are equal.
+    """
 
     pre_quant_scale: Tensor | None = None
     act: ActQuant | None = None
+    k_order: Tensor | None = None
 
     def same_as(self, other: InputTransform) -> bool:
         """Equal transforms let fused shards share one quantized activation."""
         if (self.act.key() if self.act else None) != (other.act.key() if other.act else None):
             return False
-        a, b = self.pre_quant_scale, other.pre_quant_scale
-        if a is None or b is None:
-            return a is b
-        return a.shape == b.shape and bool(torch.equal(a, b))
+        if not _same(self.k_order, other.k_order):
+            return False
+        return _same(self.pre_quant_scale, other.pre_quant_scale)
 
     def smooth(self, x: Tensor) -> Tensor:
         """``x · pre_quant_scale`` in torch's promoted dtype of the two — ModelOpt multiplies the
@@ -113,6 +119,12 @@ class InputTransform:
         """Smooth then fake-quantize (float32)."""
         xs = self.smooth(x)
         return self.act.fake(xs) if self.act is not None else xs.float()
+
+
+def _same(a: Tensor | None, b: Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and bool(torch.equal(a, b))
 
 
 def check_granularity(act: ActQuant, allowed: tuple[str, ...]) -> None:

@@ -20,7 +20,7 @@ import torch
 
 from quantresolve.dispatch.backends import needs
 from quantresolve.dispatch.backends.base import Ask
-from quantresolve.dispatch.backends.inputs import bf16_in, weight_only_input
+from quantresolve.dispatch.backends.inputs import bf16_in, int_kernel_input
 from quantresolve.dispatch.backends.int_weights import IntegerKernelBackend
 from quantresolve.dispatch.backends.registry import register_backend
 from quantresolve.dispatch.codecs.base import IntWeights
@@ -102,5 +102,5 @@ class Avx512GemvCPU(IntegerKernelBackend):
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         codes, scale, zc, g, bits, _ = state
-        xin = bf16_in(weight_only_input(x, group))
+        xin = bf16_in(int_kernel_input(x, group))
         return kernel.gemv(xin, codes, scale, zc, group.n, group.k, g, bits)

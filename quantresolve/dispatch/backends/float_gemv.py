@@ -171,7 +171,10 @@ def _rebuild_e2m1(state: kernel.E2M1Operands, group: ShardGroup) -> Callable[[],
     v = _fp4_views(group)[0]
     keys, dtypes = (v.packed_key, v.scale_key), (v.packed.dtype, v.scale.dtype)
     groups = max(s.tensors[v.scale_key].shape[1] for s in group.shards)
-    kept = [({key: t for key, t in s.tensors.items() if key not in keys}, s.n) for s in group.shards]
+    # the small tensors each shard keeps, and the checkpoint's own shapes of the two restored (gpt-oss MXFP4
+    # stores its codes as [N, K/32, 16] blocks)
+    kept = [({key: t for key, t in s.tensors.items() if key not in keys}, s.n,
+             [s.tensors[key].shape[1:] for key in keys]) for s in group.shards]
     codec, k = group.codec, group.k
 
     def dense() -> torch.Tensor:
@@ -179,10 +182,10 @@ def _rebuild_e2m1(state: kernel.E2M1Operands, group: ShardGroup) -> Callable[[],
                 kernel.unpack_group_scales(state.scales, state.n, groups))
         out = torch.empty(state.n, k, dtype=torch.float32)
         row = 0
-        for small, n in kept:
+        for small, n, shapes in kept:
             tensors = dict(small)
-            for key, dtype, t in zip(keys, dtypes, full, strict=True):
-                tensors[key] = t[row:row + n].view(dtype)
+            for key, dtype, t, shape in zip(keys, dtypes, full, shapes, strict=True):
+                tensors[key] = t[row:row + n].view(dtype).reshape(n, *shape)
             dequantize_into(codec, tensors, n, k, out[row:row + n])
             row += n
         return out

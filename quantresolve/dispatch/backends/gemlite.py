@@ -38,7 +38,7 @@ import torch
 
 from quantresolve.dispatch.backends import needs
 from quantresolve.dispatch.backends.base import Ask, Backend
-from quantresolve.dispatch.backends.inputs import row_major, weight_only_input
+from quantresolve.dispatch.backends.inputs import int_kernel_input, row_major
 from quantresolve.dispatch.backends.registry import register_backend
 from quantresolve.dispatch.codecs.base import IntWeights
 from quantresolve.dispatch.codecs.registry import codec_overrides
@@ -140,6 +140,6 @@ class Gemlite(Backend):
         return modules
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
-        xin = row_major(weight_only_input(x, group).to(group.dtype))
+        xin = row_major(int_kernel_input(x, group).to(group.dtype))
         outs = [m(xin) for m in state]
         return torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]

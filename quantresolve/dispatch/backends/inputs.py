@@ -33,3 +33,20 @@ def weight_only_input(x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
     """``x`` after the group's pre-quant scale and emulated activation quantization, if any."""
     t = group.transform
     return x if t.pre_quant_scale is None and t.act is None else t.apply(x)
+
+
+def int_kernel_input(x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
+    """:func:`weight_only_input`, then the input channels in the order the group's integer codes are
+    stored in (GPTQ act-order, ``transform.k_order``): what a kernel on the integer view multiplies.
+
+        >>> from quantresolve.dispatch.activations import InputTransform
+        >>> from quantresolve.dispatch.codecs import DenseCodec
+        >>> from quantresolve.dispatch.shards import ShardGroup
+        >>> g = ShardGroup([], 3, DenseCodec(), InputTransform(k_order=torch.tensor([2, 0, 1])), torch.float32,
+        ...                torch.device("cpu"))
+        >>> int_kernel_input(torch.tensor([[10.0, 20.0, 30.0]]), g).tolist()
+        [[30.0, 10.0, 20.0]]
+    """
+    xin = weight_only_input(x, group)
+    order = group.transform.k_order
+    return xin if order is None else xin.index_select(-1, order.to(xin.device))

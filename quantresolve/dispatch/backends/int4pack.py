@@ -33,7 +33,7 @@ import torch
 from quantresolve.dispatch import chunked
 from quantresolve.dispatch.backends import needs
 from quantresolve.dispatch.backends.base import Ask
-from quantresolve.dispatch.backends.inputs import bf16_in, weight_only_input
+from quantresolve.dispatch.backends.inputs import bf16_in, int_kernel_input
 from quantresolve.dispatch.backends.int_weights import IntegerKernelBackend
 from quantresolve.dispatch.backends.registry import register_backend
 from quantresolve.dispatch.codecs.base import IntWeights
@@ -92,7 +92,7 @@ class _Int4PackBackend(IntegerKernelBackend):
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         packed, g, sz, _ = state
-        xin = self.inputs(bf16_in(weight_only_input(x, group)))
+        xin = self.inputs(bf16_in(int_kernel_input(x, group)))
         return torch.ops.aten._weight_int4pack_mm_for_cpu(xin, packed, g, sz)
 
 

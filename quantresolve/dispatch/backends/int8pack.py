@@ -17,7 +17,7 @@ import torch
 
 from quantresolve.dispatch.backends import needs
 from quantresolve.dispatch.backends.base import Ask
-from quantresolve.dispatch.backends.inputs import bf16_in, weight_only_input
+from quantresolve.dispatch.backends.inputs import bf16_in, int_kernel_input
 from quantresolve.dispatch.backends.int_weights import Int8MatrixBackend
 from quantresolve.dispatch.backends.registry import register_backend
 from quantresolve.dispatch.codecs.base import IntWeights
@@ -50,4 +50,4 @@ class Int8PackCPU(Int8MatrixBackend):
 
     def apply(self, state: Any, x: torch.Tensor, group: ShardGroup) -> torch.Tensor:
         wq, scale, _ = state
-        return torch._weight_int8pack_mm(bf16_in(weight_only_input(x, group)), wq, scale)
+        return torch._weight_int8pack_mm(bf16_in(int_kernel_input(x, group)), wq, scale)

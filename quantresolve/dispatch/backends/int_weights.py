@@ -47,6 +47,7 @@ def group_int_view(group: ShardGroup) -> IntWeights:
             if view is None:
                 raise DispatchError(f"{group.codec.scheme.algo}: no integer view of the weight", field="backend")
             first = first or view
+            _check_order(view, group)
             uniform = uniform and view.dtype == first.dtype
             q[row:row + rows].copy_(view.q)
             scales.append(view.scale)
@@ -58,7 +59,17 @@ def group_int_view(group: ShardGroup) -> IntWeights:
     zero = None
     if any(z is not None for z in zeros):
         zero = torch.cat([z if z is not None else torch.zeros_like(s) for z, s in zip(zeros, scales, strict=True)])
-    return IntWeights(q=q, scale=torch.cat(scales), zero=zero, group=first.group, bits=first.bits, dtype=first.dtype)
+    return IntWeights(q=q, scale=torch.cat(scales), zero=zero, group=first.group, bits=first.bits, dtype=first.dtype,
+                      k_order=group.transform.k_order)
+
+
+def _check_order(view: IntWeights, group: ShardGroup) -> None:
+    """A view's input order (GPTQ act-order) is the one the group's kernels feed ``x`` in: the codec
+    states both from the same ``g_idx``, and shards with different orders never share a group."""
+    mine, theirs = view.k_order, group.transform.k_order
+    if (mine is None) != (theirs is None) or (mine is not None and not torch.equal(mine, theirs)):  # type: ignore[arg-type]
+        raise DispatchError(f"{group.codec.scheme.algo}: the integer view's input order differs from the "
+                            "layer's input transform", field="backend")
 
 
 def scales_only(view: IntWeights) -> IntWeights:

@@ -34,6 +34,7 @@ from quantresolve.dispatch.backends import needs
 from quantresolve.dispatch.backends.base import Ask, Backend
 from quantresolve.dispatch.backends.registry import register_backend
 from quantresolve.dispatch.codecs.base import act_kind
+from quantresolve.dispatch.codecs.registry import codec_overrides
 from quantresolve.dispatch.shards import ShardGroup, share_rows
 from quantresolve.dispatch.specs import Shapes, Verdict
 from quantresolve.formats.scheme import QuantScheme
@@ -66,7 +67,7 @@ def cublas_rowwise(capability: tuple[int, int] | None) -> bool:
 def _fp8_weights(ask: Ask) -> Verdict | None:
     w = ask.weights
     if w is not None and w.type == "float" and w.num_bits == 8 and w.strategy in ("tensor", "channel") \
-            and w.scale_dtype != "uint8":
+            and w.scale_dtype != "uint8" and codec_overrides(ask.scheme, "fp8_weights"):
         return None
     return Verdict.no("needs FP8 weights with tensor or channel scales")
 
@@ -103,10 +104,11 @@ class ScaledMM(Backend):
     def prepare(self, group: ShardGroup) -> Any:
         w8, rows = [], []
         for s in group.shards:
-            t = s.tensors
-            w8.append(t["weight"].to(group.device))
+            view = group.codec.fp8_weights(s.tensors, s.n, group.k)
+            assert view is not None  # the guard checked that the codec has an FP8 view
+            w8.append(view.weight.to(group.device))
             # A per-row weight scale [N] covers tensor and channel checkpoints and unequal shard scales.
-            rows.append(t["weight_scale"].float().reshape(-1).expand(s.n).to(group.device))
+            rows.append(view.scale.float().reshape(-1).expand(s.n).to(group.device))
         w_rows = torch.cat(rows)
         act = group.transform.act
         assert act is not None

@@ -36,7 +36,7 @@ import torch
 
 from quantresolve.dispatch.backends import needs
 from quantresolve.dispatch.backends.base import Ask, Backend
-from quantresolve.dispatch.backends.inputs import row_major, weight_only_input
+from quantresolve.dispatch.backends.inputs import int_kernel_input, row_major
 from quantresolve.dispatch.backends.int_weights import (
     group_int_view,
     rebuild_from_codes,
@@ -221,7 +221,7 @@ class TritonGemv(Backend):
         from quantresolve.dispatch.kernels import triton_gemv  # lazy: imports Triton
 
         packed: GemvWeights = state[0]
-        xin = row_major(weight_only_input(x, group))
+        xin = row_major(int_kernel_input(x, group))
         m = xin.shape[0]
         if m == 0:
             return torch.empty(0, packed.n, dtype=group.dtype, device=xin.device)

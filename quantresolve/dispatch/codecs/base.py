@@ -1,11 +1,11 @@
 """The codec interface: what a weight format's codec answers, and the views integer / FP4 / FP8 kernels read.
 
 A codec (one class per producer format, in :mod:`.modelopt`, :mod:`.compressed_tensors`,
-:mod:`.bitsandbytes`; the unquantized layer's in :mod:`.dense`) knows the tensors a layer of its
-format carries, dequantizes them bit-exactly as the producer does, gives integer, packed-FP4 or FP8 views
-for the kernels (:class:`IntWeights`, :class:`FP4Weights`, :class:`FP8Weights` — a codec opts in to a
-kernel family by overriding :meth:`WeightCodec.int_weights`, :meth:`~WeightCodec.fp4_weights` or
-:meth:`~WeightCodec.fp8_weights`), and builds the layer's input transform (:mod:`..activations`). Codecs register with
+:mod:`.bitsandbytes`, :mod:`.fp8`, :mod:`.mxfp4`; the unquantized layer's in :mod:`.dense`) knows the
+tensors a layer of its format carries, dequantizes them bit-exactly as the producer does, gives integer,
+packed-FP4 or FP8 views for the kernels (:class:`IntWeights`, :class:`FP4Weights`, :class:`FP8Weights` — a
+codec opts in to a kernel family by overriding :meth:`WeightCodec.int_weights`, :meth:`~WeightCodec.fp4_weights`
+or :meth:`~WeightCodec.fp8_weights`), and builds the layer's input transform (:mod:`..activations`). Codecs register with
 :mod:`.registry`.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
@@ -36,6 +36,10 @@ class IntWeights:
     ``group`` = K for per-channel scales; ``dtype`` the dtype the producer subtracts and
     multiplies in (compressed-tensors: its scale's dtype; ModelOpt: float32) — the scale and
     zero point are exact in float32, so converting back loses nothing.
+    ``k_order`` (GPTQ act-order): the columns of ``q`` (and the groups of ``scale``) are the
+    input channels in this order — sorted by group at load, so that groups are contiguous —
+    and kernels take ``x[:, k_order]``; ``None`` is the natural order. :meth:`dense` always
+    returns the natural order.
     """
 
     q: torch.Tensor
@@ -44,13 +48,20 @@ class IntWeights:
     group: int
     bits: int
     dtype: torch.dtype = torch.float32
+    k_order: torch.Tensor | None = None
 
     def dense(self, k: int) -> torch.Tensor:
-        """``[N, k]`` in ``dtype``: ``(q − zero) · repeat(scale, group)`` — one multiply per element."""
+        """``[N, k]`` in ``dtype``: ``(q − zero) · repeat(scale, group)`` — one multiply per element —
+        with the columns put back in the natural input order when the view is in ``k_order``."""
         codes = self.q.to(self.dtype)
         if self.zero is not None:
             codes = codes - self.zero.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
-        return codes * self.scale.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
+        out = codes * self.scale.to(self.dtype).repeat_interleave(self.group, dim=-1)[..., :k]
+        if self.k_order is None:
+            return out
+        natural = torch.empty_like(out)
+        natural[:, self.k_order.to(out.device)] = out
+        return natural
 
     def regroup(self, g: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """float32 scale and zero point ``[N, K/g]`` for a kernel group ``g`` dividing ``group``: each

@@ -4,7 +4,8 @@ Place in the flow: above :mod:`..codecs` (a layout is stated per codec class) an
 that cuts weights — :mod:`..chunked` (dequantizing a large weight in row chunks), the layer's
 tensor-parallel plan (:mod:`.plan`, used by :mod:`..linear`) and :mod:`..tp`. Pieces: which part a
 rank holds (:mod:`.split`), how one tensor follows a cut (:mod:`.slicers`), one layout module per
-producer (:mod:`.modelopt`, :mod:`.compressed_tensors`, :mod:`.bitsandbytes`, :mod:`.dense`)
+producer (:mod:`.modelopt`, :mod:`.compressed_tensors`, :mod:`.bitsandbytes`, :mod:`.gptq`, :mod:`.awq`, :mod:`.fp8`, :mod:`.mxfp4`,
+:mod:`.dense`)
 registering with :mod:`.registry` — which imports none of them; this package imports them all —
 and the plan of one layer (:mod:`.plan`, :mod:`.shard`).
 
@@ -14,7 +15,16 @@ and the plan of one layer (:mod:`.plan`, :mod:`.shard`).
     'a byte of two FP4 values'
 """
 
-from quantresolve.dispatch.slicing import bitsandbytes, compressed_tensors, dense, modelopt  # noqa: F401
+from quantresolve.dispatch.slicing import (  # noqa: F401
+    awq,
+    bitsandbytes,
+    compressed_tensors,
+    dense,
+    fp8,
+    gptq,
+    modelopt,
+    mxfp4,
+)
 from quantresolve.dispatch.slicing.plan import TPPlan, plan_tp
 from quantresolve.dispatch.slicing.registry import LAYOUTS, Layout, layout_for, register_layout
 from quantresolve.dispatch.slicing.shard import shard_tensor

@@ -41,20 +41,36 @@ from quantresolve.errors import LoadError
 AUTO_CLASSES = (AutoModelForCausalLM, AutoModelForImageTextToText)
 
 
+def candidate_classes(config: PretrainedConfig) -> list[type[PreTrainedModel]]:
+    """Every class transformers has for ``config``, best first: those ``architectures`` names, then the
+    auto mappings' (causal LM, image-text-to-text); no duplicates, never remote code.
+
+        >>> from transformers import LlamaConfig
+        >>> [c.__name__ for c in candidate_classes(LlamaConfig(architectures=["LlamaForCausalLM"]))]
+        ['LlamaForCausalLM']
+    """
+    names = [n for n in getattr(config, "architectures", None) or () if isinstance(n, str)]
+    out: list[type[PreTrainedModel]] = []
+    for name in names:
+        cls = getattr(transformers, name, None)
+        if isinstance(cls, type) and issubclass(cls, PreTrainedModel):
+            out.append(cls)
+    for auto in AUTO_CLASSES:
+        mapping = auto._model_mapping  # config class → model class, transformers' own table
+        if type(config) in mapping:
+            out.append(mapping[type(config)])
+    return list(dict.fromkeys(out))
+
+
 def model_class(config: PretrainedConfig) -> type[PreTrainedModel]:
     """The class ``architectures`` names (first one transformers knows), else the auto mappings' class.
 
     Raises :class:`~quantresolve.errors.LoadError` naming the architectures when transformers has no class.
     """
+    found = candidate_classes(config)
+    if found:
+        return found[0]
     names = [n for n in getattr(config, "architectures", None) or () if isinstance(n, str)]
-    for name in names:
-        cls = getattr(transformers, name, None)
-        if isinstance(cls, type) and issubclass(cls, PreTrainedModel):
-            return cls
-    for auto in AUTO_CLASSES:
-        mapping = auto._model_mapping  # config class → model class, transformers' own table
-        if type(config) in mapping:
-            return mapping[type(config)]  # type: ignore[no-any-return]
     raise LoadError(f"transformers {transformers.__version__} has no class for architectures {names} "
                     f"(model_type {getattr(config, 'model_type', None)!r}): cannot build the model",
                     field="architectures")

@@ -66,7 +66,7 @@ class QuantExperts(nn.Module):
     in place (by module path) by the installer.
     """
 
-    def __init__(self, num_experts: int, roles: tuple[str, str, str], act_fn: Callable[[torch.Tensor], torch.Tensor],
+    def __init__(self, num_experts: int, roles: tuple[str, ...], act_fn: Callable[[torch.Tensor], torch.Tensor],
                  *, replaces: str = "") -> None:
         super().__init__()
         self.num_experts = int(num_experts)
@@ -77,7 +77,7 @@ class QuantExperts(nn.Module):
         self.__dict__["act_fn"] = act_fn
 
     def attach(self, expert: int, projections: Mapping[str, nn.Module]) -> None:
-        """Register expert ``expert``'s three projections (keys: :attr:`roles`)."""
+        """Register expert ``expert``'s projections (keys: :attr:`roles`)."""
         if set(projections) != set(self.roles):
             raise ValueError(f"expert {expert} needs projections {list(self.roles)}, got {sorted(projections)}")
         self.add_module(str(expert), ExpertProjections({r: projections[r] for r in self.roles}))

@@ -8,7 +8,9 @@ Every target answers the same small protocol — ``load(suffix, tensor)``,
 - :class:`KVTarget`: the KV-cache scales of one attention module;
 - :class:`ParamTarget`: a plain module's own parameters / persistent buffers
   (norms, embeddings, dense linears), which start on the meta device and are
-  replaced by the checkpoint's tensor in the dtype the model built them in.
+  replaced by the checkpoint's tensor in the dtype the model built them in;
+- :class:`StackedExpertsTarget`: an experts module whose checkpoint stores every expert in one tensor
+  per projection (gpt-oss); each expert's slice goes to that expert's own target.
 
     >>> import torch
     >>> lin = torch.nn.Linear(2, 3, bias=False, device="meta")
@@ -85,6 +87,59 @@ class KVTarget:
     def missing(self) -> list[str]:
         own = [s for s in self.scales.suffixes if s not in self.filled]
         return own + (self.rest.missing() if self.rest is not None else [])
+
+
+class StackedExpertsTarget:
+    """Every expert's projection ``<role>`` in one tensor on the experts module, split along dim 0.
+
+    ``experts[e][role]`` is expert ``e``'s target for projection ``role``. gpt-oss' MXFP4 tensors
+    ``<role>_blocks`` / ``<role>_scales`` / ``<role>_bias`` go to that target as ``blocks`` / ``scales`` /
+    ``bias``; an unquantized ``<role>`` ``[E, in, out]`` (transformers' transposed layout) as ``weight``,
+    transposed back to ``[out, in]``.
+
+        >>> import torch
+        >>> lins = {e: {"down_proj": ParamTarget(torch.nn.Linear(3, 2, device="meta"), "cpu")} for e in range(2)}
+        >>> t = StackedExpertsTarget(lins)
+        >>> t.accepts("down_proj"), t.accepts("down_proj_bias"), t.accepts("down_proj_scales")
+        (True, True, False)
+        >>> t.load("down_proj", torch.arange(12.0).reshape(2, 3, 2)); lins[1]["down_proj"].module.weight.tolist()
+        [[6.0, 8.0, 10.0], [7.0, 9.0, 11.0]]
+    """
+
+    #: checkpoint suffix tail → (the expert target's suffix, transposed)
+    PARTS = (("_blocks", "blocks", False), ("_scales", "scales", False), ("_bias", "bias", False), ("", "weight", True))
+
+    def __init__(self, experts: dict[int, dict[str, Target]]) -> None:
+        self.experts = experts
+
+    def _route(self, suffix: str) -> tuple[str, str, bool] | None:
+        roles = next(iter(self.experts.values()), {})
+        for tail, inner, transposed in self.PARTS:
+            role = suffix[: len(suffix) - len(tail)] if tail else suffix
+            if suffix.endswith(tail) and role in roles and roles[role].accepts(inner):
+                return role, inner, transposed
+        return None
+
+    def accepts(self, suffix: str) -> bool:
+        return self._route(suffix) is not None
+
+    def load(self, suffix: str, tensor: torch.Tensor) -> None:
+        route = self._route(suffix)
+        if route is None:
+            raise LoadError("unexpected tensor for a stacked experts module", field=suffix)
+        role, inner, transposed = route
+        if tensor.dim() == 0 or tensor.shape[0] != len(self.experts):
+            raise LoadError(f"shape {list(tensor.shape)}: the first dimension must be the model's "
+                            f"{len(self.experts)} experts", field=suffix)
+        for e, targets in self.experts.items():
+            part = tensor[e]
+            try:
+                targets[role].load(inner, part.t() if transposed else part)
+            except LoadError as err:
+                raise LoadError(f"expert {e}: {err.detail}", field=suffix) from None
+
+    def missing(self) -> list[str]:
+        return []  # each expert's own target names what it lacks
 
 
 class ParamTarget:
