@@ -18,16 +18,19 @@ product uses exactly the weight ``dequantize()`` returns, rounded to the compute
   producer multiplies it by (``scale``), per ``(bn, bk)`` block (per tensor, per channel, 128×128 …), the dtype
   it multiplies in, and the codes' checkpoint name.
 
-A new format (HF fine-grained FP8: ``weight`` and ``weight_scale_inv`` as a 128×128 multiplier grid; gpt-oss
-MXFP4: ``*_blocks`` reshaped to ``[rows, K/2]`` and ``*_scales``) needs only that method on its codec — and its
-``dequantize()`` should compute through the same view (``FP8Weights.dense()``), so the two cannot drift.
-:meth:`FloatGemvCPU.supports` reads the scheme alone: the view kind (``fp4_weights`` / ``fp8_weights``
-overridden), the group (16 with E4M3 scales, 32 with E8M0), FP8 column blocks of a multiple of 64, a bf16
-compute dtype for E2M1.
+Codecs that opt in: ModelOpt and compressed-tensors NVFP4 / MXFP4 / FP8, Hugging Face fine-grained FP8
+(``weight_scale_inv`` as the multiplier grid), gpt-oss MXFP4 experts (``blocks`` read as ``[N, K/2]``), and
+ModelOpt W4A8_AWQ, whose producer computes with an FP8 weight derived from its int4 codes (one byte per
+weight: held at twice its checkpoint's int4 bytes). An FP8 codec's ``dequantize()`` computes through the same
+view (``FP8Weights.dense()``), so the two cannot drift. :meth:`FloatGemvCPU.supports` reads the scheme alone:
+the view kind (``fp4_weights`` / ``fp8_weights`` overridden), the group (16 with E4M3 scales, 32 with E8M0),
+FP8 column blocks of a multiple of 64, a bf16 compute dtype for E2M1 — a layer outside them runs on the next
+backend (``dense_dequant``), the reason in ``quantresolve kernels``.
 
 At ``finalize()`` the checkpoint's codes and group scales are repacked (the small tensors — per-tensor scales,
-input scales — stay with the shards), and :meth:`FloatGemvCPU.rebuild` gives ``dequantize()`` back from the
-repacking through the codec's own ``dequantize`` on the restored tensors, bit for bit. A weight whose repacking
+input scales — stay with the state), and :meth:`FloatGemvCPU.rebuild` gives ``dequantize()`` back from the
+repacking, bit for bit (E2M1: the codec's own ``dequantize`` on the restored tensors; E4M3: the view's
+``dense()``), so the layer releases the checkpoint tensors. A weight whose repacking
 would not fit in the memory available fails before anything is allocated, naming the size.
 
     >>> from quantresolve.dispatch.specs import DeviceInfo, Shapes
