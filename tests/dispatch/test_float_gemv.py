@@ -59,7 +59,7 @@ def _layer(label: str, producer: str, sizes: list[int], k: int, seed: int = 0, b
 
 def _special_scales(t: torch.Tensor, seed: int) -> torch.Tensor:
     """Group scales at the ends of their formats (zero, subnormal, largest), where the kernel builds its
-    tables entry by entry instead of by exponent steps."""
+    tables entry by entry instead of by exponent steps; FP8 multipliers whose products leave the normal range."""
     g = torch.Generator().manual_seed(seed)
     flat = t.clone().reshape(-1)
     pick = torch.randint(0, flat.numel(), (max(1, flat.numel() // 5),), generator=g)
@@ -67,6 +67,8 @@ def _special_scales(t: torch.Tensor, seed: int) -> torch.Tensor:
         values = torch.tensor([0, 1, 253, 254], dtype=torch.uint8)
     elif t.dtype == torch.float8_e4m3fn:  # 0, the smallest subnormal, the largest normal
         values = torch.tensor([0.0, 2.0 ** -9, 448.0, 2.0 ** -6]).to(torch.float8_e4m3fn)
+    elif t.dtype in (torch.float32, torch.bfloat16):  # FP8 multipliers whose products are subnormal or huge
+        values = torch.tensor([2.0 ** -130, 3.0 * 2.0 ** -125, 2.0 ** 110, 0.0]).to(t.dtype)
     else:
         return t
     flat[pick] = values[torch.arange(pick.numel()) % values.numel()]
