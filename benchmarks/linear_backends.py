@@ -1,7 +1,8 @@
 """Benchmark every supported backend per scheme: median of interleaved runs and peak memory.
 
-    .venv/bin/python benchmarks/linear_backends.py                 # full: 4096x4096 and 28672x8192, batch 1 and 32
+    .venv/bin/python benchmarks/linear_backends.py                 # full: 4096², 8192x28672, 28672x8192; batch 1, 4, 16, 128
     .venv/bin/python benchmarks/linear_backends.py --quick         # 4096x4096 only, 5 rounds (iteration)
+    .venv/bin/python benchmarks/linear_backends.py --quick --float  # the float schemes (FP8, NVFP4, MXFP4, W4A8) only
     .venv/bin/python benchmarks/linear_backends.py --write /tmp/table.md   # then paste into docs/benchmarks.md
     .venv/bin/python benchmarks/linear_backends.py --quick --schemes compressed-tensors:W8A16 --batches 1,4,8,16,32
 
@@ -21,7 +22,15 @@ reference. One machine-readable line per row:
     linear_backends: scheme=S shape=NxK batch=B auto=BACKEND auto_ms=X best=BACKEND best_ms=Y dense_ms=Z naive_ms=W
 
 and, at the end, one ``linear_backends_goal:`` line per goal (W4A16 / W8A16
-batch-1 ≥ 5× dense bf16; auto within 1.1× of the best correct backend). On a
+batch-1 ≥ 5× dense bf16; 4-bit float schemes batch-1 ≥ 4× and FP8 ≥ 1.8× dense bf16; every weight-only
+batch-1 row ≥ 70 % of the machine's memory bandwidth; auto within 1.1× of the best correct backend).
+
+Bandwidth: before the rows (and again after them) a triad-style probe — ``a = b + s·c`` over three float32
+arrays of :data:`TRIAD_MB` each, far beyond any cache, with torch's threads — gives the machine's
+streaming bandwidth *in the same run* (counted as STREAM counts it: 3 arrays moved per pass; the best of
+its repetitions). Each row reports the weight bytes the auto backend streams per second (the checkpoint's
+quantized bytes / time: what a batch-1 GEMV must read) and that as a share of the probe's figure
+(``bw_pct``); a weight-only row at batch 1 is memory-bound when it is near 100 %. On a
 GPU, every candidate cycles through enough copies of its layer to stream at
 least twice the L2 per round, and one ``linear_backends_gpu:`` line per
 batch-1 backend gives the weight bandwidth it reached (and the share of the
@@ -48,16 +57,60 @@ import torch
 from quantresolve.dispatch import Shapes, backend_verdicts, device_info, make_linear
 from quantresolve.dispatch.presets import scheme_from_label
 
+#: Every float scheme (issue 15): 4-bit float weights (NVFP4 with and without FP4 activations, MXFP4), FP8
+#: weights per tensor / channel / 128×128 block (Hugging Face fine-grained FP8 too), gpt-oss MXFP4, W4A8.
+FLOAT_SCHEMES = [("modelopt", "NVFP4"), ("modelopt", "W4A16_NVFP4"), ("modelopt", "MXFP4"),
+                 ("modelopt", "W4A8_NVFP4_FP8"), ("compressed-tensors", "NVFP4"), ("compressed-tensors", "NVFP4A16"),
+                 ("compressed-tensors", "MXFP4A16"), ("modelopt", "FP8"), ("modelopt", "FP8_PER_CHANNEL_PER_TOKEN"),
+                 ("modelopt", "FP8_PB_WO"), ("compressed-tensors", "FP8"), ("compressed-tensors", "FP8_DYNAMIC"),
+                 ("compressed-tensors", "FP8_BLOCK"), ("fp8", "FP8_BLOCK"), ("mxfp4", "MXFP4A16"),
+                 ("modelopt", "W4A8_AWQ"), ("compressed-tensors", "W4A8")]
 SCHEMES = [("compressed-tensors", "W4A16"), ("modelopt", "W4A16_AWQ"), ("compressed-tensors", "W8A16"),
            ("modelopt", "W8A16"), ("bitsandbytes", "BNB_INT8"), ("compressed-tensors", "W8A8"),
-           ("compressed-tensors", "FP8_DYNAMIC"), ("modelopt", "NVFP4"), ("compressed-tensors", "MXFP4A16"),
-           ("bitsandbytes", "BNB_NF4")]
-FULL_SHAPES = [(4096, 4096), (28672, 8192)]
+           ("bitsandbytes", "BNB_NF4"), *FLOAT_SCHEMES]
+FULL_SHAPES = [(4096, 4096), (8192, 28672), (28672, 8192)]
 QUICK_SHAPES = [(4096, 4096)]
 #: Rows the batch-1 speed goal applies to (W4A16 int4 group-128 and W8A16, both producers).
 SPEED_GOAL_SCHEMES = {"compressed-tensors:W4A16", "modelopt:W4A16_AWQ", "compressed-tensors:W8A16",
                       "modelopt:W8A16"}
 SPEED_GOAL, AUTO_GOAL, CORRECT_ERR = 5.0, 1.1, 2e-2
+#: Batch-1 speed-up over dense bf16 the float schemes must reach (issue 15): 4-bit float weights, FP8 weights.
+FLOAT_GOALS = {"fp4": 4.0, "fp8": 1.8}
+#: Share of the probed memory bandwidth every weight-only batch-1 row must stream its weights at.
+BANDWIDTH_GOAL = 0.70
+#: MiB per array of the triad probe (three arrays: 3 × 256 MiB, far beyond any CPU cache).
+TRIAD_MB = 256
+
+
+def float_family(scheme: Any) -> str | None:
+    """``"fp4"`` / ``"fp8"`` for a scheme with 4-bit float / FP8 weights (the float speed goals), else ``None``."""
+    w = scheme.weights
+    if w is None or w.type != "float":
+        return None
+    return "fp4" if w.num_bits == 4 else "fp8" if w.num_bits == 8 else None
+
+
+def weight_only(scheme: Any) -> bool:
+    """No activation quantization: the rows the bandwidth goal applies to."""
+    return scheme.input_activations is None
+
+
+def triad_gbps(device: str, mb: int = TRIAD_MB, reps: int = 7) -> float:
+    """Streaming memory bandwidth (GB/s): best of ``reps`` passes of ``a = b + s·c`` over float32 arrays of ``mb``
+    MiB each, counted as STREAM's triad counts it (two arrays read, one written)."""
+    n = mb * 2**20 // 4
+    b, c = torch.rand(n, device=device), torch.rand(n, device=device)
+    a = torch.empty_like(b)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    best = float("inf")
+    for _ in range(reps):
+        sync()
+        t0 = time.perf_counter()
+        torch.add(b, c, alpha=3.0, out=a)
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    del a, b, c
+    return 3 * n * 4 / best / 1e9
 
 
 def _fill(layer: Any, gen: torch.Generator, any_float: torch.dtype = torch.float32) -> None:
@@ -277,33 +330,44 @@ def bench_row(producer: str, label: str, n: int, k: int, batch: int, device: str
         fns[name] = _cycled([lambda m=m: m(x) for m in mods])
     dense = [dense_w] + [dense_w.clone() for _ in range(dense_copies - 1)]
     fns["dense_bf16"] = _cycled([lambda w=w: x @ w.t() for w in dense])
+    naive = fns.pop("per_call_dequant")
     if graphs and device.startswith("cuda"):
-        naive = fns.pop("per_call_dequant")
         ms = _graphed(fns, rounds)
-        ms |= _interleaved({"per_call_dequant": naive}, naive_rounds, sync, {}, CLOCKS[clock], STATS[stat])
     else:
-        ms = _interleaved(fns, rounds, sync, {"per_call_dequant": naive_rounds}, CLOCKS[clock], STATS[stat])
+        ms = _interleaved(fns, rounds, sync, {}, CLOCKS[clock], STATS[stat])
+    if naive_rounds > 0:  # at 28672×8192 one call takes seconds: timed apart, only when asked
+        ms |= _interleaved({"per_call_dequant": naive}, naive_rounds, sync, {}, CLOCKS[clock], STATS[stat])
     correct = {name: t for name, t in ms.items() if name in layers and errs[name] < CORRECT_ERR}
     best = min(correct, key=correct.__getitem__)
+    weight_bytes = checkpoint_bytes(layers["per_call_dequant"])
     row = {"scheme": f"{producer}:{label}", "shape": f"{n}x{k}", "batch": batch, "auto": auto,
            "auto_ms": ms[auto], "best": best, "best_ms": ms[best], "dense_ms": ms["dense_bf16"],
-           "naive_ms": ms["per_call_dequant"], "weight_bytes": checkpoint_bytes(layers["per_call_dequant"]),
-           "backends": {nm: (ms[nm], mem[nm], errs[nm]) for nm in layers}, "failed": failed}
+           "naive_ms": ms.get("per_call_dequant", float("nan")), "weight_bytes": weight_bytes,
+           "gbps": weight_bytes / (ms[auto] / 1e3) / 1e9, "family": float_family(scheme),
+           "weight_only": weight_only(scheme),
+           "backends": {nm: (ms.get(nm, float("nan")), mem[nm], errs[nm]) for nm in layers}, "failed": failed}
     del layers, fns, dense_w, dense
     gc.collect()
     return row
 
 
-def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """One verdict line per goal of issue 5 (computed from the rows just measured)."""
+def goal_lines(rows: list[dict[str, Any]], triad: float | None = None) -> list[str]:
+    """One verdict line per goal of issues 5 and 15 (computed from the rows just measured; the bandwidth goal
+    against ``triad``, the probe's GB/s, when given)."""
     out = []
     for r in rows:
         tag = f"scheme={r['scheme']} shape={r['shape']} batch={r['batch']}"
-        if r["batch"] == 1 and r["scheme"] in SPEED_GOAL_SCHEMES:
+        goal = SPEED_GOAL if r["scheme"] in SPEED_GOAL_SCHEMES else FLOAT_GOALS.get(r.get("family") or "")
+        if r["batch"] == 1 and goal is not None:
             speedup = r["dense_ms"] / r["auto_ms"]
-            verdict = "met" if speedup >= SPEED_GOAL else "missed"
+            verdict = "met" if speedup >= goal else "missed"
             out.append(f"linear_backends_goal: speed {tag} auto={r['auto']} speedup={speedup:.2f}x "
-                       f"(goal {SPEED_GOAL:.0f}x) {verdict}")
+                       f"(goal {goal:g}x) {verdict}")
+        if r["batch"] == 1 and r.get("weight_only") and triad:
+            share = r["gbps"] / triad
+            out.append(f"linear_backends_goal: bandwidth {tag} auto={r['auto']} gbps={r['gbps']:.1f} "
+                       f"of {triad:.1f} = {100 * share:.0f}% (goal {100 * BANDWIDTH_GOAL:.0f}%) "
+                       f"{'met' if share >= BANDWIDTH_GOAL else 'missed'}")
         ratio = r["auto_ms"] / r["best_ms"]
         if ratio > AUTO_GOAL:
             out.append(f"linear_backends_goal: auto {tag} auto={r['auto']} best={r['best']} "
@@ -340,21 +404,27 @@ def machine() -> str:
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
-def to_markdown(rows: list[dict[str, Any]], command: str, goals: list[str]) -> str:
+def to_markdown(rows: list[dict[str, Any]], command: str, goals: list[str], triad: tuple[float, float] | None = None
+                ) -> str:
+    probe = (f" Triad probe in the same run: {triad[0]:.1f} GB/s before the rows, {triad[1]:.1f} after; bw % = "
+             f"weight GB/s of auto / the first." if triad else "")
     lines = ["# Linear backends benchmark", "", f"Machine: {machine()}; load average before the run "
-             f"{os.getloadavg()[0]:.2f}.", "",
+             f"{os.getloadavg()[0]:.2f}.{probe}", "",
              f"Command: `{command}`. Median of interleaved runs, milliseconds; speed-up = dense bf16 / auto; "
+             "GB/s = the checkpoint's weight bytes / auto's time; "
              "memory = peak resident increase while building, loading, finalizing and running the layer once "
              "(MiB); err = relative error vs the float32 reference (correct < 2e-2).", "",
-             "| scheme | shape (N×K) | batch | auto | auto ms | best | best ms | dense bf16 ms | speed-up | naive ms "
-             "| all backends (ms / MiB / err) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| scheme | shape (N×K) | batch | auto | auto ms | best | best ms | auto / best | dense bf16 ms "
+             "| speed-up | weight GB/s | bw % | naive ms | all backends (ms / MiB / err) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         detail = "; ".join([f"{nm} {t:.3f} / {m:.0f} / {e:.0e}" for nm, (t, m, e) in r["backends"].items()]
                            + [f"{nm} failed ({why})" for nm, why in r.get("failed", {}).items()])
+        gbps = r.get("gbps", r["weight_bytes"] / (r["auto_ms"] / 1e3) / 1e9)
+        pct = f"{100 * gbps / triad[0]:.0f}" if triad else "–"
         lines.append(f"| {r['scheme']} | {r['shape']} | {r['batch']} | {r['auto']} | {r['auto_ms']:.3f} | "
-                     f"{r['best']} | {r['best_ms']:.3f} | {r['dense_ms']:.3f} | "
-                     f"{r['dense_ms'] / r['auto_ms']:.1f}× | {r['naive_ms']:.2f} | {detail} |")
+                     f"{r['best']} | {r['best_ms']:.3f} | {r['auto_ms'] / r['best_ms']:.2f} | {r['dense_ms']:.3f} | "
+                     f"{r['dense_ms'] / r['auto_ms']:.1f}× | {gbps:.1f} | {pct} | {r['naive_ms']:.2f} | {detail} |")
     lines += ["", "Goals:", "", *[f"- `{g}`" for g in goals]]
     return "\n".join(lines) + "\n"
 
@@ -370,10 +440,11 @@ def _pairs(text: str) -> list[tuple[int, int]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="4096x4096 only, 5 rounds")
+    p.add_argument("--float", action="store_true", help="the float schemes only (FP8, NVFP4, MXFP4, W4A8)")
     p.add_argument("--shapes", help="comma-separated NxK list (overrides --quick's and the full shapes)")
-    p.add_argument("--batches", default="1,32", help="comma-separated batch sizes (default 1,32)")
+    p.add_argument("--batches", default="1,4,16,128", help="comma-separated batch sizes (default 1,4,16,128)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 15, quick 5)")
-    p.add_argument("--naive-rounds", type=int, default=3, help="rounds for per-call dequantization")
+    p.add_argument("--naive-rounds", type=int, default=3, help="rounds for per-call dequantization (0: not timed)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--schemes", help="comma-separated producer:LABEL subset")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall (default) or thread CPU time")
@@ -389,9 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     shapes = _pairs(args.shapes) if args.shapes else (QUICK_SHAPES if args.quick else FULL_SHAPES)
     batches = [int(b) for b in args.batches.split(",")]
     rounds = args.rounds or (5 if args.quick else 15)
-    schemes = SCHEMES
+    schemes = FLOAT_SCHEMES if args.float else SCHEMES
     if args.schemes:
         schemes = [tuple(s.split(":", 1)) for s in args.schemes.split(",")]  # type: ignore[misc]
+    triad_before = triad_gbps(device)
+    print(f"linear_backends_triad: gbps={triad_before:.1f} (before the rows)", flush=True)
     rows = []
     for producer, label in schemes:
         for n, k in shapes:
@@ -401,8 +474,11 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(r)
                 print(f"linear_backends: scheme={r['scheme']} shape={r['shape']} batch={batch} auto={r['auto']} "
                       f"auto_ms={r['auto_ms']:.3f} best={r['best']} best_ms={r['best_ms']:.3f} "
-                      f"dense_ms={r['dense_ms']:.3f} naive_ms={r['naive_ms']:.2f}", flush=True)
-    goals = goal_lines(rows)
+                      f"dense_ms={r['dense_ms']:.3f} naive_ms={r['naive_ms']:.2f} gbps={r['gbps']:.1f} "
+                      f"bw_pct={100 * r['gbps'] / triad_before:.0f}", flush=True)
+    triad_after = triad_gbps(device)
+    print(f"linear_backends_triad: gbps={triad_after:.1f} (after the rows)", flush=True)
+    goals = goal_lines(rows, triad_before)
     if device == "cuda":
         goals += bandwidth_lines(rows, hbm_gbps(args.hbm_gbps))
     print("\n".join(goals))
@@ -410,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         goals.insert(0, f"linear_backends_goal: NOTE timings are {args.stat} {args.clock}-clock, not the "
                         "median wall time the goals are stated in")
     table = to_markdown(rows, "benchmarks/linear_backends.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                        goals)
+                        goals, (triad_before, triad_after))
     print(table)
     if args.write:
         with open(args.write, "w") as f:

@@ -22,7 +22,23 @@ buffers the allocator keeps. Last line per measurement, machine-readable::
 
     load_memory: checkpoint=NAME quantized_mb=Q dense_mb=D peak_rss_delta_mb=P
 
-Usage: ``.venv/bin/python benchmarks/load_memory.py [--layers 16] [--keep DIR]``.
+Float schemes (issue 15: a quantized model's resident weight memory ≈ its checkpoint's quantized bytes):
+``--float`` measures, instead, every float fixture and synthetic float checkpoints. Per checkpoint the child
+also counts, per quantized linear, the bytes the layer holds (``QuantLinear.held_bytes``) against the bytes of
+its checkpoint tensors (safetensors headers), and prints the sums and the extreme ratios::
+
+    load_memory_modules: checkpoint=NAME modules=M held_mb=H checkpoint_mb=C ratio=H/C min=… max=… backends=…
+
+The fixtures are tiny (≈ 1 MB: the RSS of one is import noise), so the RSS figure comes from the synthetic
+checkpoints, made by compressed-tensors for each of ``--float-schemes`` at two depths (``--layers`` and a
+third of it): the slope ``ΔRSS / Δ quantized bytes`` between the two removes every fixed cost (imports,
+embeddings, the unquantized head) and is ≈ 1.0 when the layers hold their checkpoint's bytes (bf16 weights
+would give ≈ 3.6 for NVFP4, ≈ 2 for FP8)::
+
+    load_memory_slope: scheme=S rss_per_checkpoint_byte=R (layers A→B)
+
+Usage: ``.venv/bin/python benchmarks/load_memory.py [--layers 16] [--keep DIR]``;
+``.venv/bin/python benchmarks/load_memory.py --float [--layers 12] [--float-schemes NVFP4A16,FP8]``.
 """
 
 from __future__ import annotations
@@ -129,7 +145,27 @@ def _child(path: str) -> None:
     print(json.dumps({"baseline_kb": baseline, "peak_kb": peak, "peak_during_kb": peak_during,
                       "after_kb": after, "anon_kb": anon, "file_kb": file, "seconds": seconds,
                       "params": params, "counts": model.quantresolve_report.counts(),
-                      "pass_peaks_kb": passes}))
+                      "pass_peaks_kb": passes, "modules": _module_bytes(model, Path(path))}))
+
+
+def _header_bytes(path: Path) -> dict[str, int]:
+    """Tensor name → bytes, from the checkpoint's safetensors headers (no tensor data read)."""
+    from quantresolve.checkpoint import read_checkpoint
+
+    return {name: int(info.nbytes or 0) for name, info in read_checkpoint(path).tensors.items()}
+
+
+def _module_bytes(model: Any, path: Path) -> list[tuple[str, str, int, int]]:
+    """(prefix, backend, bytes held, checkpoint bytes under the prefix) per quantized linear."""
+    from quantresolve.dispatch.linear import QuantLinear
+
+    tensors = _header_bytes(path)
+    rows = []
+    for prefix, module in model.named_modules():
+        if isinstance(module, QuantLinear) and module.scheme is not None:
+            stored = sum(b for t, b in tensors.items() if t.startswith(prefix + "."))
+            rows.append((prefix, module.backend, module.held_bytes(), stored))
+    return rows
 
 
 # --------------------------------------------------------------------------- parent
@@ -168,8 +204,8 @@ def largest_fixture() -> Path:
     raise RuntimeError("no fixture loads")
 
 
-def make_synthetic(directory: Path, layers: int) -> Path:
-    """A random Llama compressed to W4A16 by compressed-tensors (the fixture generator's calibration)."""
+def make_synthetic(directory: Path, layers: int, preset: str = "W4A16") -> Path:
+    """A random Llama compressed to ``preset`` by compressed-tensors (the fixture generator's calibration)."""
     import torch
     from compressed_tensors.compressors import ModelCompressor
     from compressed_tensors.quantization import apply_quantization_config
@@ -181,7 +217,7 @@ def make_synthetic(directory: Path, layers: int) -> Path:
     torch.manual_seed(0)
     config = LlamaConfig(**SYNTHETIC, num_hidden_layers=layers, dtype=torch.bfloat16)
     model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
-    apply_quantization_config(model, ct_config({"group_0": (["Linear"], "W4A16")}), show_progress=False)
+    apply_quantization_config(model, ct_config({"group_0": (["Linear"], preset)}), show_progress=False)
     with torch.no_grad():
         calibrate_compressed_tensors(model)
     compressor = ModelCompressor.from_pretrained_model(model)
@@ -208,6 +244,43 @@ def report(name: str, path: Path, figures: dict[str, Any]) -> None:
     print(f"  dense bf16 model             {dense:8.1f} MB")
     print(f"load_memory: checkpoint={name} quantized_mb={quantized:.1f} dense_mb={dense:.1f} "
           f"peak_rss_delta_mb={peak - base:.1f}")
+    modules = figures.get("modules") or []
+    if modules:
+        held, stored = sum(m[2] for m in modules), sum(m[3] for m in modules)
+        ratios = [m[2] / m[3] for m in modules if m[3]]
+        backends = ",".join(sorted({m[1] for m in modules}))
+        print(f"load_memory_modules: checkpoint={name} modules={len(modules)} held_mb={held / MB:.2f} "
+              f"checkpoint_mb={stored / MB:.2f} ratio={held / max(stored, 1):.3f} min={min(ratios):.3f} "
+              f"max={max(ratios):.3f} backends={backends}")
+
+
+#: Float fixtures (issue 15) and the compressed-tensors presets of the synthetic float checkpoints.
+FLOAT_FIXTURES = ("ct-fp8", "ct-fp8-block", "ct-fp8-dynamic", "ct-from-modelopt-nvfp4", "ct-mxfp4a16", "ct-nvfp4",
+                  "ct-nvfp4a16", "modelopt-fp8", "modelopt-fp8-pc-pt", "modelopt-mxfp4", "modelopt-nvfp4",
+                  "modelopt-w4a16-nvfp4", "modelopt-w4a8-awq", "fp8-block", "fp8-block-ragged", "fp8-autofp8-static",
+                  "mxfp4-gpt-oss")
+FLOAT_PRESETS = "NVFP4A16,NVFP4,MXFP4A16,FP8,FP8_DYNAMIC,FP8_BLOCK"
+
+
+def float_main(layers: int, presets: list[str]) -> None:
+    """Every float fixture (per-module bytes), then each preset's synthetic checkpoint at two depths (RSS slope)."""
+    for name in FLOAT_FIXTURES:
+        path = FIXTURES / name
+        if (path / "config.json").is_file():
+            report(f"fixture:{name}", path, measure(path))
+    shallow = max(1, layers // 3)
+    for preset in presets:
+        points = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for depth in (shallow, layers):
+                target = make_synthetic(Path(tmp) / f"{preset}-{depth}", depth, preset)
+                figures = measure(target)
+                report(f"synthetic-llama-{preset.lower()}-{depth}", target, figures)
+                points.append((_tensor_bytes(target), figures["after_kb"] * 1024))
+        (b0, r0), (b1, r1) = points
+        print(f"load_memory_slope: scheme={preset} rss_per_checkpoint_byte={(r1 - r0) / (b1 - b0):.3f} "
+              f"(layers {shallow}→{layers}: +{(b1 - b0) / MB:.1f} MB checkpoint, +{(r1 - r0) / MB:.1f} MB RSS)",
+              flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,9 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--layers", type=int, default=16, help="layers of the synthetic model (default 16)")
     parser.add_argument("--keep", metavar="DIR", help="write the synthetic checkpoint here and keep it")
+    parser.add_argument("--float", action="store_true", help="the float fixtures and synthetic float checkpoints")
+    parser.add_argument("--float-schemes", default=FLOAT_PRESETS, help=f"presets for --float ({FLOAT_PRESETS})")
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child)
+        return 0
+    if args.float:
+        float_main(args.layers, args.float_schemes.split(","))
         return 0
     fixture = largest_fixture()
     report(f"fixture:{fixture.name}", fixture, measure(fixture))

@@ -8,10 +8,12 @@ verdict comes from that backend's ``guards``: "why was int4pack picked" is those
 Place in the flow: above :mod:`.backends` (its catalog), below the layers that select at build time.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
-    >>> select_backend(modelopt_scheme("NVFP4"), Shapes(32, 64)).name
+    >>> select_backend(modelopt_scheme("NVFP4"), Shapes(32, 64, dtype="float16")).name
     'dense_dequant'
-    >>> [name for name, v in backend_verdicts(modelopt_scheme("NVFP4"), Shapes(32, 64)) if v.ok]
+    >>> [name for name, v in backend_verdicts(modelopt_scheme("NVFP4"), Shapes(32, 64, dtype="float16")) if v.ok]
     ['dense_dequant', 'per_call_dequant']
+    >>> dict(backend_verdicts(modelopt_scheme("NVFP4"), Shapes(32, 64, dtype="float16")))["float_gemv_cpu"].reason
+    'E2M1 weights need a bfloat16 compute dtype (the kernel builds bf16 weights), got float16'
 """
 
 from __future__ import annotations

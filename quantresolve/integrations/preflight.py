@@ -35,6 +35,7 @@ from quantresolve.errors import ConfigError, LoadError
 from quantresolve.formats.loader import CONFIG_FILE
 from quantresolve.util.containment import Confinement
 from quantresolve.util.jsonfile import read_json_in
+from quantresolve.util.memory import available_memory, check_fits_in_memory
 
 #: ``config.json`` keys that count a stack's layers.
 LAYER_KEYS = frozenset({"num_hidden_layers", "num_layers", "n_layer", "n_layers"})
@@ -47,7 +48,6 @@ SIZE_KEYS = ("hidden_size", "intermediate_size", "num_attention_heads", "num_key
              "head_dim", "max_position_embeddings")
 #: A numbered layer in a tensor name: ``...layers.N.`` (also ``h.N``, ``blocks.N``, ``layer.N``).
 _NUMBERED = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)\.")
-GIB = 1 << 30
 
 
 def read_config_json(root: Path) -> dict[str, Any]:
@@ -59,22 +59,6 @@ def read_config_json(root: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise LoadError(f"expected a JSON object, got {type(data).__name__}", file=CONFIG_FILE)
     return data
-
-
-def available_memory() -> int | None:
-    """Bytes a new allocation can get without swapping (``MemAvailable``), if the OS says.
-
-        >>> available_memory() is None or available_memory() > 0
-        True
-    """
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def stack_depth(names: Iterable[str]) -> int | None:
@@ -111,14 +95,6 @@ def check_architectures(config: Mapping[str, Any]) -> None:
     if archs is not None and (not isinstance(archs, list) or not all(isinstance(a, str) for a in archs)):
         raise ConfigError(f'expected a list of model class names, e.g. ["LlamaForCausalLM"], got {archs!r:.60}',
                           file=CONFIG_FILE, field="architectures")
-
-
-def check_fits_in_memory(nbytes: int | None, *, what: str, field: str | None, file: str | None = None) -> None:
-    """Refuse to allocate ``nbytes`` when the machine has less available right now."""
-    free = available_memory()
-    if nbytes is not None and free is not None and nbytes > free:
-        raise LoadError(f"{what} need {nbytes / GIB:.1f} GiB, but {free / GIB:.1f} GiB of memory is available",
-                        file=file, field=field)
 
 
 def _text(config: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:

@@ -10,15 +10,36 @@ kernels' own selection run ``as_cpu(monkeypatch, avx512=False)``; ``supports()``
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from quantresolve.dispatch.kernels import avx512_gemv
+from quantresolve.dispatch.kernels import avx512_gemv, float_gemv
 
 #: True when the AVX-512 GEMV can run here (CPU flags and toolchain present).
 AVX512_GEMV = not avx512_gemv.missing_cpu_flags() and avx512_gemv.toolchain_problem() is None
+#: True when the packed float kernels (``float_gemv_cpu``: AVX2 + FMA + F16C and a toolchain) can run here.
+FLOAT_GEMV = float_gemv.unavailable() is None
 
 
 def as_cpu(monkeypatch: pytest.MonkeyPatch, *, avx512: bool) -> None:
     """Make ``supports()`` answer as on a CPU with (or without) AVX-512 BF16 and a toolchain."""
     monkeypatch.setattr(avx512_gemv, "missing_cpu_flags", lambda: () if avx512 else ("avx512_bf16",))
     monkeypatch.setattr(avx512_gemv, "toolchain_problem", lambda: None)
+
+
+def check_machine_guard(monkeypatch: pytest.MonkeyPatch, kernel: Any, backend: str, scheme: Any, patch: str,
+                        value: Any, words: str) -> None:
+    """A native kernel module's machine guards (``missing_cpu_flags``, ``toolchain_problem``) as data: with
+    both clear and no build tried, ``backend`` accepts ``scheme``; with ``patch`` answering ``value`` it
+    declines, its reason naming ``words``."""
+    from quantresolve.dispatch import BACKENDS, DeviceInfo, Shapes
+
+    monkeypatch.setattr(kernel, "missing_cpu_flags", lambda: ())
+    monkeypatch.setattr(kernel, "toolchain_problem", lambda: None)
+    monkeypatch.setattr(kernel, "_BUILD", {})
+    ask = lambda: BACKENDS[backend].supports(DeviceInfo(), None, Shapes(64, 256), scheme)  # noqa: E731
+    assert ask().ok
+    monkeypatch.setattr(kernel, patch, lambda: value)
+    verdict = ask()
+    assert not verdict.ok and words in verdict.reason, verdict.reason

@@ -16,6 +16,8 @@ from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, modelopt_scheme
 
+from .machine import check_machine_guard
+
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 _WHY_NOT = (("CPU lacks " + ", ".join(avx512_gemv.missing_cpu_flags())) if avx512_gemv.missing_cpu_flags()
@@ -249,15 +251,7 @@ def test_compile_failure_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     ("toolchain_problem", "no C++ compiler on PATH (c++)", "no C++ compiler"),
 ])
 def test_machine_guards(monkeypatch: pytest.MonkeyPatch, patch: str, value, words: str) -> None:
-    monkeypatch.setattr(avx512_gemv, "missing_cpu_flags", lambda: ())
-    monkeypatch.setattr(avx512_gemv, "toolchain_problem", lambda: None)
-    monkeypatch.setattr(avx512_gemv, "_BUILD", {})
-    ask = lambda: BACKENDS["avx512_gemv_cpu"].supports(DeviceInfo(), None, Shapes(64, 256),  # noqa: E731
-                                                       modelopt_scheme("W4A16_AWQ"))
-    assert ask().ok
-    monkeypatch.setattr(avx512_gemv, patch, lambda: value)
-    verdict = ask()
-    assert not verdict.ok and words in verdict.reason, verdict.reason
+    check_machine_guard(monkeypatch, avx512_gemv, "avx512_gemv_cpu", modelopt_scheme("W4A16_AWQ"), patch, value, words)
 
 
 def test_missing_flags_read_from_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -14,7 +14,7 @@ import torch
 
 from quantresolve.dispatch import BACKENDS, DeviceInfo, Shapes, make_linear, select_backend
 from quantresolve.dispatch.backends import gemlite, triton_gemv
-from quantresolve.dispatch.kernels import avx512_gemv
+from quantresolve.dispatch.kernels import avx512_gemv, float_gemv
 from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, bnb_scheme, modelopt_scheme
@@ -50,6 +50,9 @@ FP8_PC_PT = modelopt_scheme("FP8_PER_CHANNEL_PER_TOKEN")
 FP8_BLOCK = modelopt_scheme("FP8_PB_WO")
 NVFP4 = modelopt_scheme("NVFP4")
 CT_MXFP4 = scheme_from_label("MXFP4A16", "compressed-tensors")
+CT_FP8_BLOCK = scheme_from_label("FP8_BLOCK", "compressed-tensors")
+FP8_BLOCK_32 = QuantScheme(algo="FP8_BLOCK", producer="compressed-tensors", format="float-quantized",
+                           weights=QuantArgs(num_bits=8, type="float", strategy="block", block_structure=(128, 32)))
 NF4 = bnb_scheme("BNB_NF4")
 INT8 = bnb_scheme("BNB_INT8")
 
@@ -97,6 +100,18 @@ CASES: list[tuple[str, Side, Side, str]] = [
     ("avx512_gemv_cpu", Side(MO_W8, Shapes(64, 256, batch=2)), Side(MO_W8, Shapes(64, 256, batch=3)), "batch 3 > 2"),
     # group-wise int8 has its own crossover (int8pack cannot run it)
     ("avx512_gemv_cpu", Side(CT_W8, Shapes(64, 256, batch=4)), Side(CT_W8, Shapes(64, 256, batch=5)), "batch 5 > 4"),
+    # float_gemv_cpu: CPU, eval mode, an FP4 / FP8 view, E2M1 groups 16 (E4M3) / 32 (E8M0) in bf16, FP8 column
+    # blocks of a multiple of 64; the machine guard (CPU flags, toolchain, a failed build) is patched here and
+    # tested on both sides in tests/dispatch/test_float_gemv.py
+    ("float_gemv_cpu", Side(NVFP4, Shapes(64, 256)), Side(NVFP4, Shapes(64, 256), H100), "CPU-only"),
+    ("float_gemv_cpu", Side(FP8, Shapes(64, 256)), Side(FP8, Shapes(64, 256), DeviceInfo(training=True)), "eval mode"),
+    ("float_gemv_cpu", Side(CT_MXFP4, Shapes(64, 256)), Side(AWQ, Shapes(64, 256)), "no packed float view"),
+    ("float_gemv_cpu", Side(NVFP4, Shapes(64, 256)), Side(None, Shapes(64, 256)), "dense"),
+    ("float_gemv_cpu", Side(NVFP4, Shapes(64, 256)), Side(NVFP4, Shapes(64, 256, dtype="float16")), "bfloat16"),
+    ("float_gemv_cpu", Side(FP8_PC_PT, Shapes(64, 256, dtype="float16")),
+     Side(CT_MXFP4, Shapes(64, 256, dtype="float32")), "bfloat16"),
+    ("float_gemv_cpu", Side(CT_FP8_BLOCK, Shapes(64, 256)), Side(FP8_BLOCK_32, Shapes(64, 256)), "multiple of 64"),
+    ("float_gemv_cpu", Side(FP8_BLOCK_32, Shapes(64, 32)), Side(FP8_BLOCK_32, Shapes(64, 96)), "multiple of 64"),
     # int8split_cpu: 5..8 bits, same shape rules, batch
     ("int8split_cpu", Side(CT_W8, Shapes(64, 256)), Side(AWQ, Shapes(64, 256)), "5..8-bit"),
     ("int8split_cpu", Side(CT_W8, Shapes(64, 256)), Side(CT_W8, Shapes(40, 256)), "N % 16"),
@@ -152,6 +167,7 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     # the AVX-512 GEMV's machine guards (CPU flags, C++ toolchain) as on a machine that has them
     monkeypatch.setattr(avx512_gemv, "missing_cpu_flags", lambda: ())
     monkeypatch.setattr(avx512_gemv, "toolchain_problem", lambda: None)
+    monkeypatch.setattr(float_gemv, "unavailable", lambda: None)
 
 
 @pytest.mark.parametrize(("cuda", "device", "ok"), [

@@ -19,7 +19,7 @@ from quantresolve.dispatch.chunked import chunk_count, dequantize_into
 from quantresolve.dispatch.kernels.int4pack import layout_known, unpack_int4pack
 from quantresolve.dispatch.presets import scheme_from_label
 
-from .machine import AVX512_GEMV
+from .machine import AVX512_GEMV, FLOAT_GEMV
 from .test_backends import LABELS, _random_tensors
 from .test_strided_inputs import _bnb_4bit_layer
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 #: Backends whose state rebuilds the dense weight (when the codec's dequantization is its int view).
 REBUILDS = {"dense_dequant", "int4pack_cpu", "int8split_cpu", "int8pack_cpu", "int_mm_cpu"} | (
-    {"avx512_gemv_cpu"} if AVX512_GEMV else set())
+    {"avx512_gemv_cpu"} if AVX512_GEMV else set()) | ({"float_gemv_cpu"} if FLOAT_GEMV else set())
 
 
 def _layer(producer: str, label: str, n: int, k: int, backend: str, fused: bool = False):

@@ -42,7 +42,9 @@ BF16_STEP = 0.004
 
 #: fixture → (logit bound per mode, the unquantized model's relative distance from the reference, measured).
 FIXTURES: dict[str, tuple[Tolerance, float]] = {
-    "fp8-block": (Tolerance(BF16_STEP, 0.041), 0.0640),
+    # float_gemv_cpu sums in another order than the reference's bf16 GEMM (one bf16 step on a few outputs), and
+    # the dynamic FP8 activation quantization turns such a step into an FP8 step: 0.0127 (0.0 on dense_dequant)
+    "fp8-block": (Tolerance(0.019, 0.041), 0.0640),
     "fp8-block-ragged": (Tolerance(BF16_STEP, 0.041), 0.0720),
     "fp8-qwen3-moe-block": (Tolerance(BF16_STEP, 0.041), 0.0712),
     "fp8-autofp8-static": (Tolerance(BF16_STEP, 0.021), 0.0694),

@@ -55,7 +55,9 @@ ATOL: dict[str, Tolerance] = {
     "ct-qwen2-w8a8": Tolerance(0.012, 0.018),          # 0.0074 (int8pack; 0.0 dense_dequant) | as ct-w8a8
     "modelopt-qwen3-fp8": Tolerance(BF16_STEP, 0.024),     # 0.0 | as modelopt-fp8
     "ct-qwen2.5-vl-nvfp4a16": Tolerance(BF16_STEP, 0.006),  # 0.0 | as ct-nvfp4a16
-    "modelopt-qwen3-vl-nvfp4": Tolerance(BF16_STEP, 0.012),  # 0.0 | as modelopt-qwen3.5-mixed (dense tower)
+    # float_gemv_cpu sums in float32 in another order than the reference's bf16 GEMM (one bf16 step on a few
+    # outputs), and NVFP4 activation quantization turns such a step into a whole FP4 step of the next layer
+    "modelopt-qwen3-vl-nvfp4": Tolerance(0.066, 0.066),  # 0.0435 (float_gemv_cpu; 0.0 dense_dequant) | as strict
     "ct-gemma3-mm-newer": test_seed_scenarios.ATOL["ct-gemma3-mm"],  # 0.0088 (int4pack) | the same model
     "ct-mixtral-fp8-dynamic": Tolerance(BF16_STEP, 0.035),  # 0.0 | as ct-fp8-dynamic
     "ct-minimax-m2-nvfp4a16": Tolerance(BF16_STEP, 0.006),  # 0.0 | as ct-nvfp4a16

@@ -67,8 +67,10 @@ ATOL = {
     # FP8 codes the export rounds otherwise).
     QWEN: Tolerance(0.012, 0.012),     # 0.0 | 0.0; 0.0
 }
-#: The Gemma-4 towers' soft tokens (|x| ≤ 0.29): equal in strict mode; one bf16 step across machines.
-SOFT_TOKENS = Tolerance(0.0, 0.002)    # 0.0 | 0.0; 0.0
+#: The Gemma-4 towers' soft tokens (|x| ≤ 0.29): one bf16 step in both modes. The towers' NVFP4A16 linears run
+#: on float_gemv_cpu, which multiplies by dequantize()'s weights exactly but sums in float32 in its own order
+#: (0.0 with dense_dequant, the reference's bf16 GEMM).
+SOFT_TOKENS = Tolerance(0.002, 0.002)  # 0.0020 (float_gemv_cpu; 0.0 dense_dequant) | 0.0; 0.0
 
 
 def transformers_profile(path: Path, key_mapping: Mapping[str, str] | None = None) -> Profile:

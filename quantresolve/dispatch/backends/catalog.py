@@ -14,6 +14,7 @@ run on a GPU, so forced only), then gemlite (slower than the dequantizing refere
 from quantresolve.dispatch.backends import (  # noqa: F401  (each module registers its backends)
     avx512_gemv,
     bnb,
+    float_gemv,
     gemlite,
     int4pack,
     int8pack,
@@ -35,6 +36,9 @@ PREFERENCE: tuple[str, ...] = (
     # int4pack / int8split at batch 1 and 2 (docs/benchmarks.md, "session 4"). It declines where the CPU lacks
     # AVX-512 BF16 or no C++ toolchain is present, and the torch kernels below take over.
     "avx512_gemv_cpu",
+    # Our packed float kernels (FP4 / FP8 weights, any batch: GEMV, then tiles into torch.mm); nothing else on
+    # CPU runs those formats but the dequantizing references, which hold the dense weight.
+    "float_gemv_cpu",
     "int8pack_cpu",
     "int4pack_cpu",
     "int8split_cpu",

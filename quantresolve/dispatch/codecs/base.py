@@ -1,9 +1,11 @@
-"""The codec interface: what a weight format's codec answers, and the views integer / FP4 kernels read.
+"""The codec interface: what a weight format's codec answers, and the views integer / FP4 / FP8 kernels read.
 
 A codec (one class per producer format, in :mod:`.modelopt`, :mod:`.compressed_tensors`,
 :mod:`.bitsandbytes`, :mod:`.fp8`, :mod:`.mxfp4`; the unquantized layer's in :mod:`.dense`) knows the
 tensors a layer of its format carries, dequantizes them bit-exactly as the producer does, gives integer,
-packed-FP4 or FP8 views for the kernels, and builds the layer's input transform (:mod:`..activations`). Codecs register with
+packed-FP4 or FP8 views for the kernels (:class:`IntWeights`, :class:`FP4Weights`, :class:`FP8Weights` — a
+codec opts in to a kernel family by overriding :meth:`WeightCodec.int_weights`, :meth:`~WeightCodec.fp4_weights`
+or :meth:`~WeightCodec.fp8_weights`), and builds the layer's input transform (:mod:`..activations`). Codecs register with
 :mod:`.registry`.
 
     >>> from quantresolve.formats.scheme import modelopt_scheme
@@ -83,6 +85,12 @@ class FP4Weights:
     uint8 E8M0 exponents (``mxfp4``, group 32); ``tensor_scale`` the float32
     per-tensor multiplier (ModelOpt ``weight_scale_2``, compressed-tensors
     ``1 / weight_global_scale``) or ``None`` (MXFP4).
+
+    The exact kernels (``float_gemv_cpu``) compute each group's scale as the producer does:
+    ``scale.float() · tensor_scale`` — or, when ``divisor`` is given, ``scale.float() / divisor``
+    (compressed-tensors divides by its ``weight_global_scale``; multiplying by the reciprocal rounds
+    differently). ``packed_key`` / ``scale_key`` name the checkpoint tensors the two came from, so
+    a backend holding a repacking of them can give them back for ``dequantize()``.
     """
 
     packed: torch.Tensor
@@ -90,21 +98,46 @@ class FP4Weights:
     group: int
     kind: str
     tensor_scale: torch.Tensor | None
+    divisor: torch.Tensor | None = None
+    packed_key: str = "weight"
+    scale_key: str = "weight_scale"
 
 
 @dataclass
 class FP8Weights:
-    """FP8 view for FP8 kernels: ``W = weight · scale`` with E4M3 ``weight`` ``[N, K]``.
+    """E4M3 view for FP8 kernels: ``W = round(e4m3(weight) · repeat(scale, block), product_dtype)``.
 
-    ``scale`` is float32 as the checkpoint stores it: ``[]`` (one per tensor), ``[N]`` (one per output
-    row) or ``[ceil(N/bn), ceil(K/bk)]`` with ``block = (bn, bk)`` (``None`` otherwise). It is the
-    multiplier whatever the producer calls it (HF fine-grained FP8: ``weight_scale_inv``; UE8M0 scales
-    are decoded to powers of two).
+    ``weight`` float8_e4m3fn ``[N, K]``; ``scale`` the multipliers ``[⌈N/bn⌉, ⌈K/bk⌉]`` for ``block`` =
+    ``(bn, bk)`` — per tensor ``(N, K)`` with one value ``[1, 1]``, per channel ``(1, K)`` with ``[N, 1]``,
+    128×128 blocks ``(128, 128)`` — as the producer multiplies by them: whatever the checkpoint calls them
+    (HF fine-grained FP8: ``weight_scale_inv``) and however it derives them (ModelOpt: its ``1 / (448 / amax)``,
+    not the exported ``amax / 448``). ``product_dtype`` is the dtype the producer multiplies in, and so rounds
+    the product to (compressed-tensors: the scale's dtype; ModelOpt and HF FP8: float32). ``weight_key`` names
+    the checkpoint tensor the codes come from or stand for (the multipliers come from small tensors).
+    A per-tensor or per-channel ``scale.reshape(-1)`` is one value or one per output row (``scaled_mm_cuda``
+    reads it so). Codecs compute ``dequantize()`` through :meth:`dense`, so the kernels cannot drift from it.
+
+        >>> import torch
+        >>> v = FP8Weights(torch.ones(2, 4, dtype=torch.float8_e4m3fn), torch.tensor([[0.5], [2.0]]), (1, 4))
+        >>> v.dense().tolist()
+        [[0.5, 0.5, 0.5, 0.5], [2.0, 2.0, 2.0, 2.0]]
     """
 
     weight: torch.Tensor
     scale: torch.Tensor
-    block: tuple[int, int] | None = None
+    block: tuple[int, int]
+    product_dtype: torch.dtype = torch.float32
+    weight_key: str = "weight"
+
+    def dense(self) -> torch.Tensor:
+        """``[N, K]`` in ``product_dtype``: one multiply per element, as the producer computes it (a multiplier
+        grid of one row or column broadcasts instead of being repeated)."""
+        n, k = self.weight.shape
+        bn, bk = self.block
+        m = self.scale.to(self.product_dtype)
+        m = m.repeat_interleave(bn, 0)[:n] if m.shape[0] > 1 else m
+        m = m.repeat_interleave(bk, 1)[:, :k] if m.shape[1] > 1 else m
+        return self.weight.to(self.product_dtype) * m
 
 
 class WeightCodec:
@@ -144,7 +177,8 @@ class WeightCodec:
         return None
 
     def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
-        """E4M3 view for FP8 kernels, or ``None`` when the format is not FP8 (E4M3 with float scales)."""
+        """E4M3 view for FP8 kernels, or ``None`` when the weights are not FP8 with tensor, channel or block
+        multipliers."""
         return None
 
     def input_transform(self, t: Tensors) -> InputTransform:

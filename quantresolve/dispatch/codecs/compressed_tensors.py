@@ -228,20 +228,24 @@ class CTFloatQuantized(WeightCodec):
                 "weight_scale": TensorSpec(_scale_shape(self, n, k), ANY_FLOAT, flexible=True),
                 } | _activation_specs(self)
 
-    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        return _ct_dequant(t["weight"], _broadcast_scale(self, t["weight_scale"], n, k), None)
-
     def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
+        # the scale as stored, multiplied in its own dtype (compressed-tensors' _dequantize)
         w = self.scheme.weights
         assert w is not None
-        if w.type != "float" or w.num_bits != 8:
-            return None
-        scale = t["weight_scale"].float()
-        if w.strategy == "block":
-            return FP8Weights(t["weight"], scale, tuple(w.block_structure or (128, 128)))  # type: ignore[arg-type]
-        if w.strategy not in ("tensor", "channel"):
-            return None
-        return FP8Weights(t["weight"], scale.reshape(n) if w.strategy == "channel" else scale.reshape(()))
+        scale = t["weight_scale"]
+        if w.strategy == "tensor":
+            mult, block = scale.reshape(1, 1), (n, k)
+        elif w.strategy == "block":
+            bn, bk = w.block_structure or (128, 128)
+            mult, block = scale.reshape(math.ceil(n / bn), math.ceil(k / bk)), (bn, bk)
+        else:
+            mult, block = scale.reshape(n, -1), (1, _groups(self, k)[1])
+        return FP8Weights(weight=t["weight"], scale=mult, block=(int(block[0]), int(block[1])), product_dtype=scale.dtype)
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        view = self.fp8_weights(t, n, k)
+        assert view is not None
+        return view.dense()
 
 
 class _CTFP4(WeightCodec):
@@ -260,9 +264,12 @@ class _CTFP4(WeightCodec):
     def tensor_scale(self, t: Tensors) -> torch.Tensor | None:
         return None
 
+    def divisor(self, t: Tensors) -> torch.Tensor | None:
+        return None
+
     def fp4_weights(self, t: Tensors, n: int, k: int) -> FP4Weights | None:
         return FP4Weights(packed=t["weight_packed"], scale=t["weight_scale"], group=self.group, kind=self.kind,
-                          tensor_scale=self.tensor_scale(t))
+                          tensor_scale=self.tensor_scale(t), divisor=self.divisor(t), packed_key="weight_packed")
 
 
 @register_codec("compressed-tensors", "nvfp4-pack-quantized")
@@ -285,6 +292,9 @@ class CTNVFP4(_CTFP4):
 
     def tensor_scale(self, t: Tensors) -> torch.Tensor | None:
         return 1.0 / t["weight_global_scale"].float().reshape(())
+
+    def divisor(self, t: Tensors) -> torch.Tensor | None:
+        return t["weight_global_scale"].float().reshape(())
 
     def static_input_scale(self, t: Tensors) -> float | None:
         g = t.get("input_global_scale")

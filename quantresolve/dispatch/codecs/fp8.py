@@ -40,7 +40,7 @@ from quantresolve.dispatch.codecs.base import (
     dtype_name,
 )
 from quantresolve.dispatch.codecs.registry import codec_for, register_codec
-from quantresolve.dispatch.numerics import e8m0_to_float, expand_blocks
+from quantresolve.dispatch.numerics import e8m0_to_float
 from quantresolve.dispatch.specs import ANY_DTYPE, ANY_FLOAT, TensorSpec
 
 __all__ = ["HFFineGrainedFP8", "codec_for"]
@@ -82,14 +82,17 @@ class HFFineGrainedFP8(WeightCodec):
         return s.float()
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        q = t["weight"].float()
-        if self.block is None:
-            return q * self._scale(t).reshape(())
-        return q * expand_blocks(self._scale(t), self.block, n, k)
+        view = self.fp8_weights(t, n, k)
+        assert view is not None
+        return view.dense()
 
     def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
+        """The codes and their float32 multipliers (one per tensor, or the block grid): ``dequantize()`` is this
+        view's ``dense()``, and the packed FP8 kernels (``float_gemv_cpu``) and ``scaled_mm_cuda`` read it."""
         scale = self._scale(t)
-        return FP8Weights(t["weight"], scale if self.block is not None else scale.reshape(()), self.block)
+        if self.block is None:
+            return FP8Weights(t["weight"], scale.reshape(1, 1), (n, k))
+        return FP8Weights(t["weight"], scale, self.block)
 
     def static_input_scale(self, t: Tensors) -> float | None:
         s = t.get(self.input_scale)

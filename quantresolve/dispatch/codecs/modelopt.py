@@ -30,7 +30,6 @@ from quantresolve.dispatch.codecs.registry import codec_for, register_codec
 from quantresolve.dispatch.numerics import (
     E4M3_MAX,
     e8m0_to_float,
-    expand_blocks,
     fp4_e2m1_values,
     repeat_groups,
     unpack_nibbles,
@@ -74,27 +73,25 @@ class ModelOptFP8(WeightCodec):
             specs["input_scale"] = _SCALAR_ANY
         return specs
 
-    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+    def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
         # ModelOpt's model multiplies the codes by its quantizer's 1 / (448 / amax), not by the
         # exported amax / 448: a product on a bf16 tie rounds the other way (0.17 % of
         # modelopt-fp8-pc-pt's weights; activations.modelopt.modelopt_fp8_dequant).
-        w, s = t["weight"].float(), t["weight_scale"].float()
-        strategy = self.scheme.weights.strategy  # type: ignore[union-attr]
-        if strategy == "channel":
-            return w * modelopt_fp8_dequant(row_scale(t, "weight_scale", n), self.model_dtype)
-        mult = modelopt_fp8_dequant(s, self.model_dtype)
-        if strategy == "block":
-            bs = self.scheme.weights.block_structure or (128, 128)  # type: ignore[union-attr]
-            return w * expand_blocks(mult, tuple(bs), n, k)  # type: ignore[arg-type]
-        return w * mult.reshape(())
-
-    def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
         w = self.scheme.weights
         assert w is not None
-        scale = t["weight_scale"].float()
-        if w.strategy == "block":
-            return FP8Weights(t["weight"], scale, tuple(w.block_structure or (128, 128)))  # type: ignore[arg-type]
-        return FP8Weights(t["weight"], scale.reshape(n) if w.strategy == "channel" else scale.reshape(()))
+        if w.strategy == "channel":
+            mult, block = modelopt_fp8_dequant(row_scale(t, "weight_scale", n), self.model_dtype), (1, k)
+        elif w.strategy == "block":
+            bn, bk = w.block_structure or (128, 128)
+            mult, block = modelopt_fp8_dequant(t["weight_scale"].float(), self.model_dtype), (bn, bk)
+        else:
+            mult, block = modelopt_fp8_dequant(t["weight_scale"].float(), self.model_dtype).reshape(1, 1), (n, k)
+        return FP8Weights(weight=t["weight"], scale=mult, block=block)
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        view = self.fp8_weights(t, n, k)
+        assert view is not None
+        return view.dense()
 
 
 @register_codec("modelopt", "NVFP4", "W4A16_NVFP4", "NVFP4_AWQ", "W4A8_NVFP4_FP8")
@@ -210,17 +207,25 @@ class ModelOptW4A8AWQ(WeightCodec):
     0.03 % whose INT4 code the export itself rounded differently; without the bf16 step 1 % differ,
     and the plain product ``q · s`` differs in 78 %.
     ``weight_scale_2`` is still not a factor of the plain product — it is the FP8 step's scale.
-    Not an integer weight, so the integer kernels decline it.
+    Not an integer weight, so the integer kernels decline it; it *is* an FP8 weight with one per-tensor
+    multiplier ``1 / m``, which :meth:`fp8_weights` gives the FP8 kernels (one byte per weight: twice the
+    checkpoint's int4 codes, half of bf16), and :meth:`dequantize` computes through that same view.
     """
 
     def expected(self, n: int, k: int) -> dict[str, TensorSpec]:
         return _awq_expected(self, n, k) | {"weight_scale_2": _SCALAR_ANY, "input_scale": _SCALAR_ANY}
 
-    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+    def fp8_weights(self, t: Tensors, n: int, k: int) -> FP8Weights | None:
         w1 = _awq_int_view(self, t, n, k).dense(k).to(self.model_dtype)
         # the FP8 step in ModelOpt's own float32 arithmetic (class docstring), as its activations get it
         mult = modelopt_mult(modelopt_amax(t["weight_scale_2"].reshape(()), E4M3_MAX, self.model_dtype), E4M3_MAX)
-        return modelopt_e4m3(w1, mult) * (1.0 / mult)
+        codes = modelopt_e4m3(w1, mult).to(torch.float8_e4m3fn)  # exact: the values are E4M3 codes
+        return FP8Weights(weight=codes, scale=(1.0 / mult).reshape(1, 1), block=(n, k))
+
+    def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
+        view = self.fp8_weights(t, n, k)
+        assert view is not None
+        return view.dense()
 
 
 @register_codec("modelopt", "W8A8_SQ_PER_CHANNEL", "W8A16")

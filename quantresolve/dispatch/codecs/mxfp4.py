@@ -65,7 +65,7 @@ class GptOssMXFP4(WeightCodec):
 
     def fp4_weights(self, t: Tensors, n: int, k: int) -> FP4Weights | None:
         return FP4Weights(packed=t["blocks"].reshape(n, k // 2), scale=t["scales"], group=GROUP, kind="mxfp4",
-                          tensor_scale=None)
+                          tensor_scale=None, packed_key="blocks", scale_key="scales")
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
         fp4 = fp4_e2m1_values(unpack_nibbles(t["blocks"].reshape(n, k // 2), low_first=True))

@@ -33,15 +33,12 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import shutil
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from quantresolve.dispatch.kernels import avx512_gemv_src
-from quantresolve.errors import BackendUnavailableError
+from quantresolve.dispatch.kernels import avx512_gemv_src, native
 
 __all__ = ["gemv", "kernel_group", "kernels", "pack_int4", "pack_int8", "pack_scales", "unpack_int4", "unpack_int8"]
 
@@ -56,28 +53,12 @@ CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_bf16")
 @functools.cache
 def missing_cpu_flags() -> tuple[str, ...]:
     """The flags of :data:`CPU_FLAGS` this CPU lacks (all of them when ``/proc/cpuinfo`` is unreadable)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            line = next((ln for ln in f if ln.startswith("flags")), "")
-    except OSError:
-        return CPU_FLAGS
-    have = set(line.partition(":")[2].split())
+    have = native.read_cpu_flags()
     return tuple(f for f in CPU_FLAGS if f not in have)
 
 
-@functools.cache
-def toolchain_problem() -> str | None:
-    """Why the kernel cannot be compiled here (no C++ compiler, no ninja), or ``None``.
-
-    Asked once per process, like :func:`missing_cpu_flags`: ``supports()`` runs for every layer a model
-    builds, and probing ninja spawns a process (≈ 2.5 ms a call here)."""
-    cxx = os.environ.get("CXX", "c++")
-    if shutil.which(cxx) is None:
-        return f"no C++ compiler on PATH ({cxx})"
-    from torch.utils.cpp_extension import is_ninja_available
-
-    return None if is_ninja_available() else "ninja is not installed (torch's extension builder needs it)"
-
+#: Why the kernel cannot be compiled here (no C++ compiler, no ninja), or ``None`` — asked once per process.
+toolchain_problem = native.toolchain_problem
 
 _BUILD: dict[str, Any] = {}
 
@@ -85,21 +66,8 @@ _BUILD: dict[str, Any] = {}
 def kernels() -> Any:
     """The compiled extension, built on first call; a failure is remembered and re-raised as a
     :class:`BackendUnavailableError` with the compiler's message, never retried in the same process."""
-    if "module" in _BUILD:
-        return _BUILD["module"]
-    if "error" not in _BUILD:
-        try:
-            from torch.utils.cpp_extension import load_inline
-
-            _BUILD["module"] = load_inline(
-                "quantresolve_avx512_gemv", cpp_sources=[avx512_gemv_src.SOURCE],
-                functions=avx512_gemv_src.FUNCTIONS, extra_cflags=avx512_gemv_src.CFLAGS,
-                extra_ldflags=["-fopenmp"], verbose=False)
-            return _BUILD["module"]
-        except Exception as e:  # compiler / linker / import errors alike: the reason is in the text
-            _BUILD["error"] = " ".join(str(e).split())[-600:]
-    raise BackendUnavailableError(f"avx512_gemv_cpu: compiling the AVX-512 kernel failed: {_BUILD['error']}",
-                                  field="backend")
+    return native.build(_BUILD, "quantresolve_avx512_gemv", avx512_gemv_src.SOURCE, avx512_gemv_src.FUNCTIONS,
+                        avx512_gemv_src.CFLAGS, label="avx512_gemv_cpu: compiling the AVX-512 kernel")
 
 
 def kernel_group(bits: int, strategy: str, group_size: int | None, k: int) -> int | None:

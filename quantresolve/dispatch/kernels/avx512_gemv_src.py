@@ -23,6 +23,8 @@ group sums of ``x``.
     True
 """
 
+from quantresolve.dispatch.kernels import native
+
 SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -184,18 +186,7 @@ void check(const torch::Tensor& x, const torch::Tensor& codes, const torch::Tens
 
 }  // namespace
 
-// A uint8 buffer of nbytes on 2 MiB-aligned memory advised for transparent huge pages before its first
-// touch (THP is "madvise" on many systems, so torch's own large allocations get 4 KiB pages). Streaming
-// the packed weight through 4 KiB pages is TLB-bound: 28672x8192 int4 from DRAM took 7.9 ms, 5.6 ms on
-// huge pages. A refused madvise leaves ordinary pages: slower, still correct.
-torch::Tensor huge_empty(int64_t nbytes) {
-  const size_t align = size_t(2) << 20, size = (size_t(std::max<int64_t>(nbytes, 1)) + align - 1) / align * align;
-  void* p = std::aligned_alloc(align, size);
-  TORCH_CHECK(p != nullptr, "huge_empty: cannot allocate ", size, " bytes");
-  madvise(p, size, MADV_HUGEPAGE);
-  return torch::from_blob(p, {nbytes}, [](void* q) { std::free(q); }, torch::TensorOptions().dtype(torch::kUInt8));
-}
-
+""" + native.HUGE_EMPTY + r"""
 torch::Tensor gemv_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, torch::Tensor zp, int64_t N,
                         int64_t K, int64_t g) {
   check(x, codes, sc, zp, K, g);
