@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from quantresolve.dispatch.backends import needs
 from quantresolve.dispatch.kernels import avx512_gemv, float_gemv
 
 #: True when the AVX-512 GEMV can run here (CPU flags and toolchain present).
@@ -22,10 +23,19 @@ AVX512_GEMV = not avx512_gemv.missing_cpu_flags() and avx512_gemv.toolchain_prob
 FLOAT_GEMV = float_gemv.unavailable() is None
 
 
-def as_cpu(monkeypatch: pytest.MonkeyPatch, *, avx512: bool) -> None:
-    """Make ``supports()`` answer as on a CPU with (or without) AVX-512 BF16 and a toolchain."""
+def as_cpu(monkeypatch: pytest.MonkeyPatch, *, avx512: bool, dense_native: bool = True) -> None:
+    """Make ``supports()`` answer as on a CPU with (or without) the AVX-512 GEMV's flags and a toolchain,
+    whose dense bf16 / fp16 matmul is native (``dense_native``, the machines the batch crossovers of
+    ``backends/needs.py`` were measured on) or emulated."""
     monkeypatch.setattr(avx512_gemv, "missing_cpu_flags", lambda: () if avx512 else ("avx512_bf16",))
     monkeypatch.setattr(avx512_gemv, "toolchain_problem", lambda: None)
+    native_dense(monkeypatch, dense_native)
+
+
+def native_dense(monkeypatch: pytest.MonkeyPatch, native: bool = True) -> None:
+    """Make the batch guards see a CPU whose dense 16-bit matmul is native (or emulated)."""
+    flags = frozenset().union(*needs.NATIVE_DENSE_FLAGS.values()) if native else frozenset()
+    monkeypatch.setattr(needs, "_cpu_flags", lambda: flags)
 
 
 def check_machine_guard(monkeypatch: pytest.MonkeyPatch, kernel: Any, backend: str, scheme: Any, patch: str,

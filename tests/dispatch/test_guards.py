@@ -19,7 +19,7 @@ from quantresolve.dispatch.presets import scheme_from_label
 from quantresolve.errors import BackendUnavailableError
 from quantresolve.formats.scheme import QuantArgs, QuantScheme, bnb_scheme, modelopt_scheme
 
-from .machine import as_cpu
+from .machine import as_cpu, native_dense
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -168,6 +168,7 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(avx512_gemv, "missing_cpu_flags", lambda: ())
     monkeypatch.setattr(avx512_gemv, "toolchain_problem", lambda: None)
     monkeypatch.setattr(float_gemv, "unavailable", lambda: None)
+    native_dense(monkeypatch)  # the batch crossovers hold where the dense matmul is native
 
 
 @pytest.mark.parametrize(("cuda", "device", "ok"), [
@@ -252,6 +253,18 @@ def test_batch_hint_selection(monkeypatch: pytest.MonkeyPatch, scheme: QuantSche
     torch._int_mm for W8A8 and to the dense matmul otherwise (crossovers in backends/needs.py)."""
     as_cpu(monkeypatch, avx512=avx512)
     assert select_backend(scheme, Shapes(64, 256, batch=batch)).name == (expect_avx512 if avx512 else expect)
+
+
+@pytest.mark.parametrize(("scheme", "expect"), [(AWQ, "int4pack_cpu"), (MO_W8, "int8pack_cpu"), (NF4, "bnb_cpu")])
+def test_batch_crossovers_need_a_native_dense_matmul(monkeypatch: pytest.MonkeyPatch, scheme: QuantScheme,
+                                                     expect: str) -> None:
+    """Where bf16 matmul is emulated (no AVX-512 BF16 / AMX: AVX2 machines) the packed kernel keeps large
+    batches; a float32 layer's dense matmul is native everywhere, so its crossover still applies."""
+    as_cpu(monkeypatch, avx512=False, dense_native=False)
+    assert select_backend(scheme, Shapes(64, 256, batch=32)).name == expect
+    assert select_backend(scheme, Shapes(64, 256, batch=32, dtype="float32")).name == "dense_dequant"
+    as_cpu(monkeypatch, avx512=False, dense_native=True)
+    assert select_backend(scheme, Shapes(64, 256, batch=32)).name == "dense_dequant"
 
 
 @pytest.mark.parametrize("name", ["avx512_gemv_cpu", "int8pack_cpu", "int4pack_cpu", "int8split_cpu", "bnb_cpu", "int_mm_cpu",

@@ -9,7 +9,8 @@ batch crossovers of the CPU kernels.
     >>> from quantresolve.dispatch.backends.base import Ask
     >>> from quantresolve.dispatch.specs import DeviceInfo, Shapes
     >>> from quantresolve.formats.scheme import bnb_scheme, modelopt_scheme
-    >>> ask = Ask("int4pack_cpu", DeviceInfo(), None, Shapes(64, 256, batch=7), modelopt_scheme("W4A16_AWQ"))
+    >>> ask = Ask("int4pack_cpu", DeviceInfo(), None, Shapes(64, 256, batch=7, dtype="float32"),
+    ...           modelopt_scheme("W4A16_AWQ"))
     >>> integer_weights(ask) is None, bits(8, least=5)(ask).reason
     (True, 'needs 5..8-bit weights, got 4')
     >>> small_batch("int4pack")(ask).reason
@@ -20,12 +21,14 @@ batch crossovers of the CPU kernels.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 
 from quantresolve.dispatch.backends.base import Ask, Guard
 from quantresolve.dispatch.codecs.registry import codec_overrides
+from quantresolve.dispatch.kernels.native import read_cpu_flags
 from quantresolve.dispatch.specs import Verdict
 from quantresolve.formats.scheme import QuantScheme
 
@@ -105,13 +108,38 @@ MAX_BATCH: dict[str, int] = {"avx512_gemv_cpu": 2, "avx512_gemv_cpu:int8-group":
                              "triton_gemv_cuda": 8}
 
 
+#: CPU flags (``/proc/cpuinfo`` spelling) under which the dense matmul in a 16-bit dtype is native; without
+#: them it runs by conversion to float32 (e.g. on AVX2 bf16 4096² at batch 16 took 50 ms against
+#: int4pack's 15 ms, docs/benchmarks.md), so the crossovers of :data:`MAX_BATCH` do not hold.
+NATIVE_DENSE_FLAGS: dict[str, frozenset[str]] = {
+    "bfloat16": frozenset({"avx512_bf16", "amx_bf16"}),
+    "float16": frozenset({"avx512_fp16", "amx_fp16"}),
+}
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    return read_cpu_flags()
+
+
+def dense_is_native(dtype: str) -> bool:
+    """Whether this CPU runs the dense matmul in ``dtype`` natively (float32 always; bf16 / fp16 with
+    one of :data:`NATIVE_DENSE_FLAGS`)."""
+    flags = NATIVE_DENSE_FLAGS.get(dtype)
+    return flags is None or bool(flags & _cpu_flags())
+
+
 def small_batch(kernel: str, key: Callable[[Ask], str] | None = None) -> Guard:
     """Decline a ``batch`` hint above ``MAX_BATCH[key(ask)]`` (default: the backend's name); no hint
-    means small-batch decoding. ``kernel`` names the kernel in the reason."""
+    means small-batch decoding. ``kernel`` names the kernel in the reason. The crossovers were measured
+    where the dense matmul is native: on a CPU where it is emulated (:func:`dense_is_native`) the packed
+    kernel stays ahead at every batch, and this guard declines nothing."""
     def guard(ask: Ask) -> Verdict | None:
         limit = MAX_BATCH.get(key(ask) if key is not None else ask.backend)
         batch = ask.shapes.batch
         if limit is None or batch is None or batch <= limit:
+            return None
+        if ask.device.type == "cpu" and not dense_is_native(ask.shapes.dtype):
             return None
         return Verdict.no(f"batch {batch} > {limit}: the dense matmul is faster than {kernel} here")
     return guard
