@@ -33,9 +33,9 @@ def as_cpu(monkeypatch: pytest.MonkeyPatch, *, avx512: bool, dense_native: bool 
 
 
 def native_dense(monkeypatch: pytest.MonkeyPatch, native: bool = True) -> None:
-    """Make the batch guards see a CPU whose dense 16-bit matmul is native (or emulated)."""
+    """Make the guards see a CPU whose dense 16-bit matmul is native, with AVX-512 BF16 (or neither)."""
     flags = frozenset().union(*needs.NATIVE_DENSE_FLAGS.values()) if native else frozenset()
-    monkeypatch.setattr(needs, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(needs, "cpu_flags", lambda: flags)
 
 
 def check_machine_guard(monkeypatch: pytest.MonkeyPatch, kernel: Any, backend: str, scheme: Any, patch: str,

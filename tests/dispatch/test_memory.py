@@ -19,7 +19,7 @@ from quantresolve.dispatch.chunked import chunk_count, dequantize_into
 from quantresolve.dispatch.kernels.int4pack import layout_known, unpack_int4pack
 from quantresolve.dispatch.presets import scheme_from_label
 
-from .machine import AVX512_GEMV, FLOAT_GEMV
+from .machine import AVX512_GEMV, FLOAT_GEMV, native_dense
 from .test_backends import LABELS, _random_tensors
 from .test_strided_inputs import _bnb_4bit_layer
 
@@ -79,8 +79,9 @@ def test_kept_checkpoint_matrices_are_the_kernels_operand() -> None:
     assert torch.equal(layer.dequantize(), keeper.dequantize())
 
 
-def test_bitsandbytes_4bit_keeps_its_tensors() -> None:
+def test_bitsandbytes_4bit_keeps_its_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
     """bitsandbytes repacks its own copy on the first CPU forward: the layer keeps the checkpoint's."""
+    native_dense(monkeypatch)  # bnb_cpu's 4-bit path is offered where bitsandbytes' CPU GEMV is fused; run it anyway
     layer = _bnb_4bit_layer("bnb_cpu")
     before = layer.dequantize()
     with torch.no_grad():

@@ -118,7 +118,8 @@ NATIVE_DENSE_FLAGS: dict[str, frozenset[str]] = {
 
 
 @functools.cache
-def _cpu_flags() -> frozenset[str]:
+def cpu_flags() -> frozenset[str]:
+    """This CPU's flags (``/proc/cpuinfo`` spelling), read once."""
     return read_cpu_flags()
 
 
@@ -126,7 +127,7 @@ def dense_is_native(dtype: str) -> bool:
     """Whether this CPU runs the dense matmul in ``dtype`` natively (float32 always; bf16 / fp16 with
     one of :data:`NATIVE_DENSE_FLAGS`)."""
     flags = NATIVE_DENSE_FLAGS.get(dtype)
-    return flags is None or bool(flags & _cpu_flags())
+    return flags is None or bool(flags & cpu_flags())
 
 
 def small_batch(kernel: str, key: Callable[[Ask], str] | None = None) -> Guard:
