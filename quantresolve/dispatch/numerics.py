@@ -118,6 +118,19 @@ def repeat_groups(scale: torch.Tensor, group: int, k: int) -> torch.Tensor:
     return scale.repeat_interleave(group, dim=-1)[..., :k]
 
 
+def mxfp4_dense(packed: torch.Tensor, exponents: torch.Tensor, group: int, k: int) -> torch.Tensor:
+    """MXFP4 → float32 ``[N, k]``: ``e2m1(code) · 2^(e − 127)``, exact (every producer's formula).
+
+    ``packed`` ``[N, ⌈k/2⌉]`` holds two E2M1 codes per byte, the even element in the low nibble;
+    ``exponents`` ``[N, ⌈k/group⌉]`` the E8M0 scales (ModelOpt, compressed-tensors and gpt-oss alike).
+
+        >>> mxfp4_dense(torch.tensor([[0x72]], dtype=torch.uint8), torch.tensor([[128]], dtype=torch.uint8), 32, 2)
+        tensor([[ 2., 12.]])
+    """
+    codes = unpack_nibbles(packed, low_first=True)[..., :k]
+    return fp4_e2m1_values(codes) * repeat_groups(e8m0_to_float(exponents), group, k)
+
+
 def expand_blocks(scale: torch.Tensor, block: tuple[int, int], n: int, k: int) -> torch.Tensor:
     """Expand a ``[ceil(N/bn), ceil(K/bk)]`` block scale to ``[N, K]`` (cropped)."""
     bn, bk = block

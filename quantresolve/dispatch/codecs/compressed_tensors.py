@@ -29,9 +29,9 @@ from quantresolve.dispatch.codecs.base import (
 )
 from quantresolve.dispatch.codecs.registry import codec_for, register_codec
 from quantresolve.dispatch.numerics import (
-    e8m0_to_float,
     expand_blocks,
     fp4_e2m1_values,
+    mxfp4_dense,
     packing_is_legacy,
     repeat_groups,
     unpack_int32_dense,
@@ -316,4 +316,4 @@ class CTMXFP4(_CTFP4):
     kind = "mxfp4"
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        return self._fp4(t, k) * repeat_groups(e8m0_to_float(t["weight_scale"]), self.group, k)
+        return mxfp4_dense(t["weight_packed"], t["weight_scale"], self.group, k)

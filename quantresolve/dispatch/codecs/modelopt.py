@@ -31,6 +31,7 @@ from quantresolve.dispatch.numerics import (
     E4M3_MAX,
     e8m0_to_float,
     fp4_e2m1_values,
+    mxfp4_dense,
     repeat_groups,
     unpack_nibbles,
 )
@@ -142,8 +143,7 @@ class ModelOptMXFP4(WeightCodec):
                           tensor_scale=None)
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        fp4 = fp4_e2m1_values(unpack_nibbles(t["weight"], low_first=True))[:, :k]
-        return fp4 * repeat_groups(e8m0_to_float(t["weight_scale"]), _group(self, k), k)
+        return mxfp4_dense(t["weight"], t["weight_scale"], _group(self, k), k)
 
 
 @register_codec("modelopt", "MXFP8")

@@ -34,10 +34,7 @@ import torch
 from quantresolve.dispatch.codecs.base import FP4Weights, Tensors, WeightCodec
 from quantresolve.dispatch.codecs.registry import codec_for, register_codec
 from quantresolve.dispatch.numerics import (
-    e8m0_to_float,
-    fp4_e2m1_values,
-    repeat_groups,
-    unpack_nibbles,
+    mxfp4_dense,
 )
 from quantresolve.dispatch.specs import TensorSpec
 from quantresolve.errors import DispatchError
@@ -68,5 +65,4 @@ class GptOssMXFP4(WeightCodec):
                           tensor_scale=None, packed_key="blocks", scale_key="scales")
 
     def dequantize(self, t: Tensors, n: int, k: int) -> torch.Tensor:
-        fp4 = fp4_e2m1_values(unpack_nibbles(t["blocks"].reshape(n, k // 2), low_first=True))
-        return fp4 * repeat_groups(e8m0_to_float(t["scales"]), GROUP, k)
+        return mxfp4_dense(t["blocks"].reshape(n, k // 2), t["scales"], GROUP, k)
