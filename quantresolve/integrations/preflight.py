@@ -35,7 +35,7 @@ from quantresolve.errors import ConfigError, LoadError
 from quantresolve.formats.loader import CONFIG_FILE
 from quantresolve.util.containment import Confinement
 from quantresolve.util.jsonfile import read_json_in
-from quantresolve.util.memory import available_memory, check_fits_in_memory
+from quantresolve.util.memory import check_fits_in_memory
 
 #: ``config.json`` keys that count a stack's layers.
 LAYER_KEYS = frozenset({"num_hidden_layers", "num_layers", "n_layer", "n_layers"})
@@ -161,5 +161,5 @@ def preflight_run(checkpoint: str | Path, prompt_len: int, new_tokens: int, dtyp
     check_generation(config, prompt_len, new_tokens, dtype)
 
 
-__all__ = ["LAYER_KEYS", "available_memory", "check_architectures", "check_fits_in_memory", "check_generation",
+__all__ = ["LAYER_KEYS", "check_architectures", "check_generation",
            "check_layer_counts", "check_sizes", "preflight_run", "read_config_json", "stack_depth"]

@@ -39,11 +39,7 @@ from quantresolve.dispatch import QuantLinear
 from quantresolve.errors import LoadError, QuantResolveError
 from quantresolve.formats.loader import load_config
 from quantresolve.formats.normalized import NormalizedConfig
-from quantresolve.integrations.preflight import (
-    check_fits_in_memory,
-    check_layer_counts,
-    stack_depth,
-)
+from quantresolve.integrations.preflight import check_layer_counts, stack_depth
 from quantresolve.integrations.transformers.config import read_config_json
 from quantresolve.integrations.transformers.expert_containers import (
     resolve_experts,
@@ -70,6 +66,7 @@ from quantresolve.integrations.transformers.tying import (
 from quantresolve.naming.profiles import Profile
 from quantresolve.resolve.resolution import Resolution
 from quantresolve.resolve.resolver import Resolver
+from quantresolve.util.memory import check_fits_in_memory
 
 #: How many names an error message lists before "and N more".
 SHOWN = 8
